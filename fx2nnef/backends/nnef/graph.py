@@ -1,0 +1,92 @@
+"""The NNEF graph model: tensors, operations and a graph, with no torch import.
+
+A lowering appends `Operation`s to a `Graph`; the serializer prints it. Tensor data is a numpy
+array (or any object with `__array__`) that is only read when the `.dat` file is written.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Union
+
+import numpy as np
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# numpy dtype name -> tract datum_type string
+DTYPES = {
+    "float16": "f16", "float32": "f32", "float64": "f64",
+    "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64",
+    "uint8": "u8", "uint16": "u16", "uint32": "u32", "uint64": "u64",
+    "bool": "bool",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Expr:
+    """A raw NNEF expression printed as is, e.g. a tract symbol expression `S - 1`."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Dim = Union[int, Expr]
+
+
+@dataclasses.dataclass(eq=False)
+class Tensor:
+    """A named value of the graph. `data` is set for variables (weights) only."""
+
+    name: str
+    dtype: str | None = None           # tract datum type: 'f32', 'i64', 'bool', ...
+    shape: tuple[Dim, ...] | None = None
+    data: Any = None                   # numpy-convertible, written to `<label>.dat`
+    label: str | None = None           # variable label (file path in the archive, no suffix)
+
+    @property
+    def rank(self) -> int:
+        if self.shape is None:
+            raise ValueError(f"tensor {self.name} has no known shape")
+        return len(self.shape)
+
+
+Arg = Any  # Tensor | Expr | bool | int | float | str | list/tuple of Arg
+
+
+@dataclasses.dataclass(eq=False)
+class Operation:
+    """One NNEF invocation `outputs = name(args..., key = attribs...)`."""
+
+    name: str
+    args: tuple[Arg, ...]
+    attribs: dict[str, Arg]
+    outputs: tuple[Tensor, ...]
+
+
+@dataclasses.dataclass(eq=False)
+class Graph:
+    """A whole NNEF document: operations in topological order plus the declarations they need."""
+
+    name: str = "network"
+    inputs: list[Tensor] = dataclasses.field(default_factory=list)
+    outputs: list[Tensor] = dataclasses.field(default_factory=list)
+    operations: list[Operation] = dataclasses.field(default_factory=list)
+    registries: set[str] = dataclasses.field(default_factory=set)     # tract_registry ids
+    fragments: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> fragment text
+    symbols: list[str] = dataclasses.field(default_factory=list)        # tract symbols
+    assertions: list[str] = dataclasses.field(default_factory=list)     # tract_assert rules
+    properties: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def variables(self) -> list[Tensor]:
+        """Return the tensors defined by `variable` operations, in graph order."""
+        return [op.outputs[0] for op in self.operations if op.name == "variable"]
+
+
+def datum_type(array: Any) -> str:
+    """Return the tract datum type string of a numpy-convertible array."""
+    name = np.dtype(array.dtype).name
+    if name not in DTYPES:
+        raise TypeError(f"dtype {name} has no NNEF/tract equivalent")
+    return DTYPES[name]
