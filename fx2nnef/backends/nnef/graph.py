@@ -20,6 +20,7 @@ DTYPES = {
     "uint8": "u8", "uint16": "u16", "uint32": "u32", "uint64": "u64",
     "bool": "bool",
 }
+NUMPY_DTYPES = {v: np.dtype(k) for k, v in DTYPES.items()}  # tract datum type -> numpy dtype
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""fx2nnef: PyTorch -> NNEF for tract."""

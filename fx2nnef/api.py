@@ -1,0 +1,166 @@
+"""`export_model_to_nnef`: the one call a user makes (compatible with torch_to_nnef's)."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.utils._pytree as pytree
+
+from .backends.nnef import serializer
+from .backends.nnef.graph import NUMPY_DTYPES, Graph
+from .backends.nnef.lower import lower_program
+from .backends.nnef.registry import LoweringRegistry
+from .backends.nnef.validate import remove_dead_operations, validate
+from .backends.tract import OutputReport, check_close, format_report, resolve_tolerance, run, write_debug_bundle
+from .compiler.frontend import bind_inputs, eval_mode
+from .compiler.pass_base import PassLike, PassRecord
+from .compiler.pipeline import CompileResult, compile_bound, default_passes
+from .errors import ExportInputError, FX2NNEFError
+from .targets import DTYPE_OPTIONS, TractNNEF
+
+log = logging.getLogger("fx2nnef")
+
+
+@dataclasses.dataclass
+class ExportReport:
+    """What an export produced: the archive, its signature, stage timings and the tract check."""
+
+    path: Path
+    input_names: list[str]
+    output_names: list[str]
+    timings: dict[str, float]
+    check: list[OutputReport] | None
+    graph: Graph
+
+    @property
+    def signature(self) -> str:
+        return f"graph {self.graph.name}({', '.join(self.input_names)}) -> ({', '.join(self.output_names)})"
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    """Return a tensor's data as numpy (bf16 widened to f32, which numpy lacks)."""
+    t = t.detach().cpu()
+    return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+
+
+def reference_outputs(model: torch.nn.Module, args: tuple, kwargs: dict) -> list[torch.Tensor]:
+    """Run the model eagerly (eval mode, no grad) and return its tensor outputs, flattened."""
+    with eval_mode(model), torch.no_grad():
+        out = model(*args, **kwargs)
+    return [x for x in pytree.tree_leaves(out) if isinstance(x, torch.Tensor)]
+
+
+def _temporary_sibling(path: Path) -> Path:
+    """Return an unused path next to `path` that keeps its suffix (the container kind)."""
+    return path.with_name(f"fx2nnef-tmp-{uuid.uuid4().hex[:8]}-{path.name}")
+
+
+def export_model_to_nnef(
+    model: torch.nn.Module,
+    args: Any,
+    file_path_export: str | os.PathLike,
+    inference_target: TractNNEF | None = None,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    debug_bundle_path: str | os.PathLike | None = None,
+    *,
+    kwargs: dict | None = None,
+    registry: LoweringRegistry | None = None,
+    passes: Sequence[PassLike] | None = None,
+    dump_ir_dir: str | os.PathLike | None = None,
+) -> ExportReport:
+    """Export `model` called on `args` to an NNEF archive for tract, and check it if asked.
+
+    The archive is a directory, a `.tar` or a `.tgz` by the suffix of `file_path_export`. It
+    appears only when the export (and the check, with check_io) succeeds; on failure nothing is
+    left there, and with `debug_bundle_path` a bundle for reproducing the failure is written.
+    """
+    target = inference_target or TractNNEF()
+    if not isinstance(target, TractNNEF):
+        raise ExportInputError(f"inference_target must be a TractNNEF, got {type(target).__name__}")
+    if not isinstance(file_path_export, (str, os.PathLike)):
+        raise ExportInputError(f"file_path_export must be a path, got {type(file_path_export).__name__}")
+    final = Path(file_path_export)
+    if not final.parent.exists():
+        raise ExportInputError(f"the directory of file_path_export does not exist: {final.parent}")
+    registry = registry or LoweringRegistry.from_default()
+    timings: dict[str, float] = {}
+    args, kwargs = bind_inputs(model, args, kwargs)
+    records: list[PassRecord] = []
+    compiled: CompileResult | None = None
+    temporary = _temporary_sibling(final)
+    got: list[np.ndarray] | None = None
+    expected: list[np.ndarray] = []
+    try:
+        if passes is None:
+            passes = default_passes(input_names=input_names, output_names=output_names, registry=registry,
+                                    float64=DTYPE_OPTIONS[target.float64], bfloat16=DTYPE_OPTIONS[target.bfloat16])
+        compiled = compile_bound(model, args, kwargs, passes=passes, registry=registry,
+                                 dump_dir=dump_ir_dir, records=records)
+        for record in records:
+            timings[record.name] = record.seconds
+
+        start = time.perf_counter()
+        graph = lower_program(compiled.program, registry)
+        graph.properties.update(_properties(target))
+        remove_dead_operations(graph)
+        validate(graph)
+        timings["lower"] = time.perf_counter() - start
+        log.info("lowered to %d NNEF operations: %.3fs", len(graph.operations), timings["lower"])
+
+        start = time.perf_counter()
+        serializer.save(graph, temporary)
+        timings["serialize"] = time.perf_counter() - start
+        log.info("wrote the archive: %.3fs", timings["serialize"])
+
+        reports = None
+        if target.check_io:
+            start = time.perf_counter()
+            tolerance = resolve_tolerance(target.check_io_tolerance)
+            expected = [_to_numpy(t) for t in reference_outputs(model, args, kwargs)]
+            inputs = [_to_numpy(t).astype(NUMPY_DTYPES[i.dtype], copy=False)
+                      for t, i in zip(compiled.example_inputs, graph.inputs)]
+            got = run(temporary, inputs, graph.registries)
+            reports = check_close([t.name for t in graph.outputs], expected, got, tolerance)
+            timings["check"] = time.perf_counter() - start
+            log.info("tract check passed: %.3fs\n%s", timings["check"], format_report(reports))
+        serializer.move(temporary, final)
+    except FX2NNEFError as error:
+        if debug_bundle_path is not None and compiled is not None:
+            _bundle(debug_bundle_path, temporary, compiled, records, expected, got, error)
+        serializer.remove(temporary)
+        raise
+    except BaseException:
+        serializer.remove(temporary)
+        raise
+    return ExportReport(final, [t.name for t in graph.inputs], [t.name for t in graph.outputs],
+                        timings, reports, graph)
+
+
+def _properties(target: TractNNEF) -> dict[str, Any]:
+    """Return the tract_core_properties written in every archive."""
+    from importlib.metadata import version
+    props = {"tract_target_version": target.version, "torch_version": torch.__version__,
+             "fx2nnef_version": version("fx2nnef")}
+    props.update(target.specific_properties or {})
+    return props
+
+
+def _bundle(path, archive: Path, compiled: CompileResult, records: list[PassRecord],
+            expected: list[np.ndarray], got: list[np.ndarray] | None, error: Exception) -> None:
+    """Write the debug bundle for a failed export (never raises)."""
+    names = compiled.output_names
+    bundle = write_debug_bundle(
+        path, archive_path=archive if archive.exists() else None,
+        inputs={n: _to_numpy(t) for n, t in zip(compiled.input_names, compiled.example_inputs)},
+        expected=dict(zip(names, expected)), got=dict(zip(names, got)) if got is not None else None,
+        ir_dumps={r.name: r.ir for r in records}, error_text=f"{type(error).__name__}: {error}")
+    if bundle is not None:
+        log.error("debug bundle written to %s", bundle)

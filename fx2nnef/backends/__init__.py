@@ -1,0 +1,1 @@
+"""Backends: NNEF (lowering + serialization) and tract (running + checking)."""

@@ -1,0 +1,1 @@
+"""The NNEF backend: lowering registry, lowerings, graph model, validator and serializer."""

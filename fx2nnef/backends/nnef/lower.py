@@ -1,0 +1,381 @@
+"""Lower an ExportedProgram (after the passes) to an NNEF Graph, one fx node at a time."""
+from __future__ import annotations
+
+import collections
+import logging
+import operator
+import re
+from typing import Any
+
+import numpy as np
+import torch
+from torch.export import ExportedProgram
+from torch.export.graph_signature import InputKind
+
+from ...compiler.program import OUTPUT_NAMES, output_node, placeholders, source_line
+from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
+from .graph import NUMPY_DTYPES, Expr, Graph, Operation, Tensor
+from .registry import LoweringRegistry
+
+log = logging.getLogger("fx2nnef")
+
+DTYPES = {
+    torch.float16: "f16", torch.float32: "f32", torch.float64: "f64",
+    torch.int8: "i8", torch.int16: "i16", torch.int32: "i32", torch.int64: "i64",
+    torch.uint8: "u8", torch.uint16: "u16", torch.uint32: "u32", torch.uint64: "u64", torch.bool: "bool",
+}
+
+
+def nnef_dtype(dtype: torch.dtype) -> str:
+    """Return tract's datum type string for a torch dtype."""
+    if dtype not in DTYPES:
+        raise LoweringError(f"dtype {dtype} has no tract equivalent (the legalize_dtypes pass should have replaced it)")
+    return DTYPES[dtype]
+
+
+class Builder:
+    """What a lowering receives as `b`: emits NNEF operations for the current fx node."""
+
+    def __init__(self, graph: Graph, symbols: dict[str, str] | None = None):
+        self.graph = graph
+        self.node: torch.fx.Node | None = None
+        self.symbols = symbols or {}
+        self.names: set[str] = set()
+        self.constants = 0
+
+    # -- naming --------------------------------------------------------------------------
+    def fresh(self, base: str) -> str:
+        """Return an unused identifier derived from `base`."""
+        base = re.sub(r"\W", "_", base) or "t"
+        if not re.match(r"[A-Za-z_]", base):
+            base = "_" + base
+        name, i = base, 0
+        while name in self.names:
+            i += 1
+            name = f"{base}_{i}"
+        self.names.add(name)
+        return name
+
+    # -- emitting ------------------------------------------------------------------------
+    def op(self, name: str, *args: Any, out_dtype: str | None = None, out_shape: tuple | None = None,
+           outputs: int = 1, **attribs: Any) -> Tensor | tuple[Tensor, ...]:
+        """Append `name(args, attribs)` to the graph and return its output tensor(s).
+
+        Operands of broadcasting ops get leading unit axes up to a common rank (tract pads
+        the lower rank at the end, unlike numpy); the result's dtype and shape are inferred
+        for element-wise and shape ops when not given.
+        """
+        if name in BROADCASTING:
+            args = self._equal_ranks(args)
+        if outputs == 1:
+            out_shape = out_shape if out_shape is not None else _infer_shape(name, args, attribs)
+            out_dtype = out_dtype or _infer_dtype(name, args, attribs)
+        base = self.node.name if self.node is not None else name
+        outs = tuple(Tensor(self.fresh(base), out_dtype, out_shape) for _ in range(outputs))
+        self.graph.operations.append(Operation(name, args, attribs, outs))
+        return outs[0] if outputs == 1 else outs
+
+    def _equal_ranks(self, args: tuple) -> tuple:
+        """Unsqueeze lower-rank tensor operands at the front to the highest operand rank."""
+        if any(isinstance(a, Tensor) and a.shape is None for a in args):
+            raise LoweringError(f"internal: an operand of a broadcasting op has no known shape ({args})")
+        top = max((a.rank for a in args if isinstance(a, Tensor)), default=0)
+        fixed = []
+        for a in args:
+            if isinstance(a, Tensor) and a.shape is not None and 0 < a.rank < top:
+                a = self.op("unsqueeze", a, axes=list(range(top - a.rank)))
+            fixed.append(a)
+        return tuple(fixed)
+
+    def require(self, registry: str) -> None:
+        """Declare that the graph uses a tract registry (emits `extension tract_registry ...;`)."""
+        self.graph.registries.add(registry)
+
+    def fragment(self, name: str, text: str) -> None:
+        """Declare a fragment definition the graph uses (emitted once)."""
+        self.graph.fragments.setdefault(name, text)
+
+    def const(self, value: Any, dtype: str, name: str = "const") -> Tensor:
+        """Return a variable holding a small constant array of the given tract dtype."""
+        array = np.asarray(value, dtype=NUMPY_DTYPES[dtype])
+        self.constants += 1
+        t = Tensor(self.fresh(name), dtype, tuple(array.shape), data=array, label=f"constants/{name}_{self.constants}")
+        self.graph.operations.append(Operation("variable", (), {"shape": list(array.shape), "label": t.label}, (t,)))
+        return t
+
+    def cast(self, x: Tensor, dtype: str) -> Tensor:
+        """Return x converted to `dtype` (x itself when it already has it)."""
+        if x.dtype == dtype:
+            return x
+        self.require("tract_core")
+        return self.op("tract_core_cast", x, to=dtype)
+
+    # -- facts about the current node ----------------------------------------------------
+    @property
+    def out(self) -> torch.Tensor:
+        """The fake tensor the current node produces (its dtype/shape as PyTorch computed them)."""
+        return self.node.meta["val"]
+
+    @property
+    def out_dtype(self) -> str:
+        return nnef_dtype(self.out.dtype)
+
+    def dim(self, d: Any) -> int | Expr:
+        """Return a dimension as an int, or as a tract expression when symbolic."""
+        if isinstance(d, torch.SymInt):
+            expr = d.node.expr
+            if expr.is_number:
+                return int(expr)
+            text = str(expr)
+            for sym, name in sorted(self.symbols.items(), key=lambda kv: -len(kv[0])):
+                text = re.sub(rf"\b{sym}\b", name, text)
+            return Expr(text)
+        return int(d)
+
+    def shape_of(self, value: torch.Tensor) -> tuple:
+        return tuple(self.dim(d) for d in value.shape)
+
+
+UNARY_OPS = {
+    "abs", "neg", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "relu", "sin", "cos", "tan", "asin", "acos",
+    "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "floor", "ceil", "sign", "recip", "not", "sqr", "copy",
+    "leaky_relu", "tract_core_erf", "tract_core_round_even", "tract_core_silu", "tract_core_gelu_approx",
+    "tract_core_bitnot", "softmax", "tract_core_log_softmax", "tract_core_cast",
+}
+COMPARISONS = {"lt", "gt", "le", "ge", "eq", "ne", "and", "or", "tract_core_is_nan"}
+BROADCASTING = {"add", "sub", "mul", "div", "pow", "min", "max", "select", "tract_core_xor", "tract_core_bitand",
+                "tract_core_bitor", "tract_core_bitxor", "tract_shl", "tract_shr"} | COMPARISONS - {"tract_core_is_nan"}
+REDUCTIONS = {"sum_reduce", "mean_reduce", "max_reduce", "min_reduce", "any_reduce", "all_reduce",
+              "argmax_reduce", "argmin_reduce", "tract_core_product_reduce"}
+
+
+def _broadcast(shapes: list[tuple]) -> tuple:
+    """Return the numpy-style broadcast of shapes (symbolic dims win over 1)."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for i in range(rank):
+        dims = [s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0]
+        out.append(next((d for d in dims if d != 1), 1))
+    return tuple(out)
+
+
+def _infer_shape(name: str, args: tuple, attribs: dict) -> tuple | None:
+    """Return the output shape of common NNEF ops from their operands, or None if unknown."""
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    if any(t.shape is None for t in tensors):
+        return None
+    if name in UNARY_OPS and tensors:
+        return tensors[0].shape
+    if name in BROADCASTING and tensors:
+        return _broadcast([t.shape for t in tensors])
+    if name in REDUCTIONS and tensors:
+        return tuple(1 if i in attribs["axes"] else d for i, d in enumerate(tensors[0].shape))
+    if name == "unsqueeze":
+        shape = list(tensors[0].shape)
+        for a in sorted(attribs["axes"]):
+            shape.insert(a, 1)
+        return tuple(shape)
+    if name == "squeeze":
+        return tuple(d for i, d in enumerate(tensors[0].shape) if i not in attribs["axes"])
+    if name == "transpose":
+        perm = list(attribs["axes"]) + list(range(len(attribs["axes"]), tensors[0].rank))
+        return tuple(tensors[0].shape[p] for p in perm)
+    if name == "reshape" and all(isinstance(d, int) and d > 0 for d in attribs["shape"]):
+        return tuple(attribs["shape"])
+    if name == "tract_core_broadcast":
+        return _broadcast([tensors[0].shape, tuple(attribs["shape"])])
+    if name == "matmul":
+        a, w = tensors[0].shape, tensors[1].shape
+        m = a[-1] if attribs.get("transposeA") else a[-2]
+        n = w[-2] if attribs.get("transposeB") else w[-1]
+        return _broadcast([a[:-2], w[:-2]]) + (m, n)
+    if name in ("tract_core_gather", "tract_core_gather_elements") and len(tensors) == 2:
+        x, idx, ax = tensors[0].shape, tensors[1].shape, attribs["axis"]
+        return idx if name == "tract_core_gather_elements" else x[:ax] + idx + x[ax + 1:]
+    if name == "slice" and all(isinstance(v, int) for v in attribs["begin"] + attribs["end"]):
+        shape = list(tensors[0].shape)
+        for a, lo, hi, st in zip(attribs["axes"], attribs["begin"], attribs["end"],
+                                 attribs.get("stride") or [1] * len(attribs["axes"])):
+            shape[a] = max(0, -(-(hi - lo) // st))
+        return tuple(shape)
+    if name == "concat" and all(isinstance(t, Tensor) and t.shape is not None for t in args[0]):
+        shape = list(args[0][0].shape)
+        dims = [t.shape[attribs["axis"]] for t in args[0]]
+        shape[attribs["axis"]] = sum(dims) if all(isinstance(d, int) for d in dims) else None
+        return tuple(shape) if shape[attribs["axis"]] is not None else None
+    if name == "tract_transformers_sdpa":
+        return tensors[0].shape[:-1] + tensors[2].shape[-1:]
+    return None
+
+
+def _infer_dtype(name: str, args: tuple, attribs: dict) -> str | None:
+    """Return the output dtype of common NNEF ops from their operands, or None if unknown."""
+    if name in COMPARISONS:
+        return "bool"
+    if name == "tract_core_cast":
+        return attribs["to"]
+    if name in ("argmax_reduce", "argmin_reduce"):
+        return "i64"
+    operands = [a for a in (args[1:] if name == "select" else args) if isinstance(a, Tensor)]
+    if operands and (name in UNARY_OPS | BROADCASTING | REDUCTIONS or name in (
+            "unsqueeze", "squeeze", "transpose", "reshape", "tract_core_broadcast", "slice", "matmul",
+            "tract_core_gather", "tract_core_gather_elements", "tract_core_gather_nd", "tract_transformers_sdpa")):
+        return operands[0].dtype
+    if name == "concat" and args[0]:
+        return args[0][0].dtype
+    return None
+
+
+def _bind(node: torch.fx.Node) -> dict[str, Any]:
+    """Return the node's arguments keyed by the names in the op's ATen schema."""
+    schema = node.target._schema
+    bound = {}
+    for i, arg in enumerate(schema.arguments):
+        if i < len(node.args):
+            bound[arg.name] = node.args[i]
+        elif arg.name in node.kwargs:
+            bound[arg.name] = node.kwargs[arg.name]
+    return bound
+
+
+def op_name(node: torch.fx.Node) -> str:
+    """Return the qualified name of a call_function node's target ('aten::add.Tensor')."""
+    t = node.target
+    if isinstance(t, torch._ops.OpOverload):
+        return t.name()
+    return f"{getattr(t, '__module__', '')}.{getattr(t, '__name__', repr(t))}".lstrip(".")
+
+
+def _is_symbolic(node: torch.fx.Node) -> bool:
+    return isinstance(node.meta.get("val"), (torch.SymInt, torch.SymFloat, torch.SymBool, int, float, bool))
+
+
+def unsupported_ops(program: ExportedProgram, registry: LoweringRegistry) -> dict[str, list[torch.fx.Node]]:
+    """Return every op of the graph that has no lowering, with the nodes that use it."""
+    missing: dict[str, list[torch.fx.Node]] = collections.defaultdict(list)
+    for node in program.graph.nodes:
+        if node.op != "call_function" or node.target is operator.getitem or _is_symbolic(node):
+            continue
+        if not isinstance(node.target, torch._ops.OpOverload) or op_name(node) not in registry:
+            missing[op_name(node)].append(node)
+    return dict(missing)
+
+
+def format_unsupported(missing: dict[str, list[torch.fx.Node]]) -> str:
+    """Return the error text that lists every unsupported op with its count and source lines."""
+    total = sum(len(v) for v in missing.values())
+    lines = [f"{total} node(s) use {len(missing)} op(s) that fx2nnef cannot lower to NNEF (step 3/5: lowering):"]
+    for name, nodes in sorted(missing.items(), key=lambda kv: -len(kv[1])):
+        lines.append(f"  {name}  x{len(nodes)}")
+        for where in dict.fromkeys(source_line(n) or n.format_node() for n in nodes):
+            lines.append(f"      at {where}")
+    lines.append("Register a lowering (see README: 'Register a lowering') or rewrite these ops in the model.")
+    return "\n".join(lines)
+
+
+def lower_program(program: ExportedProgram, registry: LoweringRegistry,
+                  symbols: dict[str, str] | None = None) -> Graph:
+    """Translate the program into an NNEF Graph; raise UnsupportedOpError listing all missing ops."""
+    missing = unsupported_ops(program, registry)
+    if missing:
+        raise UnsupportedOpError(format_unsupported(missing))
+    graph = Graph()
+    b = Builder(graph, symbols)
+    out = output_node(program)
+    out_names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(out.args[0]))]
+    user = [n for n, s in placeholders(program) if s.kind == InputKind.USER_INPUT]
+    b.names.update(out_names)
+    b.names.update(n.name for n in user)
+
+    env: dict[torch.fx.Node, Any] = {}
+    storages: dict[tuple, Tensor] = {}
+    specs = dict(placeholders(program))
+    for node in program.graph.nodes:
+        b.node = node
+        if node.op == "placeholder":
+            if not node.users:
+                continue
+            env[node] = _placeholder(b, program, node, specs[node], storages)
+        elif node.op == "call_function":
+            env[node] = _call(b, node, env, registry)
+    b.node = None
+
+    used: set[int] = set()
+    for name, value in zip(out_names, out.args[0]):
+        t = env[value]
+        if t.name in used or any(op.name in ("variable", "tract_core_external") and op.outputs[0] is t
+                                 for op in graph.operations) or t in graph.inputs:
+            t = b.op("copy", t)
+        t.name = name
+        used.add(name)
+        graph.outputs.append(t)
+    return graph
+
+
+def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec, storages) -> Tensor:
+    """Lower an input placeholder to `tract_core_external`, or a lifted tensor to a `variable`."""
+    val = node.meta["val"]
+    if spec.kind == InputKind.USER_INPUT:
+        b.require("tract_core")
+        t = Tensor(node.name, nnef_dtype(val.dtype), b.shape_of(val))
+        b.graph.inputs.append(t)
+        b.graph.operations.append(Operation(
+            "tract_core_external", (), {"shape": list(t.shape), "datum_type": t.dtype}, (t,)))
+        return t
+    store = program.constants if spec.kind == InputKind.CONSTANT_TENSOR or spec.target not in program.state_dict \
+        else program.state_dict
+    real = store[spec.target].detach()
+    key = (real.untyped_storage().data_ptr(), real.storage_offset(), tuple(real.shape), real.stride(), real.dtype)
+    if key in storages:
+        return storages[key]
+    array = real.contiguous().numpy()
+    t = Tensor(b.fresh(node.name), nnef_dtype(real.dtype), tuple(array.shape), data=array, label=spec.target)
+    b.graph.operations.append(Operation("variable", (), {"shape": list(array.shape), "label": spec.target}, (t,)))
+    storages[key] = t
+    return t
+
+
+def _convert(b: Builder, value: Any, env: dict) -> Any:
+    """Map an fx argument to a lowering argument: Tensor, int/Expr dims, lists, literals."""
+    if isinstance(value, torch.fx.Node):
+        val = value.meta.get("val")
+        if isinstance(val, torch.Tensor) or value in env and not isinstance(val, (torch.SymInt, int)):
+            return env[value]
+        return b.dim(val)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_convert(b, v, env) for v in value)
+    return value
+
+
+def _call(b: Builder, node: torch.fx.Node, env: dict, registry: LoweringRegistry) -> Any:
+    """Lower one call_function node and name its result after the node."""
+    if node.target is operator.getitem:
+        return env[node.args[0]][node.args[1]]
+    if _is_symbolic(node):
+        return None
+    lowering = registry.get(op_name(node))
+    kwargs = {k: _convert(b, v, env) for k, v in _bind(node).items()}
+    for r in lowering.registries:
+        b.require(r)
+    before = len(b.graph.operations)
+    try:
+        result = lowering.fn(b, **kwargs)
+    except FX2NNEFError:
+        raise
+    except Exception as e:
+        where = source_line(node)
+        raise LoweringError(f"lowering {lowering.fn.__name__} failed on {node.format_node()}: "
+                            f"{type(e).__name__}: {e}" + (f"\n  at {where}" if where else "")) from e
+    created = {t for op in b.graph.operations[before:] for t in op.outputs}
+    _annotate(b, result, node.meta.get("val"), created)
+    return result
+
+
+def _annotate(b: Builder, result: Any, val: Any, created: set) -> None:
+    """Give the tensors a lowering created the dtype and shape PyTorch computed for the node."""
+    if isinstance(result, Tensor) and isinstance(val, torch.Tensor) and result in created:
+        result.dtype = nnef_dtype(val.dtype)
+        result.shape = b.shape_of(val)
+    elif isinstance(result, (tuple, list)) and isinstance(val, (tuple, list)):
+        for r, v in zip(result, val):
+            _annotate(b, r, v, created)

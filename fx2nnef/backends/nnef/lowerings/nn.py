@@ -1,0 +1,185 @@
+"""Neural-network lowerings: linear algebra, normalization, softmax, convolution, pooling."""
+from __future__ import annotations
+
+from ..registry import lower
+from .common import axis, literal
+
+
+def _same_rank(b, x, rank: int):
+    """Prepend unit axes to x up to `rank` (tract's matmul needs operands of equal rank)."""
+    if x.rank >= rank:
+        return x
+    return b.op("unsqueeze", x, axes=list(range(rank - x.rank)))
+
+
+def _matmul(b, a, w, transpose_b: bool = False):
+    """Emit a batched matmul, lifting 1-D operands and equalizing ranks as torch.matmul does."""
+    squeeze = []
+    if a.rank == 1:
+        a = b.op("unsqueeze", a, axes=[0])
+        squeeze.append(-2)
+    if w.rank == 1:
+        w = b.op("unsqueeze", w, axes=[1])
+        squeeze.append(-1)
+    rank = max(a.rank, w.rank)
+    out = b.op("matmul", _same_rank(b, a, rank), _same_rank(b, w, rank), transposeB=transpose_b)
+    if squeeze:
+        out = b.op("squeeze", out, axes=sorted(axis(d, rank) for d in squeeze))
+    return out
+
+
+@lower("aten::linear")
+def aten_linear(b, input, weight, bias=None):
+    """linear(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor"""
+    if input.rank == 1:
+        out = _matmul(b, input, b.op("transpose", weight, axes=[1, 0]) if weight.rank == 2 else weight)
+    else:
+        out = b.op("matmul", input, _same_rank(b, weight, input.rank), transposeB=True)
+    return b.op("add", out, bias) if bias is not None else out
+
+
+@lower(("aten::matmul", "aten::mm", "aten::bmm"))
+def aten_matmul(b, self, other):
+    """matmul(Tensor self, Tensor other) -> Tensor"""
+    return _matmul(b, self, other)
+
+
+@lower("aten::addmm")
+def aten_addmm(b, self, mat1, mat2, beta=1, alpha=1):
+    """addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
+    out = b.op("matmul", mat1, mat2)
+    if alpha != 1:
+        out = b.op("mul", out, literal(alpha))
+    bias = self if beta == 1 else b.op("mul", self, literal(beta))
+    return b.op("add", out, bias) if beta != 0 else out
+
+
+@lower("aten::layer_norm")
+def aten_layer_norm(b, input, normalized_shape, weight=None, bias=None, eps=1e-5, cudnn_enable=True):
+    """layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1e-05, bool cudnn_enable=True) -> Tensor"""
+    ax = list(range(input.rank - len(normalized_shape), input.rank))
+    centered = b.op("sub", input, b.op("mean_reduce", input, axes=ax))
+    var = b.op("mean_reduce", b.op("sqr", centered), axes=ax)
+    out = b.op("mul", centered, b.op("rsqrt", b.op("add", var, literal(eps))))
+    if weight is not None:
+        out = b.op("mul", out, weight)
+    if bias is not None:
+        out = b.op("add", out, bias)
+    return out
+
+
+@lower(("aten::softmax.int", "aten::_softmax"))
+def aten_softmax(b, self, dim, dtype=None):
+    """softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor"""
+    x = b.cast(self, b.out_dtype)
+    return b.op("softmax", x, axes=[axis(dim, self.rank)])
+
+
+@lower(("aten::log_softmax.int", "aten::_log_softmax"))
+def aten_log_softmax(b, self, dim, dtype=None):
+    """log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor"""
+    b.require("tract_core")
+    x = b.cast(self, b.out_dtype)
+    return b.op("tract_core_log_softmax", x, axes=[axis(dim, self.rank)])
+
+
+@lower("aten::convolution")
+def aten_convolution(b, input, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
+    """convolution(Tensor input, Tensor weight, Tensor? bias, SymInt[] stride, SymInt[] padding, SymInt[] dilation, bool transposed, SymInt[] output_padding, SymInt groups) -> Tensor"""
+    spatial = input.rank - 2
+    stride, dilation = list(stride) * (spatial // len(stride)), list(dilation) * (spatial // len(dilation))
+    pads = [(p, p) for p in list(padding) * (spatial // len(padding))]
+    bias_arg = b.op("unsqueeze", bias, axes=[0]) if bias is not None else 0.0
+    if not transposed:
+        return b.op("conv", input, weight, bias_arg, border="constant", padding=pads, stride=stride,
+                    dilation=dilation, groups=groups)
+    # torch's deconv filter is [C_in, C_out/g, k...]; NNEF wants [C_out, C_in/g, k...] per group
+    c_in, c_out_g = weight.shape[0], weight.shape[1]
+    k = list(weight.shape[2:])
+    w = b.op("reshape", weight, shape=[groups, c_in // groups, c_out_g] + k)
+    w = b.op("transpose", w, axes=[0, 2, 1] + list(range(3, 3 + spatial)))
+    w = b.op("reshape", w, shape=[groups * c_out_g, c_in // groups] + k)
+    out_spatial = [int(d) for d in b.shape_of(b.out)[2:]]
+    return b.op("deconv", input, w, bias_arg, border="constant", padding=pads, stride=stride,
+                dilation=dilation, groups=groups, output_shape=out_spatial)
+
+
+def _pool_padding(input, kernel, stride, padding, dilation, ceil_mode):
+    """Return full-rank (before, after) pads; ceil_mode adds what the last partial window needs."""
+    pads = [(0, 0), (0, 0)]
+    for i, (k, s, p, d) in enumerate(zip(kernel, stride, padding, dilation)):
+        size = input.shape[2 + i]
+        after = p
+        if ceil_mode:
+            span = size + 2 * p - d * (k - 1) - 1
+            out = -(-span // s) + 1
+            if (out - 1) * s >= size + p:
+                out -= 1
+            after = max(p, (out - 1) * s + d * (k - 1) + 1 - size - p)
+        pads.append((p, after))
+    return pads
+
+
+def _expand(value, n):
+    value = list(value) if isinstance(value, (list, tuple)) else [value]
+    return value * (n // len(value)) if value else []
+
+
+@lower(("aten::max_pool2d", "aten::max_pool1d", "aten::max_pool3d"))
+def aten_max_pool2d(b, self, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+    """max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor"""
+    n = self.rank - 2
+    kernel = _expand(kernel_size, n)
+    stride = _expand(stride, n) or kernel
+    padding, dilation = _expand(padding, n), _expand(dilation, n)
+    pads = _pool_padding(self, kernel, stride, padding, dilation, ceil_mode)
+    return b.op("max_pool", self, size=[1, 1] + kernel, border="ignore", padding=pads,
+                stride=[1, 1] + stride, dilation=[1, 1] + dilation)
+
+
+@lower(("aten::avg_pool2d", "aten::avg_pool1d", "aten::avg_pool3d"))
+def aten_avg_pool2d(b, self, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
+                    divisor_override=None):
+    """avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor"""
+    n = self.rank - 2
+    kernel = _expand(kernel_size, n)
+    stride = _expand(stride, n) or kernel
+    padding = _expand(padding, n)
+    pads = _pool_padding(self, kernel, stride, padding, [1] * n, ceil_mode)
+    if divisor_override:
+        total = b.op("box", self, size=[1, 1] + kernel, border="constant", padding=pads, stride=[1, 1] + stride)
+        return b.op("div", total, literal(divisor_override))
+    ceil_extra = any(p[1] != p[0] for p in pads)
+    if count_include_pad and ceil_extra:
+        raise NotImplementedError("avg_pool with ceil_mode and count_include_pad")
+    return b.op("avg_pool", self, size=[1, 1] + kernel, border="constant" if count_include_pad else "ignore",
+                padding=pads, stride=[1, 1] + stride)
+
+
+@lower(("aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool1d", "aten::_adaptive_avg_pool2d"))
+def aten_adaptive_avg_pool2d(b, self, output_size):
+    """adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor"""
+    spatial = list(self.shape[2:])
+    out = list(output_size)
+    if all(o == 1 for o in out):
+        return b.op("mean_reduce", self, axes=list(range(2, self.rank)))
+    if any(s % o for s, o in zip(spatial, out)):
+        raise NotImplementedError(f"adaptive pooling from {spatial} to {out} with uneven windows")
+    kernel = [s // o for s, o in zip(spatial, out)]
+    return b.op("avg_pool", self, size=[1, 1] + kernel, border="constant", padding=[(0, 0)] * self.rank,
+                stride=[1, 1] + kernel)
+
+
+@lower("aten::_native_batch_norm_legit_no_training")
+def aten__native_batch_norm_legit_no_training(b, input, weight, bias, running_mean, running_var, momentum, eps):
+    """_native_batch_norm_legit_no_training(Tensor input, Tensor? weight, Tensor? bias, Tensor running_mean, Tensor running_var, float momentum, float eps) -> (Tensor, Tensor, Tensor)"""
+    per_channel = [-1] + [1] * (input.rank - 2)
+    def channel(t):
+        return b.op("reshape", t, shape=per_channel)
+    out = b.op("mul", b.op("sub", input, channel(running_mean)),
+               channel(b.op("rsqrt", b.op("add", running_var, literal(eps)))))
+    if weight is not None:
+        out = b.op("mul", out, channel(weight))
+    if bias is not None:
+        out = b.op("add", out, channel(bias))
+    return out, None, None

@@ -1,0 +1,186 @@
+"""Shape and indexing lowerings: views, permutations, slicing, concatenation, gathers, casts.
+
+Output shapes come from the fx node's meta (what PyTorch computed), so views never guess.
+"""
+from __future__ import annotations
+
+from ..graph import Expr
+from ..registry import lower
+from .common import INT64_SENTINEL, axes, axis
+
+
+@lower(("aten::view", "aten::_unsafe_view", "aten::reshape", "aten::view_copy"))
+def aten_view(b, self, size):
+    """view(Tensor(a) self, SymInt[] size) -> Tensor(a)"""
+    shape = list(b.shape_of(b.out))
+    if tuple(shape) == tuple(self.shape or ()):
+        return self
+    exprs = [i for i, d in enumerate(shape) if isinstance(d, Expr)]
+    if len(exprs) > 1:  # let tract infer one symbolic dim: it cannot simplify every expression
+        shape[exprs[0]] = -1
+    return b.op("reshape", self, shape=shape)
+
+
+@lower(("aten::permute", "aten::permute_copy"))
+def aten_permute(b, self, dims):
+    """permute(Tensor(a) self, int[] dims) -> Tensor(a)"""
+    perm = [axis(d, self.rank) for d in dims]
+    if perm == sorted(perm):
+        return self
+    return b.op("transpose", self, axes=perm)
+
+
+@lower(("aten::transpose.int", "aten::transpose_copy.int"))
+def aten_transpose(b, self, dim0, dim1):
+    """transpose.int(Tensor(a) self, int dim0, int dim1) -> Tensor(a)"""
+    perm = list(range(self.rank))
+    i, j = axis(dim0, self.rank), axis(dim1, self.rank)
+    perm[i], perm[j] = perm[j], perm[i]
+    return aten_permute(b, self, perm)
+
+
+@lower("aten::t")
+def aten_t(b, self):
+    """t(Tensor(a) self) -> Tensor(a)"""
+    return aten_permute(b, self, list(range(self.rank))[::-1])
+
+
+@lower(("aten::unsqueeze", "aten::unsqueeze_copy"))
+def aten_unsqueeze(b, self, dim):
+    """unsqueeze(Tensor(a) self, int dim) -> Tensor(a)"""
+    return b.op("unsqueeze", self, axes=[axis(dim, self.rank + 1)])
+
+
+@lower(("aten::squeeze", "aten::squeeze.dim", "aten::squeeze.dims", "aten::squeeze_copy.dims"))
+def aten_squeeze(b, self, dim=None):
+    """squeeze.dims(Tensor(a) self, int[] dim) -> Tensor(a)"""
+    unit = [a for a in axes(dim, self.rank) if self.shape[a] == 1]
+    return b.op("squeeze", self, axes=unit) if unit else self
+
+
+@lower(("aten::expand", "aten::expand_copy"))
+def aten_expand(b, self, size, implicit=False):
+    """expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a)"""
+    shape = list(b.shape_of(b.out))
+    if tuple(shape) == tuple(self.shape or ()):
+        return self
+    b.require("tract_core")
+    return b.op("tract_core_broadcast", self, shape=shape)
+
+
+def _bound(value, size, default):
+    """Normalize a slice bound against a dim: None/sentinel -> default, negative -> from the end, clamped."""
+    if value is None or (isinstance(value, int) and value >= INT64_SENTINEL):
+        return default
+    if isinstance(value, Expr) or isinstance(size, Expr):
+        if isinstance(value, int) and value < 0:
+            return Expr(f"{size} - {-value}")
+        return value
+    if value < 0:
+        value += size
+    return min(max(value, 0), size)
+
+
+@lower(("aten::slice.Tensor", "aten::slice_copy.Tensor"))
+def aten_slice(b, self, dim=0, start=None, end=None, step=1):
+    """slice.Tensor(Tensor(a) self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor(a)"""
+    d = axis(dim, self.rank)
+    size = self.shape[d]
+    begin = _bound(start, size, 0)
+    stop = _bound(end, size, size)
+    if isinstance(begin, int) and isinstance(stop, int):
+        stop = max(stop, begin)
+        if begin == 0 and stop == size and step == 1:
+            return self
+    return b.op("slice", self, axes=[d], begin=[begin], end=[stop], stride=[step])
+
+
+@lower(("aten::select.int", "aten::select_copy.int"))
+def aten_select(b, self, dim, index):
+    """select.int(Tensor(a) self, int dim, SymInt index) -> Tensor(a)"""
+    d = axis(dim, self.rank)
+    size = self.shape[d]
+    if isinstance(index, int) and index < 0:
+        index = index + size if isinstance(size, int) else Expr(f"{size} - {-index}")
+    end = index + 1 if isinstance(index, int) else Expr(f"{index} + 1")
+    return b.op("squeeze", b.op("slice", self, axes=[d], begin=[index], end=[end]), axes=[d])
+
+
+@lower("aten::cat")
+def aten_cat(b, tensors, dim=0):
+    """cat(Tensor[] tensors, int dim=0) -> Tensor"""
+    rank = max(t.rank for t in tensors)
+    parts = [t for t in tensors if t.rank == rank and 0 not in t.shape]
+    if len(parts) == 1:
+        return parts[0]
+    return b.op("concat", parts, axis=axis(dim, rank))
+
+
+@lower("aten::stack")
+def aten_stack(b, tensors, dim=0):
+    """stack(Tensor[] tensors, int dim=0) -> Tensor"""
+    return b.op("stack", list(tensors), axis=axis(dim, tensors[0].rank + 1))
+
+
+@lower(("aten::clone", "aten::alias", "aten::detach", "aten::lift_fresh_copy", "aten::contiguous",
+        "aten::alias_copy", "aten::detach_copy"))
+def aten_clone(b, self, memory_format=None):
+    """clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor"""
+    return self
+
+
+@lower("aten::_to_copy")
+def aten__to_copy(b, self, dtype=None, layout=None, device=None, pin_memory=None, non_blocking=False,
+                  memory_format=None):
+    """_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor"""
+    return b.cast(self, b.out_dtype)
+
+
+@lower("aten::embedding")
+def aten_embedding(b, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    """embedding(Tensor weight, Tensor indices, SymInt padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False) -> Tensor"""
+    b.require("tract_core")
+    return b.op("tract_core_gather", weight, indices, axis=0)
+
+
+@lower("aten::index_select")
+def aten_index_select(b, self, dim, index):
+    """index_select(Tensor self, int dim, Tensor index) -> Tensor"""
+    b.require("tract_core")
+    return b.op("tract_core_gather", self, index, axis=axis(dim, self.rank))
+
+
+@lower("aten::gather")
+def aten_gather(b, self, dim, index, sparse_grad=False):
+    """gather(Tensor self, int dim, Tensor index, *, bool sparse_grad=False) -> Tensor"""
+    b.require("tract_core")
+    return b.op("tract_core_gather_elements", self, index, axis=axis(dim, self.rank))
+
+
+@lower("aten::index.Tensor")
+def aten_index(b, self, indices):
+    """index.Tensor(Tensor self, Tensor?[] indices) -> Tensor"""
+    b.require("tract_core")
+    used = [i for i, t in enumerate(indices) if t is not None]
+    if any(indices[i].dtype == "bool" for i in used):
+        raise NotImplementedError("boolean mask indexing has a data-dependent shape")
+    if len(used) == 1:
+        return b.op("tract_core_gather", self, indices[used[0]], axis=used[0])
+    if used != list(range(used[0], used[0] + len(used))):
+        raise NotImplementedError("non-adjacent advanced indices")
+    first = used[0]
+    x = self
+    if first:  # move the indexed dims to the front for gather_nd, then the result's leading dims are the index dims
+        perm = list(range(first, first + len(used))) + list(range(first)) + list(range(first + len(used), self.rank))
+        x = b.op("transpose", self, axes=perm)
+    out_shape = list(b.shape_of(b.out))
+    index_shape = out_shape[first:first + (len(out_shape) - (self.rank - len(used)))]
+    parts = [b.op("unsqueeze", b.op("tract_core_broadcast", indices[i], shape=index_shape), axes=[len(index_shape)])
+             for i in used]
+    stacked = b.op("concat", parts, axis=len(index_shape))
+    out = b.op("tract_core_gather_nd", x, b.cast(stacked, "i64"), batch_dims=0)
+    if first:
+        k = len(index_shape)
+        perm = list(range(k, k + first)) + list(range(k)) + list(range(k + first, len(out_shape)))
+        out = b.op("transpose", out, axes=perm)
+    return out

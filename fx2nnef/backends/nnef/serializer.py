@@ -1,0 +1,364 @@
+"""Print an NNEF graph in the dialect tract reads and write it, with its weights, to disk.
+
+`format_document` gives the `graph.nnef` text; `save` writes it together with one `<label>.dat`
+file per variable into a directory, a `.tar` or a `.tgz`, atomically. Weights are streamed from
+their numpy arrays: no second full copy of the data is made in memory.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import logging
+import os
+import shutil
+import struct
+import tarfile
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable
+
+import numpy as np
+
+from fx2nnef.backends.nnef.graph import DTYPES, IDENTIFIER, Expr, Graph, Operation, Tensor
+from fx2nnef.errors import FX2NNEFError, SerializationError
+
+logger = logging.getLogger("fx2nnef")
+
+HEADER_SIZE = 128
+MAX_RANK = 8
+MAX_DATA_BYTES = 2**32 - 1          # the header stores the data length as a u32
+ITEM_TYPES = {"f": 0, "u": 1, "i": 4, "b": 5}   # numpy dtype kind -> NNEF item type (Khronos vendor)
+GZIP_LEVEL = 6
+INDENT = "  "
+PROPERTIES_SIGNATURE = (
+    "fragment tract_core_properties() -> (properties: (string, tensor<scalar>)[])"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Text
+
+
+def format_argument(arg: Any) -> str:
+    """Return the NNEF text of an argument: a tensor name, a raw expression or a literal."""
+    if isinstance(arg, Tensor):
+        return _tensor_name(arg)
+    if isinstance(arg, Expr):
+        return arg.text
+    if isinstance(arg, (bool, np.bool_)):
+        return "true" if arg else "false"
+    if isinstance(arg, (int, np.integer)):
+        return str(int(arg))
+    if isinstance(arg, (float, np.floating)):
+        return _format_float(arg)
+    if isinstance(arg, str):
+        return _format_string(arg)
+    if isinstance(arg, list):
+        return "[" + ", ".join(format_argument(item) for item in arg) + "]"
+    if isinstance(arg, tuple):
+        return "(" + ", ".join(format_argument(item) for item in arg) + ")"
+    raise TypeError(f"cannot write a {type(arg).__name__} ({arg!r}) as an NNEF argument")
+
+
+def _format_float(value: float | np.floating) -> str:
+    """Return a float literal that tract reads as a float: `2.0`, `1e-05`, `inf`, `-inf`."""
+    if np.isnan(value):
+        raise ValueError("NaN has no NNEF literal; build it at run time (e.g. div(0.0, 0.0))")
+    text = str(value).replace("e+", "e")   # numpy floats print their shortest round-trip form
+    return text if any(c in text for c in ".ei") else text + ".0"
+
+
+def _format_string(value: str) -> str:
+    """Return `value` as a single-quoted NNEF string literal, escaping `\\` and `'`."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _identifier(text: str, what: str) -> str:
+    """Return `text` if it is an NNEF identifier, else raise a SerializationError about `what`."""
+    if not isinstance(text, str) or not IDENTIFIER.match(text):
+        raise SerializationError(
+            f"{what} {text!r} is not an NNEF identifier ([A-Za-z_][A-Za-z0-9_]*); rename it"
+        )
+    return text
+
+
+def _tensor_name(tensor: Tensor) -> str:
+    """Return the name of `tensor`, checked to be an NNEF identifier."""
+    return _identifier(tensor.name, "tensor name")
+
+
+def format_invocation(op: Operation) -> str:
+    """Return the NNEF assignment of one operation, e.g. `y = add(x, 1.0);`."""
+    if not op.outputs:
+        raise SerializationError(f"operation {op.name}(...) has no output tensor")
+    names = [_tensor_name(tensor) for tensor in op.outputs]
+    target = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+    arguments = [format_argument(arg) for arg in op.args]
+    arguments += [
+        f"{_identifier(key, 'attribute name')} = {format_argument(value)}"
+        for key, value in op.attribs.items()
+    ]
+    return f"{target} = {_identifier(op.name, 'operation name')}({', '.join(arguments)});"
+
+
+def format_properties(properties: dict[str, Any]) -> str:
+    """Return the `tract_core_properties` fragment declaring the model properties."""
+    entries = format_argument([(str(key), value) for key, value in properties.items()])
+    return f"{PROPERTIES_SIGNATURE}\n{{\n{INDENT}properties = {entries};\n}}"
+
+
+def format_document(graph: Graph) -> str:
+    """Return the full, deterministic `graph.nnef` text of `graph`."""
+    lines = ["version 1.0;"]
+    lines += [
+        f"extension tract_registry {_identifier(name, 'registry')};"
+        for name in sorted(graph.registries)
+    ]
+    lines += [f"extension tract_symbol {_identifier(name, 'symbol')};" for name in graph.symbols]
+    lines += [f"extension tract_assert {rule};" for rule in graph.assertions]
+    lines.append("")
+    for text in graph.fragments.values():
+        lines += [text.strip(), ""]
+    if graph.properties:
+        lines += [format_properties(graph.properties), ""]
+    inputs = ", ".join(_tensor_name(tensor) for tensor in graph.inputs)
+    outputs = ", ".join(_tensor_name(tensor) for tensor in graph.outputs)
+    lines.append(f"graph {_identifier(graph.name, 'graph name')}({inputs}) -> ({outputs})")
+    lines.append("{")
+    lines += [INDENT + format_invocation(op) for op in graph.operations]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Tensor files
+
+
+def _dat_array(array: Any, what: str = "array") -> np.ndarray:
+    """Return `array` as a C-contiguous little-endian numpy array a `.dat` file can hold."""
+    try:
+        result = np.asarray(array)
+    except Exception as exc:  # e.g. a bf16 torch tensor refuses __array__
+        raise SerializationError(f"{what}: cannot convert to a numpy array: {exc}") from exc
+    name = result.dtype.name
+    if name not in DTYPES:
+        raise SerializationError(
+            f"{what}: dtype {name} cannot be stored in a tract .dat file "
+            f"(supported: {', '.join(DTYPES)}); cast bfloat16 to float16/float32 first"
+        )
+    if result.ndim > MAX_RANK:
+        raise SerializationError(f"{what}: rank {result.ndim} exceeds the NNEF limit of {MAX_RANK}")
+    if result.nbytes > MAX_DATA_BYTES:
+        raise SerializationError(f"{what}: {result.nbytes} bytes do not fit a .dat file (4 GiB max)")
+    # np.require keeps rank 0 (ascontiguousarray would not) and copies only when it must
+    return np.require(result, dtype=result.dtype.newbyteorder("<"), requirements="C")
+
+
+def _dat_header(array: np.ndarray) -> bytes:
+    """Return the 128-byte NNEF tensor-file header of a `_dat_array` result."""
+    header = bytearray(HEADER_SIZE)
+    struct.pack_into("<BBBBII", header, 0, 0x4E, 0xEF, 1, 0, array.nbytes, array.ndim)
+    struct.pack_into(f"<{array.ndim}I", header, 12, *array.shape)
+    struct.pack_into("<IHH", header, 44, array.dtype.itemsize * 8, ITEM_TYPES[array.dtype.kind], 0)
+    return bytes(header)
+
+
+def _data_view(array: np.ndarray) -> memoryview:
+    """Return the raw bytes of a C-contiguous array as a memoryview, without copying."""
+    return memoryview(array.reshape(-1).view(np.uint8))
+
+
+def dat_size(array: Any) -> int:
+    """Return the size in bytes of the `.dat` file of `array` (header plus data)."""
+    return HEADER_SIZE + _dat_array(array).nbytes
+
+
+def write_dat(f: BinaryIO, array: Any) -> int:
+    """Write `array` to the binary file `f` as an NNEF tensor file; return the bytes written."""
+    data = _dat_array(array)
+    f.write(_dat_header(data))
+    f.write(_data_view(data))
+    return HEADER_SIZE + data.nbytes
+
+
+class _BuffersReader(io.RawIOBase):
+    """A read-only binary stream over a sequence of buffers, consumed without copying them whole."""
+
+    def __init__(self, buffers: Iterable[bytes | memoryview]) -> None:
+        super().__init__()
+        self._buffers = [memoryview(buffer).cast("B") for buffer in buffers]
+        self._index = 0
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        """Fill `target` from the buffers; return the byte count (0 at the end)."""
+        target = memoryview(target).cast("B")
+        filled = 0
+        while filled < len(target) and self._index < len(self._buffers):
+            current = self._buffers[self._index]
+            count = min(len(target) - filled, len(current) - self._offset)
+            target[filled:filled + count] = current[self._offset:self._offset + count]
+            filled += count
+            self._offset += count
+            if self._offset == len(current):
+                self._index, self._offset = self._index + 1, 0
+        return filled
+
+
+# --------------------------------------------------------------------------------------------
+# Variables
+
+
+def _check_label(label: Any, tensor: Tensor) -> str:
+    """Return `label` if it is a safe relative file path that tract can find, else raise."""
+    if not isinstance(label, str) or not label:
+        raise SerializationError(
+            f"variable {tensor.name} has no `label` attribute (a non-empty string)"
+        )
+    parts = label.split("/")
+    if "\0" in label or any(not part or part.startswith(".") for part in parts):
+        raise SerializationError(
+            f"variable {tensor.name}: label {label!r} must be a relative path whose parts are "
+            "non-empty and do not start with '.' (tract skips such files)"
+        )
+    return label
+
+
+def _same_data(first: np.ndarray, second: np.ndarray) -> bool:
+    """Tell whether two `_dat_array` results hold the same dtype, shape and bytes."""
+    return (
+        first is second
+        or (first.dtype == second.dtype and first.shape == second.shape
+            and _data_view(first) == _data_view(second))
+    )
+
+
+def variable_arrays(graph: Graph) -> dict[str, np.ndarray]:
+    """Return label -> array for the `variable` operations of `graph`, each label once."""
+    arrays: dict[str, np.ndarray] = {}
+    for op in graph.operations:
+        if op.name != "variable":
+            continue
+        tensor = op.outputs[0]
+        label = _check_label(op.attribs.get("label"), tensor)
+        if tensor.data is None:
+            raise SerializationError(f"variable {tensor.name} (label {label!r}) has no data")
+        array = _dat_array(tensor.data, f"variable {tensor.name} (label {label!r})")
+        previous = arrays.setdefault(label, array)
+        if not _same_data(previous, array):
+            raise SerializationError(
+                f"label {label!r} is used by variables with different data "
+                f"(variable {tensor.name} differs from an earlier one); give them distinct labels"
+            )
+    return arrays
+
+
+# --------------------------------------------------------------------------------------------
+# Containers
+
+
+def _write_directory(root: Path, document: bytes, arrays: dict[str, np.ndarray]) -> None:
+    """Write `graph.nnef` and the `.dat` files into the new directory `root`."""
+    root.mkdir()
+    (root / "graph.nnef").write_bytes(document)
+    for label, array in arrays.items():
+        path = root / f"{label}.dat"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            write_dat(f, array)
+
+
+def _add_member(tar: tarfile.TarFile, name: str, buffers: list[bytes | memoryview]) -> None:
+    """Stream one regular file made of `buffers` into `tar`."""
+    info = tarfile.TarInfo(name)
+    info.size = sum(memoryview(buffer).nbytes for buffer in buffers)
+    info.mode = 0o644
+    tar.addfile(info, _BuffersReader(buffers))
+
+
+def _write_tar(path: Path, document: bytes, arrays: dict[str, np.ndarray], compress: bool) -> None:
+    """Write `graph.nnef` and the `.dat` files as members at the root of a new tar file."""
+    with contextlib.ExitStack() as stack:
+        stream: BinaryIO = stack.enter_context(open(path, "xb"))
+        if compress:  # fixed mtime and no file name: identical inputs give identical bytes
+            stream = stack.enter_context(
+                gzip.GzipFile(filename="", mode="wb", fileobj=stream, mtime=0,
+                              compresslevel=GZIP_LEVEL)
+            )
+        tar = stack.enter_context(
+            tarfile.open(fileobj=stream, mode="w", format=tarfile.GNU_FORMAT)
+        )
+        _add_member(tar, "graph.nnef", [document])
+        for label, array in arrays.items():
+            _add_member(tar, f"{label}.dat", [_dat_header(array), _data_view(array)])
+
+
+def container_kind(path: Path) -> str:
+    """Return 'tgz', 'tar' or 'directory': the container `save` writes for `path`."""
+    name = path.name.lower()
+    if name.endswith((".tgz", ".tar.gz")):
+        return "tgz"
+    if name.endswith(".tar"):
+        return "tar"
+    return "directory"
+
+
+def remove(path: Path) -> None:
+    """Delete a file, symlink or directory tree if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    """Return an unused hidden path next to `path`, for temporaries and backups."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}")
+
+
+def move(temporary: Path, target: Path) -> None:
+    """Move `temporary` onto `target`, deleting a previous target only once the move succeeded."""
+    if not os.path.lexists(target) or not (target.is_dir() or temporary.is_dir()):
+        os.replace(temporary, target)
+        return
+    backup = _sibling(target, ".old")
+    os.replace(target, backup)
+    try:
+        os.replace(temporary, target)
+    except BaseException:
+        os.replace(backup, target)
+        raise
+    try:
+        remove(backup)
+    except OSError as exc:
+        logger.warning("could not delete the previous %s moved to %s: %s", target, backup, exc)
+
+
+def save(graph: Graph, path: str | os.PathLike[str]) -> Path:
+    """Write `graph` and its weights to `path` (directory, `.tar` or `.tgz`/`.tar.gz`) atomically."""
+    target = Path(path)
+    kind = container_kind(target)
+    temporary = _sibling(target, ".tmp")
+    try:
+        document = format_document(graph).encode("utf-8")
+        arrays = variable_arrays(graph)
+        if kind == "directory":
+            _write_directory(temporary, document, arrays)
+        else:
+            _write_tar(temporary, document, arrays, compress=kind == "tgz")
+        move(temporary, target)
+    except BaseException as exc:
+        remove(temporary)
+        if isinstance(exc, FX2NNEFError) or not isinstance(exc, Exception):
+            raise
+        raise SerializationError(f"cannot write the NNEF model {target}: {exc}") from exc
+    logger.debug(
+        "wrote %s (%s): graph.nnef %d bytes, %d tensor files %d bytes",
+        target, kind, len(document), len(arrays),
+        sum(HEADER_SIZE + array.nbytes for array in arrays.values()),
+    )
+    return target

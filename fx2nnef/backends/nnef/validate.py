@@ -1,0 +1,337 @@
+"""Check an NNEF graph against the rules of the dialect tract accepts, before tract sees it.
+
+Many malformed graphs do not fail cleanly in tract 0.23.9: they abort the whole Python process
+(a Rust panic across the FFI) or give silently wrong numbers (tract_nnef.md §0). `validate`
+rejects them with an InvalidGraphError that names the operation and the broken rule.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import networkx as nx
+import numpy as np
+
+from fx2nnef.backends.nnef.graph import Graph, Operation, Tensor
+from fx2nnef.errors import InvalidGraphError
+
+BINARY_OPS = frozenset({
+    "add", "sub", "mul", "div", "pow", "min", "max",
+    "lt", "gt", "le", "ge", "eq", "ne", "and", "or",
+    "tract_core_xor", "tract_core_bitand", "tract_core_bitor", "tract_core_bitxor",
+    "tract_shl", "tract_shr",
+})
+BROADCAST_OPS = BINARY_OPS | {"select"}
+POOL_OPS = frozenset({"max_pool", "avg_pool", "box", "max_pool_with_index", "rms_pool"})
+POOL_LISTS = ("size", "stride", "padding", "dilation")
+EXTERNAL_OPS = frozenset({"external", "tract_core_external"})
+BORDERS = {
+    "conv": ("constant",),
+    "deconv": ("constant",),
+    "pad": ("constant", "reflect", "replicated"),
+    **{name: ("constant", "ignore") for name in POOL_OPS},
+}
+SLICE_END_LIMIT = 2**31   # torch.export writes 2**63 - 1 for an open end (`x[1:]`)
+
+Rule = Callable[[Operation], str | None]
+
+
+def describe(op: Operation) -> str:
+    """Return how error messages name an operation, e.g. `y = add(...)`."""
+    output = op.outputs[0].name if op.outputs else "<no output>"
+    return f"{output} = {op.name}(...)"
+
+
+def _is_int(value: Any) -> bool:
+    """Tell whether `value` is a Python or numpy integer (bools excluded)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    """Tell whether `value` is an integer or a non-NaN float (bools excluded)."""
+    if isinstance(value, (float, np.floating)):
+        return not np.isnan(value)
+    return _is_int(value)
+
+
+def _rank(value: Any) -> int | None:
+    """Return the rank of a tensor argument whose shape is known, else None."""
+    if isinstance(value, Tensor) and value.shape is not None:
+        return len(value.shape)
+    return None
+
+
+def _operand(op: Operation, index: int, name: str) -> Any:
+    """Return the argument at position `index`, or the attribute `name` when not positional."""
+    return op.args[index] if len(op.args) > index else op.attribs.get(name)
+
+
+def _static_dim(tensor: Any, axis: Any) -> int | None:
+    """Return the static size of `tensor` along `axis`, or None when it is unknown or symbolic."""
+    rank = _rank(tensor)
+    if rank is None or not _is_int(axis) or not 0 <= axis < rank:
+        return None
+    dim = tensor.shape[axis]
+    return int(dim) if _is_int(dim) else None
+
+
+def _tensors(value: Any) -> Iterator[Tensor]:
+    """Yield the tensors referenced by an argument value, looking inside lists and tuples."""
+    if isinstance(value, Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item)
+
+
+def _arguments(op: Operation) -> Iterator[Tensor]:
+    """Yield every tensor an operation reads, positional arguments then attributes."""
+    yield from _tensors(list(op.args) + list(op.attribs.values()))
+
+
+# --------------------------------------------------------------------------------------------
+# Operation rules: each returns a problem description, or None when the operation is fine.
+
+
+def _negative_axes(op: Operation) -> str | None:
+    """Reject a negative integer `axis`/`axes` attribute (tract needs axes >= 0)."""
+    for key in ("axis", "axes"):
+        value = op.attribs.get(key)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(_is_int(item) and item < 0 for item in values):
+            return (
+                f"{key} = {value} is negative; tract needs axes >= 0 (a negative axis aborts "
+                "the process in sum_reduce, concat and slice): add the input rank"
+            )
+    return None
+
+
+def _argument_count(op: Operation) -> str | None:
+    """Require exactly two operands for binary ops and three for `select`."""
+    expected = 3 if op.name == "select" else 2 if op.name in BINARY_OPS else None
+    count = len(op.args) + len(op.attribs)
+    if expected is not None and count != expected:
+        return (
+            f"{op.name} takes exactly {expected} arguments, got {count} "
+            "(tract aborts the process otherwise)"
+        )
+    return None
+
+
+def _broadcast_ranks(op: Operation) -> str | None:
+    """Reject element-wise operands of different non-zero ranks (tract pads ranks at the end)."""
+    if op.name not in BROADCAST_OPS:
+        return None
+    ranks = [_rank(arg) for arg in list(op.args) + list(op.attribs.values())]
+    known = sorted({rank for rank in ranks if rank})
+    if len(known) > 1:
+        return (
+            f"operand ranks {ranks} differ: tract pads the lower rank with trailing unit axes, "
+            "not leading ones as numpy/torch do, which silently gives wrong results; unsqueeze "
+            "the lower-rank operand to the same rank"
+        )
+    return None
+
+
+def _matmul_ranks(op: Operation) -> str | None:
+    """Require `matmul` operands of equal rank when both ranks are known."""
+    if op.name != "matmul":
+        return None
+    a, b = _rank(_operand(op, 0, "A")), _rank(_operand(op, 1, "B"))
+    if a is not None and b is not None and a != b:
+        return f"operand ranks {a} and {b} differ; tract matmul needs equal ranks: unsqueeze one"
+    return None
+
+
+def _slice_bounds(op: Operation) -> str | None:
+    """Reject `slice` bounds that tract refuses, misreads or aborts on."""
+    if op.name != "slice":
+        return None
+    source = _operand(op, 0, "input")
+    bounds = zip(*(op.attribs.get(key, []) for key in ("axes", "begin", "end")))
+    for axis, begin, end in bounds:
+        dim = _static_dim(source, axis)
+        where = f"on axis {axis}"
+        if _is_int(begin) and begin < 0:
+            return f"begin {begin} {where} is negative; tract rejects it: write dim + begin"
+        if not _is_int(end):
+            continue
+        if end >= SLICE_END_LIMIT:
+            return (
+                f"end {end} {where} is an open-end sentinel; tract silently drops an element "
+                "or aborts: write the dim size (or a symbol expression) instead"
+            )
+        if end == 0 and _is_int(begin) and begin > 0:
+            return (
+                f"end 0 {where} means the end of the axis for tract when begin > 0 (torch "
+                "reads an empty slice): write the dim size, or drop the op for an empty slice"
+            )
+        if dim is not None and end > dim:
+            return f"end {end} {where} is beyond the dim size {dim}"
+        stop = end if end > 0 else None if dim is None else dim + end  # end <= 0 counts from the end
+        if _is_int(begin) and stop is not None and begin > stop:
+            return f"begin {begin} > end {end} {where} (tract aborts the process)"
+    return None
+
+
+def _pool_ranks(op: Operation) -> str | None:
+    """Require full-rank size/stride/padding/dilation lists on pooling ops."""
+    if op.name not in POOL_OPS:
+        return None
+    given = {key: op.attribs[key] for key in POOL_LISTS if op.attribs.get(key)}
+    rank = _rank(_operand(op, 0, "input"))
+    if rank is None and "size" in given:
+        rank = len(given["size"])  # input rank unknown: every list must match size
+    for key, value in given.items():
+        if rank is not None and len(value) != rank:
+            return (
+                f"{key} has {len(value)} entries, expected {rank} (one per input axis, N and C "
+                "included); tract pools need full-rank lists and spatial-only padding aborts "
+                "the process"
+            )
+    return None
+
+
+def _border(op: Operation) -> str | None:
+    """Reject a `border` value that tract does not implement for the op."""
+    allowed = BORDERS.get(op.name)
+    border = op.attribs.get("border")
+    if allowed is None or border is None or border in allowed:
+        return None
+    outcome = "rejects it" if op.name == "pad" else "aborts the process"
+    return f"border {border!r} is not one of {list(allowed)} (tract {outcome})"
+
+
+def _variable_attributes(op: Operation) -> str | None:
+    """Require a `variable` to carry its label and a shape matching its data."""
+    if op.name != "variable":
+        return None
+    tensor, label, shape = op.outputs[0], op.attribs.get("label"), op.attribs.get("shape")
+    if not isinstance(label, str) or not label:
+        return "a variable needs a non-empty string `label` attribute"
+    if tensor.label is not None and tensor.label != label:
+        return f"label attribute {label!r} differs from the tensor label {tensor.label!r}"
+    if not isinstance(shape, (list, tuple)):
+        return "a variable needs a `shape` attribute (a list of ints)"
+    if tensor.data is not None and tuple(np.shape(tensor.data)) != tuple(shape):
+        return f"shape {list(shape)} differs from the data shape {list(np.shape(tensor.data))}"
+    return None
+
+
+RULES: tuple[Rule, ...] = (
+    _negative_axes, _argument_count, _broadcast_ranks, _matmul_ranks, _slice_bounds,
+    _pool_ranks, _border, _variable_attributes,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Graph rules
+
+
+def dependency_graph(graph: Graph) -> nx.DiGraph:
+    """Return the DiGraph of tensor names with an edge from each argument to each result."""
+    dependencies = nx.DiGraph()
+    for op in graph.operations:
+        for output in op.outputs:
+            dependencies.add_node(output.name)
+            dependencies.add_edges_from((arg.name, output.name) for arg in _arguments(op))
+    return dependencies
+
+
+def _check_unique_outputs(graph: Graph) -> None:
+    """Raise if two operations (or one, twice) define the same tensor name."""
+    producers: dict[str, Operation] = {}
+    for op in graph.operations:
+        for output in op.outputs:
+            if output.name in producers:
+                raise InvalidGraphError(
+                    f"{describe(op)}: tensor {output.name!r} is already defined by "
+                    f"{describe(producers[output.name])}; tensor names must be unique"
+                )
+            producers[output.name] = op
+
+
+def _check_acyclic(graph: Graph) -> None:
+    """Raise if tensors depend on themselves through a cycle of operations."""
+    dependencies = dependency_graph(graph)
+    if not nx.is_directed_acyclic_graph(dependencies):
+        cycle = [edge[0] for edge in nx.find_cycle(dependencies)]
+        raise InvalidGraphError(f"the operations form a cycle: {' -> '.join(cycle + cycle[:1])}")
+
+
+def _check_definition_order(graph: Graph) -> None:
+    """Raise if an operation reads a tensor no earlier operation defined (tract resolves in order)."""
+    defined: set[str] = set()
+    for op in graph.operations:
+        for arg in _arguments(op):
+            if arg.name not in defined:
+                raise InvalidGraphError(
+                    f"{describe(op)}: argument {arg.name!r} is not defined by an earlier "
+                    "operation (graph inputs are defined by their external operation)"
+                )
+        defined.update(output.name for output in op.outputs)
+
+
+def _check_interface(graph: Graph) -> None:
+    """Raise unless each input comes from an external op and each output is defined."""
+    producers = {output.name: op for op in graph.operations for output in op.outputs}
+    for tensor in graph.inputs:
+        op = producers.get(tensor.name)
+        if op is None or op.name not in EXTERNAL_OPS:
+            found = "no operation" if op is None else describe(op)
+            raise InvalidGraphError(
+                f"graph input {tensor.name!r} must be produced by external or "
+                f"tract_core_external, found {found}"
+            )
+    for tensor in graph.outputs:
+        if tensor.name not in producers:
+            raise InvalidGraphError(f"graph output {tensor.name!r} is not defined by any operation")
+
+
+def _is_property_literal(value: Any) -> bool:
+    """Tell whether tract can read `value` as a property: str, bool, number, non-empty number list."""
+    if isinstance(value, (str, bool, np.bool_)):
+        return True
+    if isinstance(value, list):
+        return bool(value) and all(_is_number(item) for item in value)
+    return _is_number(value)
+
+
+def _check_properties(graph: Graph) -> None:
+    """Raise if a property key is not a string or its value is not a literal."""
+    for key, value in graph.properties.items():
+        if not isinstance(key, str) or not _is_property_literal(value):
+            raise InvalidGraphError(
+                f"property {key!r} = {value!r} is not a literal: keys are strings and values "
+                "a string, number, bool or non-empty list of numbers (a tensor reference aborts "
+                "the process, an empty list is rejected)"
+            )
+
+
+def validate(graph: Graph) -> None:
+    """Raise InvalidGraphError if `graph` breaks a rule of the NNEF dialect tract accepts."""
+    _check_unique_outputs(graph)
+    _check_acyclic(graph)
+    _check_definition_order(graph)
+    _check_interface(graph)
+    _check_properties(graph)
+    problems = [
+        f"{describe(op)}: {problem}"
+        for op in graph.operations
+        for problem in (rule(op) for rule in RULES)
+        if problem
+    ]
+    if problems:
+        raise InvalidGraphError("invalid NNEF graph for tract:\n  " + "\n  ".join(problems))
+
+
+def remove_dead_operations(graph: Graph) -> int:
+    """Drop operations no graph output depends on (inputs' external ops stay); return how many."""
+    dependencies = dependency_graph(graph)
+    live = {tensor.name for tensor in graph.outputs + graph.inputs}
+    for name in list(live):
+        if name in dependencies:
+            live |= nx.ancestors(dependencies, name)
+    kept = [op for op in graph.operations if any(output.name in live for output in op.outputs)]
+    removed = len(graph.operations) - len(kept)
+    graph.operations[:] = kept
+    return removed

@@ -1,0 +1,291 @@
+"""Load and run an NNEF archive with the `tract` Python bindings, in-process or in a child process.
+
+Every tract failure comes out as a `TractCheckError` that names the archive. Inputs are checked
+against the model's input facts before tract sees them, because tract's own messages for a
+wrong dtype or shape are hard to read. `run_isolated` does the same work in a child process, so
+that a Rust panic inside tract (which aborts the whole process) becomes an error.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tract
+
+from fx2nnef.errors import TractCheckError
+
+# Registry id (as in `extension tract_registry <id>;`) -> the `tract.Nnef` method that enables it.
+# None: the registry is always on in `tract.nnef()`.
+REGISTRY_SWITCHES: dict[str, str | None] = {
+    "tract_nnef": None,
+    "tract_core": None,
+    "tract_transformers": "with_tract_transformers",
+    "tract_extra": "with_tract_extra",
+    "tract_onnx": "with_onnx",
+    "tract_pulse": "with_pulse",
+    "pulse": "with_pulse",
+}
+
+# dtype token of a tract fact (`str(fact)` ends with it) -> numpy dtype that feeds it.
+_FACT_DTYPES: dict[str, np.dtype] = {
+    name: np.dtype(numpy_name)
+    for name, numpy_name in (
+        ("bool", "bool"), ("f16", "float16"), ("f32", "float32"), ("f64", "float64"),
+        ("i8", "int8"), ("i16", "int16"), ("i32", "int32"), ("i64", "int64"),
+        ("u8", "uint8"), ("u16", "uint16"), ("u32", "uint32"), ("u64", "uint64"),
+    )
+}
+
+_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PANIC = re.compile(r"^thread .* panicked at (.+):$")
+_STAGE_PREFIX = "fx2nnef-stage: "
+
+
+@dataclass(frozen=True)
+class InputFact:
+    """What one model input accepts: its name, dims (ints or symbol expressions) and dtype token."""
+
+    name: str
+    dims: tuple[int | str, ...]
+    dtype: str
+
+    def describe(self) -> str:
+        """Return the fact as `shape [1, S] dtype f32`."""
+        dims = ", ".join(str(d) for d in self.dims)
+        return f"shape [{dims}] dtype {self.dtype}"
+
+
+def tract_version() -> str:
+    """Return the version of the tract native library the bindings load (e.g. "0.23.9")."""
+    return tract.version()
+
+
+def _tract_message(exc: BaseException) -> str:
+    """Return a tract error's message without the Rust backtrace that RUST_BACKTRACE=1 appends."""
+    return str(exc).split("\n\nStack backtrace:")[0].strip()
+
+
+def _switches(registries: Iterable[str]) -> list[str]:
+    """Return the `tract.Nnef` methods that enable `registries`, once each, in a stable order."""
+    registries = tuple(registries)
+    unknown = sorted(set(registries) - set(REGISTRY_SWITCHES))
+    if unknown:
+        raise TractCheckError(
+            f"tract {tract_version()} (Python bindings) cannot enable the registries {unknown}; "
+            f"known registries: {sorted(REGISTRY_SWITCHES)}"
+        )
+    wanted = {REGISTRY_SWITCHES[name] for name in registries} - {None}
+    return [method for method in dict.fromkeys(REGISTRY_SWITCHES.values()) if method in wanted]
+
+
+def load(path: str | os.PathLike, registries: Iterable[str] = ()) -> tract.Model:
+    """Load an NNEF directory, .tar or .tgz with the given tract registries enabled."""
+    if not Path(path).exists():
+        raise TractCheckError(f"tract could not load {path}: there is no file or directory there")
+    loader = tract.nnef()
+    for method in _switches(registries):
+        loader = getattr(loader, method)()
+    try:
+        return loader.load(str(path))
+    except tract.TractError as exc:
+        raise TractCheckError(f"tract could not load {path}: {_tract_message(exc)}") from None
+
+
+def input_facts(model: tract.Model) -> list[InputFact]:
+    """Return what each input of `model` accepts, in the order `run` takes the inputs."""
+    return [_input_fact(model, index) for index in range(model.input_count())]
+
+
+def _input_fact(model: tract.Model, index: int) -> InputFact:
+    """Read the name, dims and dtype of input `index` of `model`."""
+    fact = model.input_fact(index)
+    dims = tuple(int(d) if d.isdigit() else d for d in (str(dim) for dim in fact.dims()))
+    return InputFact(model.input_name(index), dims, dtype=str(fact).split(",")[-1])
+
+
+def check_inputs(facts: Sequence[InputFact], inputs: Sequence[np.ndarray], path: str | os.PathLike) -> None:
+    """Raise TractCheckError unless `inputs` match `facts` in count, dtype and shape."""
+    if len(inputs) != len(facts):
+        expected = "; ".join(f"{fact.name}: {fact.describe()}" for fact in facts)
+        raise TractCheckError(
+            f"{path} takes {len(facts)} input(s) but {len(inputs)} were given; expected, in order: {expected}"
+        )
+    symbols: dict[str, tuple[int, str]] = {}
+    for index, (fact, array) in enumerate(zip(facts, inputs)):
+        problem = _dtype_problem(fact, array) or _shape_problem(fact, array, symbols)
+        if problem:
+            raise TractCheckError(
+                f"input {index} '{fact.name}' of {path}: {problem}; "
+                f"expected {fact.describe()}, got shape {list(array.shape)} dtype {array.dtype}"
+            )
+
+
+def _dtype_problem(fact: InputFact, array: np.ndarray) -> str | None:
+    """Say why `array`'s dtype cannot feed `fact`, or return None if it can."""
+    wanted = _FACT_DTYPES.get(fact.dtype)
+    if wanted is None:
+        return f"tract inputs of dtype {fact.dtype} cannot be fed from numpy"
+    if array.dtype != wanted:
+        return f"wrong dtype (tract does not convert: pass a {wanted} array)"
+    return None
+
+
+def _shape_problem(fact: InputFact, array: np.ndarray, symbols: dict[str, tuple[int, str]]) -> str | None:
+    """Say why `array`'s shape does not fit `fact`, or return None; binds bare symbols in `symbols`."""
+    if array.ndim != len(fact.dims):
+        return f"wrong rank {array.ndim}"
+    for axis, (dim, size) in enumerate(zip(fact.dims, array.shape)):
+        if isinstance(dim, int) and dim != size:
+            return f"axis {axis} has size {size}, not {dim}"
+        if isinstance(dim, str) and _SYMBOL.fullmatch(dim):
+            bound, where = symbols.setdefault(dim, (size, f"input '{fact.name}' axis {axis}"))
+            if bound != size:
+                return f"axis {axis} is {dim}, which {where} set to {bound}, but has size {size}"
+    return None
+
+
+def prepare(model: tract.Model, path: str | os.PathLike) -> tract.Runnable:
+    """Optimize `model` for this CPU and make it runnable (this consumes `model`)."""
+    try:
+        return model.into_runnable()
+    except tract.TractError as exc:
+        raise TractCheckError(f"tract could not optimize {path}: {_tract_message(exc)}") from None
+
+
+def execute(runnable: tract.Runnable, inputs: Sequence[np.ndarray], path: str | os.PathLike) -> list[np.ndarray]:
+    """Run `runnable` on `inputs` and return its outputs as numpy arrays, in graph output order."""
+    try:
+        return [tensor.to_numpy() for tensor in runnable.run(list(inputs))]
+    except tract.TractError as exc:
+        message = _tract_message(exc)
+        if "TDim" in message:
+            message += " (an output is a symbolic-dim tensor: cast it, e.g. tract_core_cast(.., to = 'i64'))"
+        raise TractCheckError(f"tract failed to run {path}: {message}") from None
+
+
+def run(path: str | os.PathLike, inputs: Sequence[np.ndarray], registries: Iterable[str] = ()) -> list[np.ndarray]:
+    """Load, optimize and run the archive at `path` in this process; return the outputs in order."""
+    return _run_in_stages(path, inputs, registries, announce=lambda stage: None)
+
+
+def _run_in_stages(
+    path: str | os.PathLike,
+    inputs: Sequence[np.ndarray],
+    registries: Iterable[str],
+    announce: Callable[[str], None],
+) -> list[np.ndarray]:
+    """Do the work of `run`, calling `announce` with each stage's name before it starts."""
+    inputs = [np.asarray(array) for array in inputs]
+    announce("loading")
+    model = load(path, registries)
+    check_inputs(input_facts(model), inputs, path)
+    announce("optimizing")
+    runnable = prepare(model, path)
+    announce("running")
+    return execute(runnable, inputs, path)
+
+
+def run_isolated(
+    path: str | os.PathLike,
+    inputs: Sequence[np.ndarray],
+    registries: Iterable[str] = (),
+    timeout: float | None = 600.0,
+) -> list[np.ndarray]:
+    """Do what `run` does in a child process, so that a tract abort raises TractCheckError here."""
+    with tempfile.TemporaryDirectory(prefix="fx2nnef-tract-") as tmp:
+        request = Path(tmp)
+        np.savez(request / "inputs.npz", **_numbered("input", inputs))
+        (request / "request.json").write_text(
+            json.dumps({"archive": str(path), "registries": sorted(set(registries))})
+        )
+        child = _spawn(request, path, timeout)
+        if (request / "error.txt").exists():
+            raise TractCheckError((request / "error.txt").read_text())
+        if child.returncode != 0 or not (request / "outputs.npz").exists():
+            raise TractCheckError(_abort_message(child, path))
+        with np.load(request / "outputs.npz") as outputs:
+            return [outputs[key] for key in outputs.files]
+
+
+def _numbered(prefix: str, arrays: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Key arrays as prefix_0000, prefix_0001, … so an .npz keeps their order."""
+    return {f"{prefix}_{index:04d}": np.asarray(array) for index, array in enumerate(arrays)}
+
+
+# The child skips `fx2nnef/__init__.py` (which may import torch, ~2 s) by registering a bare
+# package module; it needs only this module, `fx2nnef.errors`, numpy and tract.
+_CHILD_BOOTSTRAP = (
+    "import sys, types; package = types.ModuleType('fx2nnef'); package.__path__ = [sys.argv[1]]; "
+    "sys.modules['fx2nnef'] = package; "
+    "from fx2nnef.backends.tract.runner import serve_request; serve_request(sys.argv[2])"
+)
+
+
+def _spawn(request: Path, path: str | os.PathLike, timeout: float | None) -> subprocess.CompletedProcess:
+    """Run the child on `request` and return it once it exits; raise TractCheckError on timeout."""
+    package_dir = str(Path(__file__).resolve().parents[2])
+    command = [sys.executable, "-c", _CHILD_BOOTSTRAP, package_dir, str(request)]
+    env = {**os.environ, "RUST_BACKTRACE": "0"}
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:
+        stage = _last_stage(exc.stdout or "")
+        raise TractCheckError(f"tract did not finish {stage} {path} within {timeout} s") from None
+
+
+def _abort_message(child: subprocess.CompletedProcess, path: str | os.PathLike) -> str:
+    """Describe how the child died: stage, exit code (and signal) and the Rust panic message."""
+    code = f"exit code {child.returncode}"
+    if child.returncode < 0:
+        code += f" ({signal.Signals(-child.returncode).name})"
+    return (
+        f"tract aborted while {_last_stage(child.stdout)} {path}, {code}. This is a Rust panic inside tract, "
+        f"usually on a graph it does not validate (e.g. a negative axis). tract said: {_panic_text(child.stderr)}"
+    )
+
+
+def _last_stage(stdout: str | bytes) -> str:
+    """Return the last stage ('loading', 'optimizing', 'running') the child announced."""
+    if isinstance(stdout, bytes):
+        stdout = stdout.decode(errors="replace")
+    stages = [line[len(_STAGE_PREFIX):] for line in stdout.splitlines() if line.startswith(_STAGE_PREFIX)]
+    return stages[-1] if stages else "starting on"
+
+
+def _panic_text(stderr: str) -> str:
+    """Return the first Rust panic location and message in `stderr`, else its last lines."""
+    lines = stderr.strip().splitlines()
+    for index, line in enumerate(lines):
+        match = _PANIC.match(line)
+        if match:
+            message = lines[index + 1] if index + 1 < len(lines) else ""
+            return f"{message} (at {match.group(1)})"
+    return "\n".join(lines[-5:]) or "(nothing on stderr)"
+
+
+def serve_request(request_dir: str) -> None:
+    """Child side of `run_isolated`: run the request in `request_dir`, write outputs or error text."""
+    request = Path(request_dir)
+    spec = json.loads((request / "request.json").read_text())
+    with np.load(request / "inputs.npz") as stored:
+        inputs = [stored[key] for key in stored.files]
+    try:
+        outputs = _run_in_stages(spec["archive"], inputs, spec["registries"], _announce)
+    except TractCheckError as exc:
+        (request / "error.txt").write_text(str(exc))
+        return
+    np.savez(request / "outputs.npz", **_numbered("output", outputs))
+
+
+def _announce(stage: str) -> None:
+    """Tell the parent which stage the child is in, so an abort can name it."""
+    print(_STAGE_PREFIX + stage, flush=True)

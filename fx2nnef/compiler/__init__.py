@@ -1,0 +1,1 @@
+"""The compiler: capture (frontend), the pass interface and manager, the default pipeline."""

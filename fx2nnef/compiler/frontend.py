@@ -1,0 +1,152 @@
+"""Capture: bind the user's example inputs to `forward()` and run `torch.export` on the model.
+
+The user's model is left as it was: its training flags are restored after capture, and
+nothing else is touched (torch.export does not write parameters, buffers or hooks).
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import traceback
+import types
+import warnings
+from collections.abc import Generator, Iterator, Mapping, MappingView
+from typing import Any
+
+import torch
+from torch.export import ExportedProgram
+
+from ..errors import CaptureError, ExportInputError
+
+log = logging.getLogger("fx2nnef")
+
+PRIMITIVES = (bool, int, float, str, type(None))
+
+
+class TraceConstantWarning(UserWarning):
+    """A Python value among the inputs is baked into the exported graph as a constant."""
+
+
+def _normalize(value: Any, path: str) -> Any:
+    """Turn mappings (BatchEncoding, ...) into dicts and check every leaf is exportable."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, Mapping):
+        return {k: _normalize(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_normalize(v, f"{path}[{i}]") for i, v in enumerate(value)) \
+            if not hasattr(value, "_fields") else type(value)(*(_normalize(v, f"{path}[{i}]") for i, v in enumerate(value)))
+    if isinstance(value, PRIMITIVES):
+        warnings.warn(f"input '{path}' = {value!r} is a Python {type(value).__name__}: it becomes a "
+                      "constant of the exported graph", TraceConstantWarning, stacklevel=4)
+        return value
+    if isinstance(value, (MappingView, Generator, Iterator, types.GeneratorType)):
+        raise ExportInputError(f"input '{path}' is a {type(value).__name__}, which can be read only once "
+                               "and has no names: pass a list/tuple, or the mapping itself")
+    raise ExportInputError(f"input '{path}' has type {type(value).__name__}; fx2nnef takes tensors, "
+                           "lists/tuples/dicts of tensors and Python scalars")
+
+
+def bind_inputs(model: torch.nn.Module, args: Any, kwargs: Mapping[str, Any] | None = None
+                ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Bind example inputs to model.forward's parameters and return (args, kwargs) for capture.
+
+    A tensor is the single positional input; a list/tuple holds positional inputs; a Mapping
+    (dict, BatchEncoding, ...) is bound by name, whatever its order.
+    """
+    if isinstance(args, (MappingView, Generator, Iterator)):
+        hint = "list(...) of it in forward() order, or the dict itself" if isinstance(args, MappingView) else "a list or tuple"
+        raise ExportInputError(f"args is a {type(args).__name__}: pass {hint} (a mapping is bound by name)")
+    kwargs = dict(kwargs or {})
+    if isinstance(args, torch.Tensor):
+        args = (args,)
+    elif isinstance(args, Mapping):
+        kwargs = {**dict(args), **kwargs}
+        args = ()
+    elif isinstance(args, (list, tuple)):
+        args = tuple(args)
+    elif args is None:
+        args = ()
+    else:
+        raise ExportInputError(f"args has type {type(args).__name__}: pass a tensor, a list/tuple of "
+                               "inputs in forward() order, or a mapping of forward() parameter names")
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None:
+        params = signature.parameters
+        takes_var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        unknown = [k for k in kwargs if k not in params and not takes_var_kw]
+        if unknown:
+            raise ExportInputError(f"{type(model).__name__}.forward() has no parameter {', '.join(map(repr, unknown))}; "
+                                   f"it takes {', '.join(p for p in params if params[p].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))}")
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise ExportInputError(f"the inputs do not fit {type(model).__name__}.forward{signature}: {e}") from None
+        names = list(params)
+        positional = [names[i] if i < len(names) else f"args[{i}]" for i in range(len(args))]
+    else:
+        positional = [f"args[{i}]" for i in range(len(args))]
+    args = tuple(_normalize(a, name) for a, name in zip(args, positional))
+    kwargs = {k: _normalize(v, k) for k, v in kwargs.items()}
+    return args, kwargs
+
+
+def forward_parameter_names(model: torch.nn.Module) -> list[str]:
+    """Return the names of model.forward's parameters (without *args/**kwargs)."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Put every submodule in eval mode for the duration, then restore each training flag."""
+    flags = [(m, m.training) for m in model.modules()]
+    if model.training:
+        log.warning("model is in training mode: exporting it in eval mode (its flag is restored after)")
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+def user_frame(exc: BaseException) -> str:
+    """Return the innermost traceback frame outside torch and fx2nnef as 'file:line: code'."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    seen = exc
+    while seen.__cause__ or seen.__context__:
+        seen = seen.__cause__ or seen.__context__
+        frames += traceback.extract_tb(seen.__traceback__)
+    mine = [f for f in frames if "/torch/" not in f.filename and "/fx2nnef/" not in f.filename
+            and "<frozen" not in f.filename and "/contextlib.py" not in f.filename]
+    if not mine:
+        return ""
+    f = mine[-1]
+    return f"{f.filename}:{f.lineno} in {f.name}: {f.line}"
+
+
+def capture(model: torch.nn.Module, args: tuple, kwargs: dict, dynamic_shapes: Any = None) -> ExportedProgram:
+    """Run torch.export.export(strict=False) and turn any failure into a CaptureError."""
+    if not isinstance(model, torch.nn.Module):
+        raise ExportInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    with eval_mode(model):
+        try:
+            return torch.export.export(model, args, kwargs, dynamic_shapes=dynamic_shapes, strict=False)
+        except Exception as e:
+            reason = str(e).strip().splitlines()
+            where = user_frame(e)
+            message = (f"torch.export could not capture {type(model).__name__} (step 1/5: capture): "
+                       f"{type(e).__name__}: {reason[0] if reason else ''}")
+            if len(reason) > 1:
+                message += "\n  " + "\n  ".join(reason[1:12])
+            if where:
+                message += f"\n  at {where}"
+            raise CaptureError(message) from e

@@ -1,0 +1,103 @@
+"""The default pass pipeline and `compile()`: capture a model and run the passes on it."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.utils._pytree as pytree
+from torch.export import ExportedProgram
+
+from ..backends.nnef.registry import LoweringRegistry
+from ..passes.decompose import DecomposePass
+from ..passes.flatten_io import FlattenIOPass
+from ..passes.fold_primitives import FoldPrimitivesPass
+from ..passes.legalize_dtypes import LegalizeDtypesPass
+from .frontend import bind_inputs, capture
+from .pass_base import PassLike, PassManager, PassRecord, format_ir
+from .program import OUTPUT_NAMES, output_node, user_inputs
+
+log = logging.getLogger("fx2nnef")
+
+
+def default_passes(*, input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
+                   registry: LoweringRegistry | None = None, float64: torch.dtype = torch.float32,
+                   bfloat16: torch.dtype = torch.float32) -> list[PassLike]:
+    """Return the default pipeline, in order."""
+    return [
+        # functional ATen; decompose exactly what the registry cannot lower, so later passes
+        # see the final op set (and a re-trace cannot drop the IO names set below)
+        DecomposePass(registry),
+        # flat named inputs and outputs
+        FlattenIOPass(input_names, output_names),
+        # fold what is known at export time before legalization, so it sees fewer casts
+        FoldPrimitivesPass(),
+        # dtypes the target runs; implicit promotions become explicit casts
+        LegalizeDtypesPass(float64=float64, bfloat16=bfloat16),
+    ]
+
+
+@dataclasses.dataclass
+class CompileResult:
+    """The program after the pipeline, with what is needed to lower, run and inspect it."""
+
+    program: ExportedProgram
+    records: list[PassRecord]          # "capture" first, then one per pass
+    example_inputs: list[torch.Tensor]  # flat, in NNEF input order
+
+    @property
+    def input_names(self) -> list[str]:
+        return [n.name for n in user_inputs(self.program)]
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(output_node(self.program).meta.get(OUTPUT_NAMES, []))
+
+    def ir(self, pass_name: str) -> str:
+        """Return the IR text after the named pass ('capture' for the captured program)."""
+        for record in self.records:
+            if record.name == pass_name:
+                return record.ir
+        raise KeyError(f"no pass named {pass_name!r}; ran {[r.name for r in self.records]}")
+
+
+def flat_inputs(args: tuple, kwargs: dict, in_spec: pytree.TreeSpec) -> list[torch.Tensor]:
+    """Flatten example inputs the way the captured program's in_spec does; keep the tensors."""
+    kw_spec = in_spec.children_specs[1] if in_spec.num_children == 2 else None
+    if kw_spec is not None and kw_spec.context:
+        kwargs = {k: kwargs[k] for k in kw_spec.context}
+    return [x for x in pytree.tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
+
+
+def compile(model: torch.nn.Module, args: Any, kwargs: dict | None = None, *,
+            input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
+            passes: Sequence[PassLike] | None = None, registry: LoweringRegistry | None = None,
+            dynamic_shapes: Any = None, dump_dir: str | Path | None = None) -> CompileResult:
+    """Capture `model` on example inputs and run the pass pipeline (the default one unless `passes`).
+
+    `args` follows export_model_to_nnef's rules (a tensor, a list/tuple in forward() order, or a
+    mapping bound by name). The result holds the program after the last pass and the IR after each.
+    """
+    registry = registry or LoweringRegistry.from_default()
+    if passes is None:
+        passes = default_passes(input_names=input_names, output_names=output_names, registry=registry)
+    args, kwargs = bind_inputs(model, args, kwargs)
+    return compile_bound(model, args, kwargs, passes=passes, registry=registry,
+                         dynamic_shapes=dynamic_shapes, dump_dir=dump_dir)
+
+
+def compile_bound(model: torch.nn.Module, args: tuple, kwargs: dict, *, passes: Sequence[PassLike],
+                  registry: LoweringRegistry, dynamic_shapes: Any = None, dump_dir: str | Path | None = None,
+                  records: list[PassRecord] | None = None) -> CompileResult:
+    """Do what `compile` does on inputs already bound by `bind_inputs`; fill `records` as it goes."""
+    records = [] if records is None else records
+    start = time.perf_counter()
+    program = capture(model, args, kwargs, dynamic_shapes)
+    records.append(PassRecord("capture", time.perf_counter() - start, True, format_ir(program)))
+    log.info("capture %s with torch.export: %.3fs", type(model).__name__, records[0].seconds)
+    example = flat_inputs(args, kwargs, program.call_spec.in_spec)
+    program = PassManager(passes, dump_dir=dump_dir).run(program, records)
+    return CompileResult(program, records, example)

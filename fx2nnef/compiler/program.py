@@ -1,0 +1,111 @@
+"""Helpers over `torch.export.ExportedProgram`, the one IR of the compiler.
+
+Passes read and rewrite the program's fx graph in place, then rebuild the program with
+`replace()` when the signature, state or call specs change. IO names chosen by the
+`flatten_io` pass live in the graph itself: user-input placeholders are renamed to their
+NNEF names and the output node carries `meta[OUTPUT_NAMES]`.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+from torch._guards import detect_fake_mode
+from torch.export import ExportedProgram
+from torch.export.graph_signature import InputKind
+
+OUTPUT_NAMES = "fx2nnef.output_names"
+
+
+def replace(ep: ExportedProgram, *, graph_module: torch.fx.GraphModule | None = None,
+            graph_signature=None, state_dict: dict | None = None, constants: dict | None = None,
+            in_spec=None, out_spec=None) -> ExportedProgram:
+    """Return a new ExportedProgram with some of its parts replaced (the others are shared)."""
+    gm = graph_module or ep.graph_module
+    call_graph = [entry for entry in ep.module_call_graph]
+    if in_spec is not None or out_spec is not None:
+        import copy
+        root = copy.copy(call_graph[0])
+        root.signature = copy.copy(root.signature)
+        if in_spec is not None:
+            root.signature.in_spec = in_spec
+        if out_spec is not None:
+            root.signature.out_spec = out_spec
+        call_graph[0] = root
+    return ExportedProgram(
+        root=gm, graph=gm.graph, graph_signature=graph_signature or ep.graph_signature,
+        state_dict=ep.state_dict if state_dict is None else state_dict,
+        range_constraints=ep.range_constraints, module_call_graph=call_graph,
+        constants=ep.constants if constants is None else constants, verifiers=ep.verifiers)
+
+
+def placeholders(ep: ExportedProgram) -> Iterator[tuple[torch.fx.Node, Any]]:
+    """Yield (placeholder node, its InputSpec) pairs in signature order."""
+    nodes = [n for n in ep.graph.nodes if n.op == "placeholder"]
+    yield from zip(nodes, ep.graph_signature.input_specs)
+
+
+def user_inputs(ep: ExportedProgram) -> list[torch.fx.Node]:
+    """Return the placeholders fed by the user at run time, tensors only, in order."""
+    return [n for n, spec in placeholders(ep) if spec.kind == InputKind.USER_INPUT
+            and isinstance(n.meta.get("val"), torch.Tensor)]
+
+
+def output_node(ep: ExportedProgram) -> torch.fx.Node:
+    """Return the graph's output node."""
+    return next(n for n in reversed(ep.graph.nodes) if n.op == "output")
+
+
+def output_values(ep: ExportedProgram) -> list[Any]:
+    """Return the flat list of values (nodes or literals) the graph returns."""
+    return list(output_node(ep).args[0])
+
+
+def lifted_tensor(ep: ExportedProgram, node: torch.fx.Node) -> torch.Tensor | None:
+    """Return the real tensor behind a parameter/buffer/constant placeholder, else None."""
+    for n, spec in placeholders(ep):
+        if n is node:
+            if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
+                return ep.state_dict[spec.target] if spec.target in ep.state_dict else ep.constants[spec.target]
+            if spec.kind == InputKind.CONSTANT_TENSOR:
+                return ep.constants[spec.target]
+            return None
+    return None
+
+
+def fake_mode(ep: ExportedProgram):
+    """Return the FakeTensorMode that produced the graph's meta values."""
+    vals = [n.meta["val"] for n in ep.graph.nodes if isinstance(n.meta.get("val"), torch.Tensor)]
+    return detect_fake_mode(vals)
+
+
+def propagate_meta(ep: ExportedProgram, nodes=None) -> None:
+    """Recompute meta["val"] of call_function nodes (all, or those given) from their inputs' meta."""
+    mode = fake_mode(ep)
+    wanted = None if nodes is None else set(nodes)
+
+    def meta_of(a):
+        return a.meta["val"] if isinstance(a, torch.fx.Node) else a
+
+    with mode:
+        for node in ep.graph.nodes:
+            if node.op != "call_function" or (wanted is not None and node not in wanted):
+                continue
+            args = torch.fx.node.map_aggregate(node.args, meta_of)
+            kwargs = torch.fx.node.map_aggregate(node.kwargs, meta_of)
+            node.meta["val"] = node.target(*args, **kwargs)
+
+
+def source_line(node: torch.fx.Node) -> str:
+    """Return the user's source line that created a node ("file:line in fn: code"), or ''."""
+    trace = node.meta.get("stack_trace") or ""
+    lines = [ln.strip() for ln in trace.strip().splitlines()]
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("File "):
+            code = lines[i + 1] if i + 1 < len(lines) and not lines[i + 1].startswith("File ") else ""
+            return f"{lines[i][5:]}: {code}".strip().rstrip(":")
+    module_stack = node.meta.get("nn_module_stack")
+    if module_stack:
+        path, cls = list(module_stack.values())[-1]
+        return f"in module {path or '<root>'} ({getattr(cls, '__name__', cls)})"
+    return ""

@@ -1,0 +1,146 @@
+"""FlattenIOPass: the program's inputs and outputs become flat, named tensors."""
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Sequence
+
+import torch
+import torch.utils._pytree as pytree
+from torch.export import ExportedProgram
+from torch.export.graph_signature import ExportGraphSignature, InputKind, TensorArgument
+
+from ..backends.nnef.graph import IDENTIFIER
+from ..compiler.pass_base import Pass, PassResult
+from ..compiler.program import OUTPUT_NAMES, output_node, placeholders, replace
+from ..errors import ExportInputError
+
+
+def key_path(path: Sequence) -> str:
+    """Join a pytree key path into an identifier-like name: ('a', 0) -> 'a_0'."""
+    parts = []
+    for key in path:
+        value = getattr(key, "idx", getattr(key, "key", getattr(key, "name", key)))
+        parts.append(re.sub(r"\W", "_", str(value)))
+    return "_".join(parts)
+
+
+def leaf_paths(spec: pytree.TreeSpec) -> list[str]:
+    """Return the key path of every leaf of a pytree spec, in flattening order."""
+    tree = pytree.tree_unflatten(list(range(spec.num_leaves)), spec)
+    return [key_path(path) for path, _ in pytree.tree_flatten_with_path(tree)[0]]
+
+
+def name_outputs(paths: list[str], names: Sequence[str] | None) -> list[str]:
+    """Name flat outputs: one name each as is; one root name + key path; else key paths or output_<path>."""
+    if names and len(names) == len(paths):
+        return list(names)
+    if names and len(names) == 1:
+        return [names[0] + (f"_{p}" if p else "") for p in paths]
+    if names:
+        raise ExportInputError(f"output_names has {len(names)} names but the model returns {len(paths)} "
+                               f"tensors ({', '.join(p or '<tensor>' for p in paths)}): give one name per "
+                               "output or a single root name")
+    if all(p and IDENTIFIER.fullmatch(p) for p in paths):
+        return paths
+    return ["output" + (f"_{p}" if p else "") for p in paths]
+
+
+def check_names(kind: str, names: Sequence[str]) -> None:
+    """Raise ExportInputError unless every name is a distinct NNEF identifier."""
+    for name in names:
+        if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+            raise ExportInputError(f"{kind} name {name!r} is not a valid NNEF identifier "
+                                   "(letters, digits and '_', not starting with a digit)")
+    dupes = sorted({n for n in names if list(names).count(n) > 1})
+    if dupes:
+        raise ExportInputError(f"duplicate {kind} names: {', '.join(dupes)}")
+
+
+class FlattenIOPass(Pass):
+    """After it, the program takes a flat tuple of tensors and returns a flat tuple of tensors;
+    user-input placeholders are named as the NNEF inputs, non-tensor inputs are gone (they are
+    trace constants), and the output node's meta[OUTPUT_NAMES] names every output."""
+
+    def __init__(self, input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None):
+        self.input_names = list(input_names) if input_names else None
+        self.output_names = list(output_names) if output_names else None
+
+    def call(self, program: ExportedProgram) -> PassResult:
+        graph = program.graph
+        specs, tensor_inputs = [], []
+        for node, spec in placeholders(program):
+            if spec.kind == InputKind.USER_INPUT and not isinstance(node.meta.get("val"), torch.Tensor):
+                if node.users:
+                    raise ExportInputError(f"input {node.name} is not a tensor but the graph reads it")
+                graph.erase_node(node)
+                continue
+            if spec.kind == InputKind.USER_INPUT:
+                tensor_inputs.append(node)
+            specs.append(spec)
+        names = self._input_names([n.name for n in tensor_inputs])
+        self._rename(graph, dict(zip(tensor_inputs, names)))
+        for spec, node in zip(specs, [n for n in graph.nodes if n.op == "placeholder"]):
+            if isinstance(spec.arg, TensorArgument):
+                spec.arg = TensorArgument(name=node.name)
+
+        out = output_node(program)
+        values, out_specs = list(out.args[0]), program.graph_signature.output_specs
+        paths = leaf_paths(program.call_spec.out_spec)
+        keep = [i for i, v in enumerate(values)
+                if isinstance(v, torch.fx.Node) and isinstance(v.meta.get("val"), torch.Tensor)]
+        for i in set(range(len(values))) - set(keep):
+            warnings.warn(f"output {paths[i] or i} = {values[i]!r} is not a tensor: it is left out of the NNEF graph")
+        out_names = name_outputs([paths[i] for i in keep], self.output_names)
+        check_names("output", out_names)
+        clash = set(out_names) & set(names)
+        if clash:
+            raise ExportInputError(f"names used for both an input and an output: {', '.join(sorted(clash))}")
+        out.args = (tuple(values[i] for i in keep),)
+        out.meta[OUTPUT_NAMES] = out_names
+        for spec in out_specs:
+            if isinstance(spec.arg, TensorArgument) and spec.arg.name in self._renamed:
+                spec.arg = TensorArgument(name=self._renamed[spec.arg.name])
+        signature = ExportGraphSignature(specs, [out_specs[i] for i in keep])
+        graph.lint()
+        program.graph_module.recompile()
+        flat_in = pytree.tree_structure((tuple(range(len(names))), {}))
+        flat_out = pytree.tree_structure(tuple(range(len(keep))))
+        return PassResult(replace(program, graph_signature=signature, in_spec=flat_in, out_spec=flat_out), True)
+
+    def _input_names(self, defaults: list[str]) -> list[str]:
+        """Return the NNEF input names: the user's (checked) or the ones torch.export derived."""
+        if self.input_names is None:
+            check_names("input", defaults)
+            return defaults
+        if len(self.input_names) != len(defaults):
+            raise ExportInputError(f"input_names has {len(self.input_names)} names but the model takes "
+                                   f"{len(defaults)} tensor inputs ({', '.join(defaults)})")
+        for i, (given, bound) in enumerate(zip(self.input_names, defaults)):
+            if given != bound and given in defaults:
+                raise ExportInputError(
+                    f"input_names[{i}] is {given!r} but that position is bound to forward() parameter "
+                    f"{bound!r} (while {given!r} is another parameter): the args are probably in the wrong "
+                    "order (e.g. list(inputs.values()) of a dict in another order). Pass the dict itself "
+                    "as args to bind inputs by name, or reorder args to forward()'s order")
+        check_names("input", self.input_names)
+        return list(self.input_names)
+
+    def _rename(self, graph: torch.fx.Graph, wanted: dict[torch.fx.Node, str]) -> None:
+        """Rename placeholders, moving any other node that holds a wanted name out of the way."""
+        self._renamed: dict[str, str] = {}
+        taken = {n.name: n for n in graph.nodes}
+        for node in wanted:
+            node._rename(f"__fx2nnef_tmp_{node.name}")
+        for node, name in wanted.items():
+            holder = next((n for n in graph.nodes if n.name == name), None)
+            if holder is not None and holder not in wanted:
+                old = holder.name
+                holder._rename(f"{name}_node")
+                self._renamed[old] = holder.name
+            old = next(k for k, v in taken.items() if v is node)
+            node._rename(name)
+            node.target = name
+            self._renamed[old] = node.name
+            if node.name != name:
+                raise ExportInputError(f"input name {name!r} could not be given to the graph input")

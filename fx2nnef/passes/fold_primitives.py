@@ -1,0 +1,123 @@
+"""FoldPrimitivesPass: evaluate at export time everything that does not depend on runtime data."""
+from __future__ import annotations
+
+import torch
+from torch.export import ExportedProgram
+from torch.export.graph_signature import ExportGraphSignature, InputKind, InputSpec, TensorArgument
+
+from ..compiler.pass_base import Pass, PassResult
+from ..compiler.program import placeholders, replace
+
+aten = torch.ops.aten
+
+# ops that only check, and have no value used downstream
+ASSERTIONS = {
+    aten._assert_tensor_metadata.default, aten._assert_scalar.default, aten._assert_async.msg,
+    aten._assert_async.default, aten.sym_constrain_range_for_size.default, aten.sym_constrain_range.default,
+    aten._functional_assert_async.msg,
+}
+# ops whose output equals their first input when the dtype and shape do not change
+IDENTITIES = {
+    aten.clone.default, aten.alias.default, aten.detach.default, aten.lift_fresh_copy.default,
+    aten.contiguous.default, aten._to_copy.default, aten.to.dtype, aten.view.default, aten.reshape.default,
+    aten._unsafe_view.default, aten.expand.default, aten.dropout.default, aten.type_as.default,
+    aten.alias_copy.default, aten.detach_copy.default, aten.view_copy.default, aten.expand_copy.default,
+}
+# a folded constant larger than this many elements is left as computation
+MAX_FOLDED_NUMEL = 1 << 20
+
+
+def _is_identity(node: torch.fx.Node) -> bool:
+    """Tell whether an IDENTITIES node returns its input unchanged (same dtype and static shape)."""
+    if node.target not in IDENTITIES or not isinstance(node.args[0], torch.fx.Node):
+        return False
+    if node.target is aten.dropout.default and node.args[2:3] == (True,):
+        return False
+    src, dst = node.args[0].meta.get("val"), node.meta.get("val")
+    if not (isinstance(src, torch.Tensor) and isinstance(dst, torch.Tensor)):
+        return False
+    return src.dtype == dst.dtype and src.shape == dst.shape and src.device == dst.device
+
+
+def _is_foldable(node: torch.fx.Node, constant: set[torch.fx.Node]) -> bool:
+    """Tell whether a call can be evaluated now: deterministic, all inputs constant."""
+    if node.op != "call_function" or node.target in ASSERTIONS:
+        return False
+    if isinstance(node.target, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in node.target.tags:
+        return False
+    inputs = node.all_input_nodes
+    if not all(n in constant for n in inputs):
+        return False
+    val = node.meta.get("val")
+    values = val if isinstance(val, (list, tuple)) else [val]
+    for v in values:
+        if isinstance(v, torch.SymInt | torch.SymFloat | torch.SymBool):
+            return False
+        if isinstance(v, torch.Tensor) and (v.numel() > MAX_FOLDED_NUMEL or any(
+                not isinstance(d, int) for d in v.shape)):
+            return False
+    return True
+
+
+class FoldPrimitivesPass(Pass):
+    """After it, no node computes a value that is known at export time: assertions are gone, no-op
+    clones/casts/views/dropouts are bypassed, and every subgraph computed only from constants,
+    buffers and Python scalars is replaced by a lifted constant tensor. Parameters and anything
+    that depends on a user input or a symbolic dimension stay in the graph."""
+
+    def call(self, program: ExportedProgram) -> PassResult:
+        graph = program.graph
+        modified = False
+        for node in list(graph.nodes):
+            if node.op == "call_function" and node.target in ASSERTIONS and not node.users:
+                graph.erase_node(node)
+                modified = True
+            elif node.op == "call_function" and _is_identity(node):
+                node.replace_all_uses_with(node.args[0])
+                graph.erase_node(node)
+                modified = True
+
+        values: dict[torch.fx.Node, object] = {}
+        for node, spec in placeholders(program):
+            if spec.kind == InputKind.BUFFER and spec.target not in program.graph_signature.buffers_to_mutate.values():
+                values[node] = program.state_dict.get(spec.target, program.constants.get(spec.target))
+            elif spec.kind == InputKind.CONSTANT_TENSOR:
+                values[node] = program.constants[spec.target]
+        for node in graph.nodes:
+            if _is_foldable(node, values.keys()):
+                args = torch.fx.node.map_arg(node.args, lambda n: values[n])
+                kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: values[n])
+                values[node] = node.target(*args, **kwargs)
+
+        specs = list(program.graph_signature.input_specs)
+        constants = dict(program.constants)
+        first_user_input = next((n for n, s in placeholders(program) if s.kind == InputKind.USER_INPUT), None)
+        insert_at = specs.index(next(s for n, s in placeholders(program) if n is first_user_input)) \
+            if first_user_input is not None else len(specs)
+        for node in list(graph.nodes):
+            if node.op != "call_function" or node not in values or not isinstance(values[node], torch.Tensor):
+                continue
+            if all(u in values for u in node.users):
+                continue  # an inner node of a larger constant subgraph
+            name = f"c_{node.name}"
+            placeholder = self._placeholder(graph, name, first_user_input)
+            placeholder.meta = dict(node.meta)
+            node.replace_all_uses_with(placeholder)
+            constants[name] = values[node].detach().clone().contiguous()
+            specs.insert(insert_at, InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(placeholder.name), name))
+            insert_at += 1
+            modified = True
+        modified |= graph.eliminate_dead_code(is_impure_node=lambda n: n.op == "placeholder" or n.is_impure())
+        if not modified:
+            return PassResult(program, False)
+        program.graph_module.recompile()
+        signature = ExportGraphSignature(specs, program.graph_signature.output_specs)
+        return PassResult(replace(program, graph_signature=signature, constants=constants), True)
+
+    @staticmethod
+    def _placeholder(graph: torch.fx.Graph, name: str, before: torch.fx.Node | None) -> torch.fx.Node:
+        """Create a placeholder before the first user input (placeholders keep signature order)."""
+        anchor = before or next(n for n in graph.nodes if n.op != "placeholder")
+        with graph.inserting_before(anchor):
+            return graph.placeholder(name)
+
