@@ -38,16 +38,28 @@ def aten_linear(b, input, weight, bias=None):
     return b.op("add", out, bias) if bias is not None else out
 
 
-@lower(("aten::matmul", "aten::mm", "aten::bmm"))
+@lower("aten::matmul")
 def aten_matmul(b, self, other):
     """matmul(Tensor self, Tensor other) -> Tensor"""
     return _matmul(b, self, other)
 
 
+@lower(("aten::mm", "aten::bmm"))
+def aten_mm(b, self, mat2):
+    """mm(Tensor self, Tensor mat2) -> Tensor"""
+    return _matmul(b, self, mat2)
+
+
+@lower("aten::baddbmm")
+def aten_baddbmm(b, self, batch1, batch2, beta=1, alpha=1):
+    """baddbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
+    return aten_addmm(b, self, batch1, batch2, beta, alpha)
+
+
 @lower("aten::addmm")
 def aten_addmm(b, self, mat1, mat2, beta=1, alpha=1):
     """addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
-    out = b.op("matmul", mat1, mat2)
+    out = b.op("matmul", mat1, mat2, out_shape=tuple(b.shape_of(b.out)))
     if alpha != 1:
         out = b.op("mul", out, literal(alpha))
     bias = self if beta == 1 else b.op("mul", self, literal(beta))

@@ -1,8 +1,10 @@
 """Reduction lowerings. NNEF reductions keep the reduced axes; `keepdim=False` squeezes them after."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..registry import lower
-from .common import axes
+from .common import axes, axis, literal
 
 
 def _reduce(b, op: str, x, dim, keepdim: bool):
@@ -65,6 +67,8 @@ def _arg_reduce(b, op: str, x, dim, keepdim: bool):
         dim, keepdim = 0, keepdim
         out = _reduce(b, op, x, dim, False)
         return b.op("reshape", out, shape=[1] * len(b.out.shape)) if keepdim else out
+    if x.rank == 0:
+        return b.const(0, "i64", "index")
     return _reduce(b, op, x, dim, keepdim)
 
 
@@ -84,6 +88,97 @@ def aten_argmin(b, self, dim=None, keepdim=False):
 def aten_max_dim(b, self, dim, keepdim=False):
     """max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)"""
     is_max = b.node.target.name() == "aten::max.dim"
+    if self.rank == 0:
+        return self, b.const(0, "i64", "index")
     values = _reduce(b, "max_reduce" if is_max else "min_reduce", self, dim, keepdim)
     indices = _reduce(b, "argmax_reduce" if is_max else "argmin_reduce", self, dim, keepdim)
     return values, indices
+
+
+@lower(("aten::max", "aten::min"))
+def aten_max(b, self):
+    """max(Tensor self) -> Tensor"""
+    return _reduce(b, "max_reduce" if b.node.target.name() == "aten::max" else "min_reduce", self, None, False)
+
+
+def _variance(b, x, dim, correction, keepdim: bool):
+    """Return (var, mean) over dims with torch's correction (divide by N - correction)."""
+    if x.rank == 0:
+        count = 1
+        mean = x
+        centered = b.op("sub", x, x)
+        total = b.op("mul", centered, centered)
+    else:
+        ax = axes(dim, x.rank)
+        count = 1
+        for a in ax:
+            count *= x.shape[a]
+        mean = b.op("mean_reduce", x, axes=ax)
+        centered = b.op("sub", x, mean)
+        total = b.op("sum_reduce", b.op("mul", centered, centered), axes=ax)
+        if not keepdim:
+            total, mean = b.op("squeeze", total, axes=ax), b.op("squeeze", mean, axes=ax)
+    correction = 1 if correction is None else correction
+    divisor = max(count - correction, 0)
+    var = b.op("div", total, literal(divisor)) if divisor else b.op("div", total, 0.0)
+    return var, mean
+
+
+@lower(("aten::var.correction", "aten::var.dim", "aten::var"))
+def aten_var(b, self, dim=None, correction=None, keepdim=False, unbiased=True):
+    """var.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> Tensor"""
+    if b.node.target.name() != "aten::var.correction":
+        correction = 1 if unbiased else 0
+    return _variance(b, self, dim, correction, keepdim)[0]
+
+
+@lower("aten::var_mean.correction")
+def aten_var_mean(b, self, dim=None, correction=None, keepdim=False):
+    """var_mean.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> (Tensor, Tensor)"""
+    return _variance(b, self, dim, correction, keepdim)
+
+
+@lower(("aten::std.correction",))
+def aten_std(b, self, dim=None, correction=None, keepdim=False):
+    """std.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> Tensor"""
+    return b.op("sqrt", _variance(b, self, dim, correction, keepdim)[0])
+
+
+@lower("aten::logsumexp")
+def aten_logsumexp(b, self, dim, keepdim=False):
+    """logsumexp(Tensor self, int[1] dim, bool keepdim=False) -> Tensor"""
+    x = b.cast(self, b.out_dtype)
+    if x.rank == 0:
+        return x
+    ax = axes(dim, x.rank)
+    top = b.op("max_reduce", x, axes=ax)
+    b.require("tract_core")
+    safe = b.op("select", b.op("tract_core_is_inf", top, detect_positive=True, detect_negative=True,
+                                out_dtype="bool", out_shape=top.shape), b.const(0.0, x.dtype, "zero"), top)
+    total = b.op("sum_reduce", b.op("exp", b.op("sub", x, safe)), axes=ax)
+    out = b.op("add", b.op("log", total), safe)
+    return out if keepdim else b.op("squeeze", out, axes=ax)
+
+
+@lower("aten::cumsum")
+def aten_cumsum(b, self, dim, dtype=None):
+    """cumsum(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor"""
+    x = b.cast(self, b.out_dtype)
+    if x.rank == 0:
+        return x
+    d = axis(dim, x.rank)
+    n = x.shape[d]
+    work = x.dtype if x.dtype.startswith("f") else "f32"
+    last = list(range(x.rank))
+    last.remove(d)
+    last.append(d)
+    moved = b.op("transpose", b.cast(x, work), axes=last) if d != x.rank - 1 else b.cast(x, work)
+    triangle = b.const(np.triu(np.ones((n, n))), work, "triangle")
+    triangle = b.op("unsqueeze", triangle, axes=list(range(x.rank - 2))) if x.rank > 2 else triangle
+    if x.rank == 1:
+        summed = b.op("squeeze", b.op("matmul", b.op("unsqueeze", moved, axes=[0]), triangle), axes=[0])
+    else:
+        summed = b.op("matmul", moved, triangle)
+    back = [last.index(i) for i in range(x.rank)]
+    out = b.op("transpose", summed, axes=back) if d != x.rank - 1 else summed
+    return b.cast(out, x.dtype)
