@@ -138,8 +138,9 @@ def _first_line(error: BaseException) -> str:
     if isinstance(error, UnsupportedOpError) and len(lines) > 1:
         return lines[0].split(":")[0] + ": " + ", ".join(l.strip().split()[0] for l in lines[1:]
                                                          if l.startswith("  ") and not l.startswith("      "))
-    if isinstance(error, TractCheckError) and "differ from PyTorch" in text and len(lines) > 1:
-        return lines[1][:300]
+    if isinstance(error, TractCheckError) and len(lines) > 1:
+        detail = lines[1] if "differ from PyTorch" in text else lines[-1].strip()
+        return f"{lines[0][:80]}: {detail}"[:300]
     return (lines[0] if lines else type(error).__name__)[:300]
 
 

@@ -16,6 +16,7 @@ from ...compiler.program import OUTPUT_NAMES, output_node, placeholders, source_
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import NUMPY_DTYPES, Expr, Graph, Operation, Tensor
 from .registry import LoweringRegistry
+from .unsupported import reason as not_expressible
 
 log = logging.getLogger("fx2nnef")
 
@@ -266,7 +267,8 @@ def format_unsupported(missing: dict[str, list[torch.fx.Node]]) -> str:
     total = sum(len(v) for v in missing.values())
     lines = [f"{total} node(s) use {len(missing)} op(s) that fx2nnef cannot lower to NNEF (step 3/5: lowering):"]
     for name, nodes in sorted(missing.items(), key=lambda kv: -len(kv[1])):
-        lines.append(f"  {name}  x{len(nodes)}")
+        why = not_expressible(name)
+        lines.append(f"  {name}  x{len(nodes)}" + (f"  (not expressible: {why})" if why else ""))
         for where in dict.fromkeys(source_line(n) or n.format_node() for n in nodes):
             lines.append(f"      at {where}")
     lines.append("Register a lowering (see README: 'Register a lowering') or rewrite these ops in the model.")

@@ -38,6 +38,36 @@ for _aten, _nnef in UNARY.items():
     _unary(_aten, _nnef)
 
 
+# tract has no bool arithmetic or bool comparison kernels: the logical equivalents
+BOOL_BINARY = {"add": "or", "max": "or", "min": "and", "mul": "and", "ne": "xor", "eq": "xnor",
+               "gt": "gt", "lt": "lt", "ge": "ge", "le": "le"}
+
+
+def _is_bool(x) -> bool:
+    return hasattr(x, "name") and x.dtype == "bool"
+
+
+def _bool_binary(b, op: str, x, y):
+    """Emit `op` on bool tensors with logical ops (a scalar operand becomes a bool constant)."""
+    y = y if hasattr(y, "name") else b.const(bool(y), "bool", "flag")
+    kind = BOOL_BINARY[op]
+    if kind in ("or", "and"):
+        return b.op(kind, x, y)
+    b.require("tract_core")
+    if kind in ("xor", "xnor"):
+        out = b.op("tract_core_xor", x, y, out_dtype="bool")
+        return out if kind == "xor" else b.op("not", out)
+    first, second = (x, y) if kind in ("gt", "ge") else (y, x)
+    strict = b.op("and", first, b.op("not", second))  # True > False is the only strict order
+    return strict if kind in ("gt", "lt") else b.op("or", strict, b.op("not", b.op("tract_core_xor", x, y,
+                                                                                    out_dtype="bool")))
+
+
+def _zero(b, x):
+    """Return a constant 0 of x's dtype (float literals do not compare with integer tensors in tract)."""
+    return b.const(0, x.dtype, "zero")
+
+
 def _operand(x):
     """Return a tensor operand as is and a Python scalar as a literal."""
     return x if hasattr(x, "name") else literal(x)
@@ -46,6 +76,8 @@ def _operand(x):
 @lower(("aten::add.Tensor", "aten::add.Scalar"))
 def aten_add(b, self, other, alpha=1):
     """add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor"""
+    if _is_bool(self) and b.out_dtype == "bool":
+        return _bool_binary(b, "add", self, other)
     other = _operand(other)
     if alpha != 1:
         other = b.op("mul", other, literal(alpha)) if hasattr(other, "name") else other * alpha
@@ -71,7 +103,7 @@ def aten_rsub(b, self, other, alpha=1):
 def aten_mul(b, self, other):
     """mul.Tensor(Tensor self, Tensor other) -> Tensor"""
     if b.out_dtype == "bool":
-        return b.op("and", _operand(self), _operand(other))
+        return _bool_binary(b, "mul", self, other)
     return b.op("mul", _operand(self), _operand(other))
 
 
@@ -92,10 +124,7 @@ def aten_div_mode(b, self, other, rounding_mode=None):
         return b.op("mul", b.op("sign", q), b.op("floor", b.op("abs", q))) if is_float else q
     if is_float:
         return b.op("floor", q)
-    # integer floor division: tract truncates, so step down where the remainder's sign differs
-    r = b.op("sub", _operand(self), b.op("mul", q, _operand(other)))
-    fix = b.op("and", b.op("ne", r, 0.0), b.op("ne", b.op("lt", r, 0.0), b.op("lt", _operand(other), 0.0)))
-    return b.op("select", fix, b.op("sub", q, 1.0), q)
+    return _floor_div(b, _operand(self), _operand(other), b.out_dtype)
 
 
 @lower(("aten::pow.Tensor_Scalar", "aten::pow.Tensor_Tensor"))
@@ -120,6 +149,8 @@ def aten_pow_scalar(b, self, exponent):
 def _binary(aten_names: tuple[str, ...], nnef_op: str, schema: str):
     """Register a binary aten op (Tensor and Scalar overloads) that maps to one NNEF op."""
     def fn(b, self, other):
+        if _is_bool(self) and nnef_op in BOOL_BINARY:
+            return _bool_binary(b, nnef_op, self, other)
         return b.op(nnef_op, _operand(self), _operand(other))
     fn.__name__ = "aten_" + aten_names[0].split("::")[1].split(".")[0]
     fn.__doc__ = schema
@@ -384,8 +415,13 @@ def _floor_div(b, a, c, dtype: str):
     q = b.op("div", a, c)
     if dtype.startswith("f"):
         return b.op("floor", q)
+    # tract's integer division truncates: step down where the remainder's sign differs from the divisor's
     r = b.op("sub", a, b.op("mul", q, c))
-    fix = b.op("and", b.op("ne", r, 0.0), b.op("ne", b.op("lt", r, 0.0), b.op("lt", c, 0.0)))
+    zero = _zero(b, r)
+    negative_r = b.op("lt", r, zero)
+    differs = _bool_binary(b, "ne", negative_r, b.op("lt", c, zero)) if hasattr(c, "name") else \
+        (b.op("not", negative_r) if c < 0 else negative_r)
+    fix = b.op("and", b.op("ne", r, zero), differs)
     return b.op("select", fix, b.op("sub", q, 1.0), q)
 
 
@@ -434,14 +470,14 @@ def aten_fmax(b, self, other):
 @lower(("aten::logical_xor",))
 def aten_logical_xor(b, self, other):
     """logical_xor(Tensor self, Tensor other) -> Tensor"""
-    return b.op("ne", b.cast(self, "bool"), b.cast(other, "bool"))
+    return _bool_binary(b, "ne", b.cast(self, "bool"), b.cast(other, "bool"))
 
 
 @lower(("aten::bitwise_xor.Tensor", "aten::bitwise_xor.Scalar"))
 def aten_bitwise_xor(b, self, other):
     """bitwise_xor.Tensor(Tensor self, Tensor other) -> Tensor"""
     if b.out_dtype == "bool":
-        return b.op("ne", _operand(self), _operand(other))
+        return _bool_binary(b, "ne", self, other)
     b.require("tract_core")
     return b.op("tract_core_bitxor", _operand(self), _operand(other))
 

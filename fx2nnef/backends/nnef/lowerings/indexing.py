@@ -205,6 +205,13 @@ def aten_scatter_reduce(b, self, dim, index, src, reduce, include_self=True):
 def aten_index_put(b, self, indices, values, accumulate=False):
     """index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor"""
     used = [i for i, t in enumerate(indices) if t is not None]
+    if len(used) == 1 and indices[used[0]].dtype == "bool" and used == [0] \
+            and tuple(indices[0].shape) == tuple(self.shape[:indices[0].rank]) and int(np.prod(values.shape)) == 1:
+        mask = indices[0]
+        if mask.rank < self.rank:
+            mask = b.op("unsqueeze", mask, axes=list(range(mask.rank, self.rank)))
+        fill = b.op("squeeze", values, axes=list(range(values.rank))) if values.rank else values
+        return b.op("select", mask, b.op("add", self, fill) if accumulate else fill, self)
     if used != list(range(len(used))) or any(indices[i].dtype == "bool" for i in used):
         raise NotImplementedError("index_put with boolean or non-leading indices")
     b.require("tract_core")

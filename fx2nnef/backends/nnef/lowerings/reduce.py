@@ -63,7 +63,7 @@ def aten_all(b, self, dim=None, keepdim=False):
 def _arg_reduce(b, op: str, x, dim, keepdim: bool):
     """Emit argmax/argmin; over all dims (dim=None) the input is flattened first, as in torch."""
     if dim is None:
-        x = b.op("reshape", x, shape=[-1])
+        x = b.op("reshape", x, shape=[-1], out_shape=(int(np.prod(x.shape)),))
         dim, keepdim = 0, keepdim
         out = _reduce(b, op, x, dim, False)
         return b.op("reshape", out, shape=[1] * len(b.out.shape)) if keepdim else out
@@ -182,3 +182,25 @@ def aten_cumsum(b, self, dim, dtype=None):
     back = [last.index(i) for i in range(x.rank)]
     out = b.op("transpose", summed, axes=back) if d != x.rank - 1 else summed
     return b.cast(out, x.dtype)
+
+
+@lower("aten::linalg_vector_norm")
+def aten_linalg_vector_norm(b, self, ord=2, dim=None, keepdim=False, dtype=None):
+    """linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor"""
+    x = b.cast(self, b.out_dtype)
+    if x.rank == 0:
+        x = b.op("reshape", x, shape=[1], out_shape=(1,))
+        dim, keepdim = None, False
+    magnitude = b.op("abs", x)
+    if ord == float("inf"):
+        return _reduce(b, "max_reduce", magnitude, dim, keepdim)
+    if ord == float("-inf"):
+        return _reduce(b, "min_reduce", magnitude, dim, keepdim)
+    if ord == 0:
+        return _reduce(b, "sum_reduce", b.cast(b.op("ne", x, 0.0), x.dtype), dim, keepdim)
+    if ord == 1:
+        return _reduce(b, "sum_reduce", magnitude, dim, keepdim)
+    if ord == 2:
+        return b.op("sqrt", _reduce(b, "sum_reduce", b.op("mul", x, x), dim, keepdim))
+    total = _reduce(b, "sum_reduce", b.op("pow", magnitude, literal(ord)), dim, keepdim)
+    return b.op("pow", total, literal(1 / ord))

@@ -147,6 +147,10 @@ def aten_embedding(b, weight, indices, padding_idx=-1, scale_grad_by_freq=False,
 def aten_index_select(b, self, dim, index):
     """index_select(Tensor self, int dim, Tensor index) -> Tensor"""
     b.require("tract_core")
+    if self.rank == 0:  # torch treats a 0-d tensor as 1-d here
+        self = b.op("reshape", self, shape=[1], out_shape=(1,))
+        index = b.op("reshape", index, shape=[-1], out_shape=(1,))
+        return b.op("squeeze", b.op("tract_core_gather", self, index, axis=0), axes=[0])
     return b.op("tract_core_gather", self, index, axis=axis(dim, self.rank))
 
 
@@ -154,6 +158,9 @@ def aten_index_select(b, self, dim, index):
 def aten_gather(b, self, dim, index, sparse_grad=False):
     """gather(Tensor self, int dim, Tensor index, *, bool sparse_grad=False) -> Tensor"""
     b.require("tract_core")
+    if self.rank == 0:
+        return b.op("squeeze", b.op("tract_core_gather_elements", b.op("reshape", self, shape=[1], out_shape=(1,)),
+                                    b.op("reshape", index, shape=[1], out_shape=(1,)), axis=0), axes=[0])
     return b.op("tract_core_gather_elements", self, index, axis=axis(dim, self.rank))
 
 
@@ -184,3 +191,11 @@ def aten_index(b, self, indices):
         perm = list(range(k, k + first)) + list(range(k)) + list(range(k + first, len(out_shape)))
         out = b.op("transpose", out, axes=perm)
     return out
+
+
+@lower("aten::narrow_copy")
+def aten_narrow_copy(b, self, dim, start, length):
+    """narrow_copy(Tensor self, int dim, SymInt start, SymInt length) -> Tensor"""
+    d = axis(dim, self.rank)
+    begin = _bound(start, self.shape[d], 0)
+    return aten_slice(b, self, d, begin, begin + length)
