@@ -24,10 +24,10 @@ from fx2nnef.errors import (CaptureError, ExportInputError, FX2NNEFError, Invali
 FLOAT_TOLERANCE = (1e-4, 1e-4)
 # samples larger than this many input elements are skipped (they only make the sweep slow)
 MAX_NUMEL = 1 << 16
-# failure categories, in report order; CAPTURE and NO_TENSOR are excluded from the pass rate
-PASSED, CAPTURE, NO_TENSOR = "passed", "capture", "no tensor output"
-CATEGORIES = ("unsupported op", "lowering error", "pass error", "invalid graph", "tract error", "mismatch",
-              "eager error", "other")
+# failure categories; EXCLUDED ones (no capture, no tensor output, values PyTorch leaves undefined, samples
+# eager PyTorch itself rejects) do not count in the pass rate
+PASSED, CAPTURE, NO_TENSOR, UNDEFINED = "passed", "capture", "no tensor output", "undefined output"
+EXCLUDED = (CAPTURE, NO_TENSOR, UNDEFINED, "eager error")
 
 
 @dataclasses.dataclass
@@ -104,6 +104,8 @@ def _run(opinfo, sample, tolerance, workdir: Path | None) -> Outcome:
         return Outcome("eager error", _first_line(e))
     if not any(isinstance(t, torch.Tensor) for t in pytree.tree_leaves(eager)):
         return Outcome(NO_TENSOR, type(eager).__name__)
+    with torch.no_grad():
+        again = model(*tensors)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         target = fx2nnef.TractNNEF(check_io=True, check_io_tolerance=tolerance)
         try:
@@ -111,10 +113,22 @@ def _run(opinfo, sample, tolerance, workdir: Path | None) -> Outcome:
         except CaptureError as e:
             return Outcome(CAPTURE, _first_line(e))
         except FX2NNEFError as e:
-            return Outcome(classify(e), _first_line(e))
+            category = classify(e)
+            if category == "mismatch" and not _same(eager, again):
+                return Outcome(UNDEFINED, "eager PyTorch gives different values on each call (uninitialized memory)")
+            return Outcome(category, _first_line(e))
         except Exception as e:  # noqa: BLE001 - recorded as a failure of fx2nnef, not raised
             return Outcome("other", f"{type(e).__name__}: {_first_line(e)}")
     return Outcome(PASSED)
+
+
+def _same(a, b) -> bool:
+    """Tell whether two eager results hold the same values (NaN equal to NaN)."""
+    left, right = pytree.tree_leaves(a), pytree.tree_leaves(b)
+    return len(left) == len(right) and all(
+        not isinstance(x, torch.Tensor) or (isinstance(y, torch.Tensor) and x.shape == y.shape
+                                            and torch.equal(torch.nan_to_num(x), torch.nan_to_num(y)))
+        for x, y in zip(left, right))
 
 
 def classify(error: FX2NNEFError) -> str:
@@ -162,7 +176,7 @@ def entry_status(outcomes: list[Outcome]) -> Outcome:
 
     Samples that torch.export cannot capture (or that have no tensor output) do not count; an entry
     with no counted sample is itself 'capture' (or 'no tensor output')."""
-    counted = [o for o in outcomes if o.category not in (CAPTURE, NO_TENSOR, "eager error")]
+    counted = [o for o in outcomes if o.category not in EXCLUDED]
     if not counted:
         return outcomes[0] if outcomes else Outcome(CAPTURE, "no sample")
     failed = [o for o in counted if o.category != PASSED]

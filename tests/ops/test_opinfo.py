@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import opinfo_harness as h  # noqa: E402
 from opinfo_table import TABLE  # noqa: E402
 
-SAMPLES = 2  # per entry and dtype in the default run; the benchmark sweeps more
+SAMPLES = 1  # per entry and dtype in the default run (each takes ~1-2 s); the benchmark sweeps more
 
 
 def _cases():
@@ -34,7 +34,7 @@ def test_opinfo(name, dtype):
     spec = TABLE[name]
     results = h.run_entry(opinfo, dtypes=(dtype,), limit=SAMPLES, tolerance=spec.tolerance)
     status = h.entry_status([o for _, o in results])
-    if status.category in (h.CAPTURE, h.NO_TENSOR, "eager error"):
+    if status.category in h.EXCLUDED:
         pytest.skip(f"no sample torch.export can capture: {status.message}")
     assert status.category == h.PASSED, f"{status.category}: {status.message}"
 

@@ -141,7 +141,8 @@ UNARY_OPS = {
     "abs", "neg", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "relu", "sin", "cos", "tan", "asin", "acos",
     "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "floor", "ceil", "sign", "recip", "not", "sqr", "copy",
     "leaky_relu", "tract_core_erf", "tract_core_round_even", "tract_core_silu", "tract_core_gelu_approx",
-    "tract_core_bitnot", "softmax", "tract_core_log_softmax", "tract_core_cast",
+    "tract_core_bitnot", "softmax", "tract_core_log_softmax", "tract_core_cast", "tract_core_is_nan",
+    "tract_core_is_inf", "tract_core_trilu",
 }
 COMPARISONS = {"lt", "gt", "le", "ge", "eq", "ne", "and", "or", "tract_core_is_nan"}
 BROADCASTING = {"add", "sub", "mul", "div", "pow", "min", "max", "select", "tract_core_xor", "tract_core_bitand",

@@ -49,3 +49,10 @@ def aten_copy(b, self, src, non_blocking=False):
         b.require("tract_core")
         out = b.op("tract_core_broadcast", out, shape=list(self.shape))
     return out
+
+
+@lower(("aten::empty.memory_format", "aten::empty_strided", "aten::empty_like", "aten::empty_permuted",
+        "aten::new_empty_strided", "aten::new_empty"))
+def aten_empty(b, *args, **kwargs):
+    """empty.memory_format(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor"""
+    return _filled(b, 0, b.shape_of(b.out))  # the values are undefined: zeros are as good as any

@@ -517,3 +517,17 @@ def aten_nan_to_num(b, self, nan=None, posinf=None, neginf=None):
                b.const(info.max if posinf is None else posinf, self.dtype, "posinf"), out)
     return b.op("select", b.op("eq", self, float("-inf")),
                 b.const(info.min if neginf is None else neginf, self.dtype, "neginf"), out)
+
+
+@lower("aten::round.decimals")
+def aten_round_decimals(b, self, decimals=0):
+    """round.decimals(Tensor self, *, int decimals) -> Tensor"""
+    b.require("tract_core")
+    scale = literal(10.0 ** decimals)
+    return b.op("div", b.op("tract_core_round_even", b.op("mul", self, scale)), scale)
+
+
+@lower("aten::hypot")
+def aten_hypot(b, self, other):
+    """hypot(Tensor self, Tensor other) -> Tensor"""
+    return b.op("sqrt", b.op("add", b.op("mul", self, self), b.op("mul", other, other)))

@@ -226,3 +226,33 @@ def aten_index_put(b, self, indices, values, accumulate=False):
     updates = b.op("tract_core_broadcast", values, shape=update_shape) if tuple(values.shape) != tuple(update_shape) \
         else values
     return b.op("tract_core_scatter_nd", self, stacked, updates, reduction="add" if accumulate else "none")
+
+
+@lower("aten::unfold")
+def aten_unfold(b, self, dimension, size, step):
+    """unfold(Tensor(a) self, int dimension, int size, int step) -> Tensor(a)"""
+    if self.rank == 0:
+        return b.op("unsqueeze", self, axes=[0])
+    d = axis(dimension, self.rank)
+    windows = (self.shape[d] - size) // step + 1
+    index = np.arange(windows)[:, None] * step + np.arange(size)[None, :]
+    taken = _gather(b, self, index, d)  # [..., windows, size, ...]
+    perm = [a for a in range(self.rank + 1) if a != d + 1] + [d + 1]
+    return b.op("transpose", taken, axes=perm)
+
+
+@lower("aten::slice_scatter")
+def aten_slice_scatter(b, self, src, dim=0, start=None, end=None, step=1):
+    """slice_scatter(Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor"""
+    d = axis(dim, self.rank)
+    n = self.shape[d]
+    begin = 0 if start is None else (start + n if start < 0 else min(start, n))
+    positions = begin + np.arange(src.shape[d]) * step
+    if src.shape[d] == 0:
+        return self
+    shape = [1] * self.rank
+    shape[d] = len(positions)
+    index = np.broadcast_to(positions.reshape(shape), tuple(src.shape))
+    b.require("tract_core")
+    return b.op("tract_core_scatter_elements", self, b.const(np.ascontiguousarray(index), "i64", "positions"), src,
+                axis=d, reduction="none")
