@@ -7,6 +7,8 @@ LINALG = "linear-algebra factorization/solver: no NNEF or tract operator (iterat
 COMPLEX = "complex numbers: tract has no complex dtype"
 NO_CLOSED_FORM = "special function with no closed form in NNEF's elementwise ops"
 SPARSE = "sparse tensors have no NNEF representation"
+TRAINING = "gradient (backward) op: fx2nnef exports inference graphs"
+STRIDES = "reads or writes raw memory strides, which NNEF tensors do not have"
 
 NOT_EXPRESSIBLE: dict[str, str] = {
     **{f"aten::{op}": RANDOM for op in (
@@ -36,6 +38,11 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "special_scaled_modified_bessel_k0", "special_scaled_modified_bessel_k1",
         "special_spherical_bessel_j0", "special_airy_ai", "special_entr", "special_erfcx")},
     **{f"aten::{op}": SPARSE for op in ("sparse_sampled_addmm", "_sparse_mm_reduce_impl", "to_sparse")},
+    **{f"aten::{op}": TRAINING for op in (
+        "_adaptive_avg_pool2d_backward", "avg_pool2d_backward", "convolution_backward", "embedding_dense_backward",
+        "max_pool2d_with_indices_backward", "native_group_norm_backward", "native_layer_norm_backward")},
+    **{f"aten::{op}": STRIDES for op in ("sym_storage_offset", "as_strided_scatter")},
+    "aten::atan2.out": "out= variant: torch.export functionalizes it to aten::atan2, which is lowered",
     "aten::median": "median needs a sort with a data-dependent pick; use topk/kthvalue when k is known",
     "aten::nanmedian": "NaN-aware median: tract has no NaN-skipping sort",
     "aten::frexp.Tensor": "frexp reads the float's bit layout: tract has no bitcast",

@@ -5,6 +5,8 @@ these lowerings handle the rest (a shape taken from an input, or an output that 
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..registry import lower
 
 
@@ -56,3 +58,13 @@ def aten_copy(b, self, src, non_blocking=False):
 def aten_empty(b, *args, **kwargs):
     """empty.memory_format(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor"""
     return _filled(b, 0, b.shape_of(b.out))  # the values are undefined: zeros are as good as any
+
+
+@lower(("aten::arange.start_step", "aten::arange", "aten::arange.start"))
+def aten_arange(b, start=0, end=None, step=1, dtype=None, layout=None, device=None, pin_memory=None):
+    """arange.start_step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
+    if end is None:
+        start, end = 0, start
+    if not all(isinstance(v, (int, float)) for v in (start, end, step)):
+        raise NotImplementedError("arange with symbolic bounds")
+    return b.const(np.arange(start, end, step), b.out_dtype, "range")

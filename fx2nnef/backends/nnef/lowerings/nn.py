@@ -1,6 +1,8 @@
 """Neural-network lowerings: linear algebra, normalization, softmax, convolution, pooling."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..registry import lower
 from .common import axis, literal
 
@@ -169,18 +171,48 @@ def aten_avg_pool2d(b, self, kernel_size, stride=(), padding=0, ceil_mode=False,
                 padding=pads, stride=[1, 1] + stride)
 
 
-@lower(("aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool1d", "aten::_adaptive_avg_pool2d"))
+@lower(("aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool1d", "aten::_adaptive_avg_pool2d",
+        "aten::adaptive_avg_pool3d", "aten::_adaptive_avg_pool3d"))
 def aten_adaptive_avg_pool2d(b, self, output_size):
     """adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor"""
-    spatial = list(self.shape[2:])
-    out = list(output_size)
+    n = len(output_size)
+    first = self.rank - n
+    spatial = list(self.shape[first:])
+    out = [s if o is None else o for s, o in zip(spatial, output_size)]
     if all(o == 1 for o in out):
-        return b.op("mean_reduce", self, axes=list(range(2, self.rank)))
-    if any(s % o for s, o in zip(spatial, out)):
-        raise NotImplementedError(f"adaptive pooling from {spatial} to {out} with uneven windows")
-    kernel = [s // o for s, o in zip(spatial, out)]
-    return b.op("avg_pool", self, size=[1, 1] + kernel, border="constant", padding=[(0, 0)] * self.rank,
-                stride=[1, 1] + kernel)
+        return b.op("mean_reduce", self, axes=list(range(first, self.rank)))
+    if not any(s % o for s, o in zip(spatial, out)):
+        kernel = [s // o for s, o in zip(spatial, out)]
+        return b.op("avg_pool", self, size=[1] * first + kernel, border="constant", padding=[(0, 0)] * self.rank,
+                    stride=[1] * first + kernel)
+    x = self
+    for i, (size, o) in enumerate(zip(spatial, out)):  # uneven windows: one averaging matrix per axis
+        x = _average_axis(b, x, first + i, _window_matrix(size, o))
+    return x
+
+
+def _window_matrix(size: int, out: int) -> np.ndarray:
+    """Return the [size, out] matrix averaging torch's adaptive windows [floor(i*s/o), ceil((i+1)*s/o))."""
+    matrix = np.zeros((size, out))
+    for i in range(out):
+        lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
+        matrix[lo:hi, i] = 1.0 / (hi - lo)
+    return matrix
+
+
+def _average_axis(b, x, d: int, matrix: np.ndarray):
+    """Contract axis d of x with `matrix` ([size, out]) and put the result back on axis d."""
+    perm = [a for a in range(x.rank) if a != d] + [d]
+    moved = b.op("transpose", x, axes=perm) if d != x.rank - 1 else x
+    weights = b.const(matrix, x.dtype, "windows")
+    weights = b.op("unsqueeze", weights, axes=list(range(x.rank - 2))) if x.rank > 2 else weights
+    if x.rank == 1:
+        moved = b.op("unsqueeze", moved, axes=[0])
+    out = b.op("matmul", moved, weights)
+    if x.rank == 1:
+        return b.op("squeeze", out, axes=[0])
+    back = [perm.index(a) for a in range(x.rank)]
+    return b.op("transpose", out, axes=back) if d != x.rank - 1 else out
 
 
 @lower("aten::_native_batch_norm_legit_no_training")
@@ -251,3 +283,11 @@ def aten_upsample_bilinear2d(b, input, output_size, align_corners, scale_factors
     cubic = "bicubic" in b.node.target.name()
     return _resize(b, input, b.shape_of(b.out)[2:], "align_corners" if align_corners else "pytorch_half_pixel",
                    "cubic" if cubic else "linear")
+
+
+@lower("aten::grid_sampler_2d")
+def aten_grid_sampler_2d(b, input, grid, interpolation_mode, padding_mode, align_corners):
+    """grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor"""
+    b.require("tract_core")
+    return b.op("tract_core_grid_sample", input, grid, mode=("bilinear", "nearest", "bicubic")[interpolation_mode],
+                padding_mode=("zeros", "border", "reflection")[padding_mode], align_corners=bool(align_corners))
