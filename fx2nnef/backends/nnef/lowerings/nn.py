@@ -218,7 +218,7 @@ def _average_axis(b, x, d: int, matrix: np.ndarray):
 @lower("aten::_native_batch_norm_legit_no_training")
 def aten__native_batch_norm_legit_no_training(b, input, weight, bias, running_mean, running_var, momentum, eps):
     """_native_batch_norm_legit_no_training(Tensor input, Tensor? weight, Tensor? bias, Tensor running_mean, Tensor running_var, float momentum, float eps) -> (Tensor, Tensor, Tensor)"""
-    per_channel = [-1] + [1] * (input.rank - 2)
+    per_channel = [input.shape[1]] + [1] * (input.rank - 2)
     def channel(t):
         return b.op("reshape", t, shape=per_channel)
     out = b.op("mul", b.op("sub", input, channel(running_mean)),
@@ -241,27 +241,32 @@ def aten_max_pool2d_with_indices(b, self, kernel_size, stride=(), padding=0, dil
 @lower("aten::native_layer_norm")
 def aten_native_layer_norm(b, input, normalized_shape, weight, bias, eps):
     """native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)"""
-    if any(user.args[1] != 0 for user in b.node.users):
-        raise NotImplementedError("native_layer_norm's mean and rstd outputs")
-    return aten_layer_norm(b, input, normalized_shape, weight, bias, eps), None, None
+    ax = list(range(input.rank - len(normalized_shape), input.rank))
+    mean = b.op("mean_reduce", input, axes=ax)
+    centered = b.op("sub", input, mean)
+    rstd = b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("mul", centered, centered), axes=ax), literal(eps)))
+    out = b.op("mul", centered, rstd)
+    if weight is not None:
+        out = b.op("mul", out, weight)
+    if bias is not None:
+        out = b.op("add", out, bias)
+    return out, mean, rstd
 
 
 @lower("aten::native_group_norm")
 def aten_native_group_norm(b, input, weight, bias, N, C, HxW, group, eps):
     """native_group_norm(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps) -> (Tensor, Tensor, Tensor)"""
-    if any(user.args[1] != 0 for user in b.node.users):
-        raise NotImplementedError("native_group_norm's mean and rstd outputs")
     grouped = b.op("reshape", input, shape=[N, group, -1], out_shape=(N, group, C // group * HxW))
-    centered = b.op("sub", grouped, b.op("mean_reduce", grouped, axes=[2]))
-    var = b.op("mean_reduce", b.op("mul", centered, centered), axes=[2])
-    normed = b.op("mul", centered, b.op("rsqrt", b.op("add", var, literal(eps))))
-    out = b.op("reshape", normed, shape=list(input.shape), out_shape=tuple(input.shape))
+    mean = b.op("mean_reduce", grouped, axes=[2])
+    centered = b.op("sub", grouped, mean)
+    rstd = b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("mul", centered, centered), axes=[2]), literal(eps)))
+    out = b.op("reshape", b.op("mul", centered, rstd), shape=list(input.shape), out_shape=tuple(input.shape))
     per_channel = [C] + [1] * (input.rank - 2)
     if weight is not None:
         out = b.op("mul", out, b.op("reshape", weight, shape=per_channel, out_shape=tuple(per_channel)))
     if bias is not None:
         out = b.op("add", out, b.op("reshape", bias, shape=per_channel, out_shape=tuple(per_channel)))
-    return out, None, None
+    return out, b.op("squeeze", mean, axes=[2]), b.op("squeeze", rstd, axes=[2])
 
 
 def _resize(b, x, sizes, coord: str, interpolator: str, nearest_mode: str = "floor"):
