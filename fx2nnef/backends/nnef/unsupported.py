@@ -29,7 +29,7 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "linalg_ldl_solve", "linalg_matrix_exp", "triangular_solve", "linalg_pinv", "_linalg_check_errors",
         "linalg_lstsq", "linalg_eigvals", "_linalg_eigvals", "logdet", "linalg_eigvalsh")},
     **{f"aten::{op}": COMPLEX for op in (
-        "_fft_r2c", "_fft_c2r", "_fft_c2c", "view_as_complex", "view_as_real", "complex", "polar", "angle")},
+        "_fft_r2c", "_fft_c2r", "_fft_c2c", "view_as_complex", "view_as_real", "complex", "polar")},
     **{f"aten::{op}": NO_CLOSED_FORM for op in (
         "lgamma", "digamma", "polygamma", "mvlgamma", "erfinv", "i0", "special_i0e", "special_i1", "special_i1e",
         "special_ndtri", "special_log_ndtr", "igamma", "igammac", "special_zeta", "special_bessel_j0",
@@ -46,6 +46,11 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     "aten::median": "median needs a sort with a data-dependent pick; use topk/kthvalue when k is known",
     "aten::nanmedian": "NaN-aware median: tract has no NaN-skipping sort",
     "aten::frexp.Tensor": "frexp reads the float's bit layout: tract has no bitcast",
+    "aten::nextafter": "nextafter steps through the float's bit layout: tract has no bitcast",
+    "aten::mode": "mode needs a sort plus run-length counting with a data-dependent pick",
+    "aten::fractional_max_pool2d": RANDOM,
+    "aten::fractional_max_pool3d": RANDOM,
+    "aten::_upsample_bilinear2d_aa": "antialiased resize: tract's resize has no antialias filter",
     "aten::_cdist_forward": "cdist's p-norm kernel has no tract operator (x @ y.T expansions differ in precision)",
 }
 

@@ -288,3 +288,33 @@ def aten_masked_scatter(b, self, mask, source):
     picked = b.op("tract_core_gather", flat_source, b.cast(k, "i64"), axis=0, out_shape=(n,))
     values = b.op("reshape", picked, shape=shape, out_shape=tuple(shape))
     return b.op("select", full, values, self)
+
+
+@lower("aten::kthvalue")
+def aten_kthvalue(b, self, k, dim=-1, keepdim=False):
+    """kthvalue(Tensor self, SymInt k, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices)"""
+    if self.rank == 0:
+        return self, b.const(0, "i64", "index")
+    d = axis(dim, self.rank)
+    values, indices = _topk(b, self, k, d, False)
+    pick = [b.op("slice", t, axes=[d], begin=[k - 1], end=[k]) for t in (values, indices)]
+    return tuple(p if keepdim else b.op("squeeze", p, axes=[d]) for p in pick)
+
+
+@lower("aten::diagonal_scatter")
+def aten_diagonal_scatter(b, self, src, offset=0, dim1=0, dim2=1):
+    """diagonal_scatter(Tensor self, Tensor src, int offset=0, int dim1=0, int dim2=1) -> Tensor"""
+    d1, d2 = axis(dim1, self.rank), axis(dim2, self.rank)
+    rest = [a for a in range(self.rank) if a not in (d1, d2)]
+    rows = np.arange(self.shape[d1])
+    cols = rows + offset
+    keep = (cols >= 0) & (cols < self.shape[d2])
+    index = np.stack([rows[keep], cols[keep]], axis=-1).reshape(-1, 2)
+    if index.shape[0] == 0:
+        return self
+    perm = [d1, d2] + rest
+    x = b.op("transpose", self, axes=perm)
+    updates = b.op("transpose", src, axes=[src.rank - 1] + list(range(src.rank - 1))) if rest else src
+    b.require("tract_core")
+    out = b.op("tract_core_scatter_nd", x, b.const(index, "i64", "diagonal"), updates, reduction="none")
+    return b.op("transpose", out, axes=[perm.index(a) for a in range(self.rank)])

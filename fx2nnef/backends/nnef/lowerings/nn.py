@@ -68,6 +68,29 @@ def aten_addmm(b, self, mat1, mat2, beta=1, alpha=1):
     return b.op("add", out, bias) if beta != 0 else out
 
 
+@lower("aten::addmv")
+def aten_addmv(b, self, mat, vec, beta=1, alpha=1):
+    """addmv(Tensor self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
+    out = _matmul(b, mat, vec)
+    if alpha != 1:
+        out = b.op("mul", out, literal(alpha))
+    if beta == 0:
+        return out
+    return b.op("add", out, self if beta == 1 else b.op("mul", self, literal(beta)))
+
+
+@lower("aten::addbmm")
+def aten_addbmm(b, self, batch1, batch2, beta=1, alpha=1):
+    """addbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
+    products = b.op("matmul", batch1, batch2)
+    out = b.op("squeeze", b.op("sum_reduce", products, axes=[0]), axes=[0])
+    if alpha != 1:
+        out = b.op("mul", out, literal(alpha))
+    if beta == 0:
+        return out
+    return b.op("add", out, self if beta == 1 else b.op("mul", self, literal(beta)))
+
+
 @lower("aten::layer_norm")
 def aten_layer_norm(b, input, normalized_shape, weight=None, bias=None, eps=1e-5, cudnn_enable=True):
     """layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1e-05, bool cudnn_enable=True) -> Tensor"""
