@@ -101,7 +101,7 @@ def export_model_to_nnef(
     try:
         if passes is None:
             passes = default_passes(input_names=input_names, output_names=output_names, registry=registry,
-                                    float64=DTYPE_OPTIONS[target.float64], bfloat16=DTYPE_OPTIONS[target.bfloat16])
+                                    target=target)
         compiled = compile_bound(model, args, kwargs, passes=passes, registry=registry,
                                  dump_dir=dump_ir_dir, records=records)
         for record in records:

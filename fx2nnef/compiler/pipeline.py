@@ -25,8 +25,10 @@ log = logging.getLogger("fx2nnef")
 
 def default_passes(*, input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
                    registry: LoweringRegistry | None = None, float64: torch.dtype = torch.float32,
-                   bfloat16: torch.dtype = torch.float32) -> list[PassLike]:
-    """Return the default pipeline, in order."""
+                   bfloat16: torch.dtype = torch.float32, target: Any = None) -> list[PassLike]:
+    """Return the default pipeline, in order; a target (TractNNEF, KhronosNNEF) sets the dtype rules,
+    else `float64`/`bfloat16` do."""
+    dtype_rules = target.dtype_rules() if target is not None else {"float64": float64, "bfloat16": bfloat16}
     return [
         # functional ATen; decompose exactly what the registry cannot lower, so later passes
         # see the final op set (and a re-trace cannot drop the IO names set below)
@@ -36,7 +38,7 @@ def default_passes(*, input_names: Sequence[str] | None = None, output_names: Se
         # fold what is known at export time before legalization, so it sees fewer casts
         FoldPrimitivesPass(),
         # dtypes the target runs; implicit promotions become explicit casts
-        LegalizeDtypesPass(float64=float64, bfloat16=bfloat16),
+        LegalizeDtypesPass(**dtype_rules),
     ]
 
 
