@@ -10,6 +10,7 @@ import math
 import torch
 
 from ..registry import lower
+from ..standard import ERF_FRAGMENT, FRAGMENT_EXTENSION
 from .common import literal
 
 # aten op (default overload) -> NNEF/tract op with the same semantics
@@ -23,9 +24,30 @@ UNARY = {
 }
 
 
+def erf(b, x):
+    """Emit erf(x): tract's operator, or on the Khronos target a standard-NNEF fragment."""
+    if b.khronos:
+        b.fragment("erf", ERF_FRAGMENT)
+        if FRAGMENT_EXTENSION not in b.graph.extensions:
+            b.graph.extensions.append(FRAGMENT_EXTENSION)
+        return b.op("erf", x, out_dtype=x.dtype)
+    b.require("tract_core")
+    return b.op("tract_core_erf", x)
+
+
+# standard NNEF forms of the unary ops that tract lowers to its own operators (Khronos target)
+STANDARD_UNARY = {
+    "erf": erf,
+    "round": lambda b, x: b.op("round", x),
+    "isnan": lambda b, x: b.op("ne", x, x),
+}
+
+
 def _unary(aten_name: str, nnef_op: str):
     """Register the lowering of a unary aten op that maps to one NNEF op."""
     def fn(b, self):
+        if b.khronos and aten_name in STANDARD_UNARY:
+            return STANDARD_UNARY[aten_name](b, self)
         if nnef_op.startswith("tract_core_"):
             b.require("tract_core")
         return b.op(nnef_op, self)
@@ -196,16 +218,22 @@ def aten_clamp(b, self, min=None, max=None):
 @lower("aten::gelu")
 def aten_gelu(b, self, approximate="none"):
     """gelu(Tensor self, *, str approximate='none') -> Tensor"""
-    b.require("tract_core")
     if approximate == "tanh":
-        return b.op("tract_core_gelu_approx", self, fast_impl=False)
-    erf = b.op("tract_core_erf", b.op("mul", self, literal(1 / math.sqrt(2))))
-    return b.op("mul", b.op("mul", self, 0.5), b.op("add", erf, 1.0))
+        if not b.khronos:
+            b.require("tract_core")
+            return b.op("tract_core_gelu_approx", self, fast_impl=False)
+        inner = b.op("mul", b.op("add", self, b.op("mul", b.op("mul", b.op("sqr", self), self), 0.044715)),
+                     literal(math.sqrt(2 / math.pi)))
+        return b.op("mul", b.op("mul", self, 0.5), b.op("add", b.op("tanh", inner), 1.0))
+    phi = erf(b, b.op("mul", self, literal(1 / math.sqrt(2))))
+    return b.op("mul", b.op("mul", self, 0.5), b.op("add", phi, 1.0))
 
 
 @lower("aten::silu")
 def aten_silu(b, self):
     """silu(Tensor self) -> Tensor"""
+    if b.khronos:
+        return b.op("silu", self)
     b.require("tract_core")
     return b.op("tract_core_silu", self)
 

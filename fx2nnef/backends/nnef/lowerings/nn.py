@@ -78,9 +78,13 @@ def aten_softmax(b, self, dim, dtype=None):
 @lower(("aten::log_softmax.int", "aten::_log_softmax"))
 def aten_log_softmax(b, self, dim, dtype=None):
     """log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor"""
-    b.require("tract_core")
     x = b.cast(self, b.out_dtype)
-    return b.op("tract_core_log_softmax", x, axes=[axis(dim, self.rank)])
+    ax = [axis(dim, self.rank)]
+    if b.khronos:  # x - max - log(sum(exp(x - max)))
+        shifted = b.op("sub", x, b.op("max_reduce", x, axes=ax))
+        return b.op("sub", shifted, b.op("log", b.op("sum_reduce", b.op("exp", shifted), axes=ax)))
+    b.require("tract_core")
+    return b.op("tract_core_log_softmax", x, axes=ax)
 
 
 @lower("aten::convolution")
