@@ -116,7 +116,11 @@ def aten_div_mode(b, self, other, rounding_mode=None):
         return b.op("floor", q)
     # integer floor division: tract truncates, so step down where the remainder's sign differs
     r = b.op("sub", _operand(self), b.op("mul", q, _operand(other)))
-    fix = b.op("and", b.op("ne", r, 0.0), b.op("ne", b.op("lt", r, 0.0), b.op("lt", _operand(other), 0.0)))
+    if hasattr(other, "name"):
+        b.require("tract_core")  # tract's ne rejects bools: the sign mismatch is a xor
+        fix = b.op("and", b.op("ne", r, 0.0), b.op("tract_core_xor", b.op("lt", r, 0.0), b.op("lt", other, 0.0)))
+    else:  # a scalar divisor: its sign is known now
+        fix = b.op("lt", r, 0.0) if other > 0 else b.op("gt", r, 0.0)
     return b.op("select", fix, b.op("sub", q, 1.0), q)
 
 
