@@ -192,10 +192,12 @@ class LegalizeDtypesPass(Pass):
     @staticmethod
     def _upcast_sensitive(program: ExportedProgram) -> bool:
         """Make SENSITIVE ops on f16 read f32 operands, and cast their f16 results back after them."""
-        graph, new = program.graph, []
+        graph, new, back_casts = program.graph, [], set()
         for node in [n for n in graph.nodes if n.target in SENSITIVE and _is_f16_result(n)]:
             for arg in dict.fromkeys(node.all_input_nodes):
-                if _dtype_of(arg) == torch.float16:
+                if arg in back_casts:  # the f32 result of a sensitive op before: read it directly
+                    node.replace_input_with(arg, arg.args[0])
+                elif _dtype_of(arg) == torch.float16:
                     with graph.inserting_before(node):
                         cast = graph.call_function(aten._to_copy.default, (arg,), {"dtype": torch.float32})
                     node.replace_input_with(arg, cast)
@@ -213,6 +215,11 @@ class LegalizeDtypesPass(Pass):
                 for user in users:
                     user.replace_input_with(result, back)
                 new += [result, back]
+                back_casts.add(back)
+        for back in back_casts:
+            if not back.users:
+                graph.erase_node(back)
+                new.remove(back)
         if new:
             propagate_meta(program, new)
         return bool(new)

@@ -17,7 +17,7 @@ from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import NUMPY_DTYPES, Expr, Graph, Operation, Tensor
 from .registry import LoweringRegistry
-from .standard import GENERIC_OPS, LOGICAL_OPS, STANDARD_OPS, khronos_type
+from .standard import GENERIC_OPS, KEYWORDS, LOGICAL_OPS, STANDARD_OPS, khronos_type
 
 log = logging.getLogger("fx2nnef")
 
@@ -56,6 +56,8 @@ class Builder:
         base = re.sub(r"\W", "_", base) or "t"
         if not re.match(r"[A-Za-z_]", base):
             base = "_" + base
+        if base in KEYWORDS:
+            base += "_"
         name, i = base, 0
         while name in self.names:
             i += 1

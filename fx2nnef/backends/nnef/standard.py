@@ -31,6 +31,11 @@ GENERIC_OPS = frozenset({
     "external", "variable", "constant", "update", "reshape", "transpose", "concat", "split", "slice",
     "squeeze", "unsqueeze", "stack", "unstack", "tile", "gather", "cast", "copy", "select", "copy_n",
 })
+# NNEF keywords and type names: not usable as tensor names
+KEYWORDS = frozenset({
+    "version", "extension", "fragment", "graph", "tensor", "integer", "scalar", "logical", "string",
+    "true", "false", "for", "in", "if", "else", "yield", "length_of", "shape_of", "range_of",
+})
 LOGICAL_OPS = frozenset({"and", "or", "not", "any_reduce", "all_reduce"})
 
 # Khronos fragments fx2nnef defines (name -> text); they need KHR_enable_fragment_definitions

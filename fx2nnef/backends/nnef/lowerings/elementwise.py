@@ -13,6 +13,8 @@ from ..registry import lower
 from ..standard import ERF_FRAGMENT, FRAGMENT_EXTENSION
 from .common import literal
 
+COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
+
 # aten op (default overload) -> NNEF/tract op with the same semantics
 UNARY = {
     "abs": "abs", "neg": "neg", "exp": "exp", "log": "log", "sqrt": "sqrt", "rsqrt": "rsqrt",
@@ -146,6 +148,8 @@ def aten_pow_scalar(b, self, exponent):
 def _binary(aten_names: tuple[str, ...], nnef_op: str, schema: str):
     """Register a binary aten op (Tensor and Scalar overloads) that maps to one NNEF op."""
     def fn(b, self, other):
+        if b.khronos and nnef_op in COMPARISONS:  # standard comparisons take scalars: compare integers as such
+            self, other = (b.cast(x, "f32") if hasattr(x, "name") and x.dtype != "bool" else x for x in (self, other))
         return b.op(nnef_op, _operand(self), _operand(other))
     fn.__name__ = "aten_" + aten_names[0].split("::")[1].split(".")[0]
     fn.__doc__ = schema
