@@ -130,8 +130,7 @@ def export_model_to_nnef(
             start = time.perf_counter()
             tolerance = resolve_tolerance(target.check_io_tolerance)
             expected = [_to_numpy(t) for t in reference_outputs(model, args, kwargs)]
-            inputs = [_to_numpy(t).astype(NUMPY_DTYPES[i.dtype], copy=False)
-                      for t, i in zip(compiled.example_inputs, graph.inputs)]
+            inputs = _graph_inputs(compiled, graph)
             got = run(temporary, inputs, graph.registries)
             reports = check_close([t.name for t in graph.outputs], expected, got, tolerance)
             timings["check"] = time.perf_counter() - start
@@ -149,6 +148,13 @@ def export_model_to_nnef(
                         timings, reports, graph)
 
 
+def _graph_inputs(compiled: CompileResult, graph: Graph) -> list[np.ndarray]:
+    """Return the example inputs the NNEF graph takes, by name (an unused input is not in the graph),
+    as numpy arrays of the graph's input dtypes."""
+    by_name = dict(zip(compiled.input_names, compiled.example_inputs))
+    return [_to_numpy(by_name[i.name]).astype(NUMPY_DTYPES[i.dtype], copy=False) for i in graph.inputs]
+
+
 def _khronos_check(target: KhronosNNEF, archive: Path, graph: Graph, compiled: CompileResult,
                    model: torch.nn.Module, args: tuple, kwargs: dict, timings: dict[str, float]):
     """Validate the archive with the Khronos parser and, with check_io, run it in the nnef_tools
@@ -161,8 +167,7 @@ def _khronos_check(target: KhronosNNEF, archive: Path, graph: Graph, compiled: C
         log.info("the Khronos nnef parser accepts the archive: %.3fs", time.perf_counter() - start)
         return None
     expected = [_to_numpy(t) for t in reference_outputs(model, args, kwargs)]
-    inputs = [_to_numpy(t).astype(NUMPY_DTYPES[i.dtype], copy=False)
-              for t, i in zip(compiled.example_inputs, graph.inputs)]
+    inputs = _graph_inputs(compiled, graph)
     reports = khronos_backend.check(archive, [t.name for t in graph.outputs], inputs, expected,
                                     [e.dtype for e in expected], target.check_io_tolerance, fragments)
     timings["check"] = time.perf_counter() - start
