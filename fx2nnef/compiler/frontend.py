@@ -55,6 +55,8 @@ def bind_inputs(model: torch.nn.Module, args: Any, kwargs: Mapping[str, Any] | N
     A tensor is the single positional input; a list/tuple holds positional inputs; a Mapping
     (dict, BatchEncoding, ...) is bound by name, whatever its order.
     """
+    if not isinstance(model, torch.nn.Module):
+        raise ExportInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(args, (MappingView, Generator, Iterator)):
         hint = "list(...) of it in forward() order, or the dict itself" if isinstance(args, MappingView) else "a list or tuple"
         raise ExportInputError(f"args is a {type(args).__name__}: pass {hint} (a mapping is bound by name)")
@@ -136,8 +138,6 @@ def user_frame(exc: BaseException) -> str:
 
 def capture(model: torch.nn.Module, args: tuple, kwargs: dict, dynamic_shapes: Any = None) -> ExportedProgram:
     """Run torch.export.export(strict=False) and turn any failure into a CaptureError."""
-    if not isinstance(model, torch.nn.Module):
-        raise ExportInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     with eval_mode(model):
         try:
             return torch.export.export(model, args, kwargs, dynamic_shapes=dynamic_shapes, strict=False)

@@ -18,7 +18,7 @@ from ..passes.fold_primitives import FoldPrimitivesPass
 from ..passes.legalize_dtypes import LegalizeDtypesPass
 from .frontend import bind_inputs, capture
 from .pass_base import PassLike, PassManager, PassRecord, format_ir
-from .program import OUTPUT_NAMES, output_node, user_inputs
+from .program import OUTPUT_NAMES, input_name, output_node, user_inputs
 
 log = logging.getLogger("fx2nnef")
 
@@ -50,7 +50,7 @@ class CompileResult:
 
     @property
     def input_names(self) -> list[str]:
-        return [n.name for n in user_inputs(self.program)]
+        return [input_name(n) for n in user_inputs(self.program)]
 
     @property
     def output_names(self) -> list[str]:

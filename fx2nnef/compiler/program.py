@@ -2,8 +2,8 @@
 
 Passes read and rewrite the program's fx graph in place, then rebuild the program with
 `replace()` when the signature, state or call specs change. IO names chosen by the
-`flatten_io` pass live in the graph itself: user-input placeholders are renamed to their
-NNEF names and the output node carries `meta[OUTPUT_NAMES]`.
+`flatten_io` pass live in the graph's meta: user-input placeholders carry `meta[INPUT_NAME]`
+and the output node carries `meta[OUTPUT_NAMES]`.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from torch._guards import detect_fake_mode
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
+INPUT_NAME = "fx2nnef.input_name"
 OUTPUT_NAMES = "fx2nnef.output_names"
 
 
@@ -49,6 +50,11 @@ def user_inputs(ep: ExportedProgram) -> list[torch.fx.Node]:
     """Return the placeholders fed by the user at run time, tensors only, in order."""
     return [n for n, spec in placeholders(ep) if spec.kind == InputKind.USER_INPUT
             and isinstance(n.meta.get("val"), torch.Tensor)]
+
+
+def input_name(node: torch.fx.Node) -> str:
+    """Return the NNEF name of a user-input placeholder."""
+    return node.meta.get(INPUT_NAME, node.name)
 
 
 def output_node(ep: ExportedProgram) -> torch.fx.Node:
