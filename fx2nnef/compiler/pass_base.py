@@ -121,7 +121,7 @@ class PassManager:
             log.info("pass %-22s %6.3fs %s", name, seconds, "modified" if result.modified else "unchanged")
             if self.dump_dir:
                 self.dump_dir.mkdir(parents=True, exist_ok=True)
-                (self.dump_dir / f"{len(records):02d}_{name}.txt").write_text(records[-1].ir)
+                (self.dump_dir / f"{len(done) + 1:02d}_{name}.txt").write_text(records[-1].ir)
             done.append(name)
         return program
 

@@ -98,6 +98,9 @@ def compile_bound(model: torch.nn.Module, args: tuple, kwargs: dict, *, passes: 
     program = capture(model, args, kwargs, dynamic_shapes)
     records.append(PassRecord("capture", time.perf_counter() - start, True, format_ir(program)))
     log.info("capture %s with torch.export: %.3fs", type(model).__name__, records[0].seconds)
+    if dump_dir:
+        Path(dump_dir).mkdir(parents=True, exist_ok=True)
+        (Path(dump_dir) / "00_capture.txt").write_text(records[0].ir)
     example = flat_inputs(args, kwargs, program.call_spec.in_spec)
     program = PassManager(passes, dump_dir=dump_dir).run(program, records)
     return CompileResult(program, records, example)
