@@ -20,11 +20,11 @@ OUTPUT_NAMES = "fx2nnef.output_names"
 
 def replace(ep: ExportedProgram, *, graph_module: torch.fx.GraphModule | None = None,
             graph_signature=None, state_dict: dict | None = None, constants: dict | None = None,
-            in_spec=None, out_spec=None) -> ExportedProgram:
+            in_spec=None, out_spec=None, forward_arg_names: list[str] | None = None) -> ExportedProgram:
     """Return a new ExportedProgram with some of its parts replaced (the others are shared)."""
     gm = graph_module or ep.graph_module
     call_graph = [entry for entry in ep.module_call_graph]
-    if in_spec is not None or out_spec is not None:
+    if in_spec is not None or out_spec is not None or forward_arg_names is not None:
         import copy
         root = copy.copy(call_graph[0])
         root.signature = copy.copy(root.signature)
@@ -32,6 +32,8 @@ def replace(ep: ExportedProgram, *, graph_module: torch.fx.GraphModule | None = 
             root.signature.in_spec = in_spec
         if out_spec is not None:
             root.signature.out_spec = out_spec
+        if forward_arg_names is not None:
+            root.signature.forward_arg_names = forward_arg_names
         call_graph[0] = root
     return ExportedProgram(
         root=gm, graph=gm.graph, graph_signature=graph_signature or ep.graph_signature,

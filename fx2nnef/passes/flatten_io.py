@@ -101,7 +101,8 @@ class FlattenIOPass(Pass):
         program.graph_module.recompile()
         flat_in = pytree.tree_structure((tuple(range(len(names))), {}))
         flat_out = pytree.tree_structure(tuple(range(len(keep))))
-        return PassResult(replace(program, graph_signature=signature, in_spec=flat_in, out_spec=flat_out), True)
+        return PassResult(replace(program, graph_signature=signature, in_spec=flat_in, out_spec=flat_out,
+                                          forward_arg_names=names), True)
 
     def _input_names(self, defaults: list[str]) -> list[str]:
         """Return the NNEF input names: the user's (checked) or the ones torch.export derived."""
