@@ -35,8 +35,8 @@ def _normalize(value: Any, path: str) -> Any:
     if isinstance(value, Mapping):
         return {k: _normalize(v, f"{path}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_normalize(v, f"{path}[{i}]") for i, v in enumerate(value)) \
-            if not hasattr(value, "_fields") else type(value)(*(_normalize(v, f"{path}[{i}]") for i, v in enumerate(value)))
+        items = [_normalize(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     if isinstance(value, PRIMITIVES):
         warnings.warn(f"input '{path}' = {value!r} is a Python {type(value).__name__}: it becomes a "
                       "constant of the exported graph", TraceConstantWarning, stacklevel=4)

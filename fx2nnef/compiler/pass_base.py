@@ -126,11 +126,6 @@ class PassManager:
         return program
 
 
-def graph_changed(before: str, program: ExportedProgram) -> bool:
-    """Tell whether the graph text differs from a previous `str(graph)`."""
-    return before != str(program.graph)
-
-
 def count_ops(program: ExportedProgram) -> dict[str, int]:
     """Count call_function nodes per target name (used by tests and benchmarks)."""
     counts: dict[str, int] = {}

@@ -7,6 +7,7 @@ and the output node carries `meta[OUTPUT_NAMES]`.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterator
 
 import torch
@@ -25,7 +26,6 @@ def replace(ep: ExportedProgram, *, graph_module: torch.fx.GraphModule | None = 
     gm = graph_module or ep.graph_module
     call_graph = [entry for entry in ep.module_call_graph]
     if in_spec is not None or out_spec is not None or forward_arg_names is not None:
-        import copy
         root = copy.copy(call_graph[0])
         root.signature = copy.copy(root.signature)
         if in_spec is not None:
@@ -67,18 +67,6 @@ def output_node(ep: ExportedProgram) -> torch.fx.Node:
 def output_values(ep: ExportedProgram) -> list[Any]:
     """Return the flat list of values (nodes or literals) the graph returns."""
     return list(output_node(ep).args[0])
-
-
-def lifted_tensor(ep: ExportedProgram, node: torch.fx.Node) -> torch.Tensor | None:
-    """Return the real tensor behind a parameter/buffer/constant placeholder, else None."""
-    for n, spec in placeholders(ep):
-        if n is node:
-            if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
-                return ep.state_dict[spec.target] if spec.target in ep.state_dict else ep.constants[spec.target]
-            if spec.kind == InputKind.CONSTANT_TENSOR:
-                return ep.constants[spec.target]
-            return None
-    return None
 
 
 def fake_mode(ep: ExportedProgram):
