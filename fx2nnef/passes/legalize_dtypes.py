@@ -147,10 +147,9 @@ class LegalizeDtypesPass(Pass):
                             node.name, val.dtype, new, val.dtype)
             store = state_dict if spec.target in state_dict else constants
             if spec.target in store:
-                old = store[spec.target]
-                converted = old.detach().to(new)
-                store[spec.target] = torch.nn.Parameter(converted, requires_grad=False) \
-                    if isinstance(old, torch.nn.Parameter) else converted
+                converted = store[spec.target].detach().to(new)
+                is_param = isinstance(store[spec.target], torch.nn.Parameter)
+                store[spec.target] = torch.nn.Parameter(converted, requires_grad=False) if is_param else converted
             with mode:
                 node.meta["val"] = val.to(new)
         for node in program.graph.nodes:
