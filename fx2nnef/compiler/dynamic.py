@@ -224,7 +224,7 @@ class DynamicAxes:
         sources = self._source_names(model, args, kwargs)
         lines = []
         for shape_env, symbol, value, stack in records:
-            names = [s.name() for s in shape_env.var_to_sources.get(symbol, [])]
+            names = [s.name if isinstance(s.name, str) else s.name() for s in shape_env.var_to_sources.get(symbol, [])]
             hit = next((sources[n] for n in names if n in sources), None)
             if hit is None:
                 continue
@@ -383,7 +383,7 @@ def tract_expr(expr: sympy.Expr, symbols: Mapping[str, str]) -> str:
                                 "dimension that was not made dynamic): tract cannot express it")
         return symbols[str(expr)]
     if isinstance(expr, sympy.Add):
-        terms = sorted(expr.args, key=lambda t: t.could_extract_minus_sign())
+        terms = sorted(expr.args, key=lambda t: (t.could_extract_minus_sign(), t.is_number))
         text = ""
         for term in terms:
             negative = term.could_extract_minus_sign()
