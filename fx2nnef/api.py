@@ -108,7 +108,7 @@ def export_model_to_nnef(
             passes = default_passes(input_names=input_names, output_names=output_names, registry=registry,
                                     float64=DTYPE_OPTIONS[target.float64], bfloat16=DTYPE_OPTIONS[target.bfloat16])
         captured = dynamic.capture_inputs(model, args, kwargs) if dynamic else (args, kwargs)
-        with dynamic.explain_specializations(model, *captured) if dynamic else contextlib.nullcontext():
+        with dynamic.watch_capture(model, *captured) if dynamic else contextlib.nullcontext():
             compiled = compile_bound(model, *captured, passes=passes, registry=registry, dump_dir=dump_ir_dir,
                                      records=records,
                                      dynamic_shapes=dynamic.dynamic_shapes(model, *captured) if dynamic else None)

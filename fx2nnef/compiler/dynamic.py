@@ -200,36 +200,56 @@ class DynamicAxes:
         return Dim.DYNAMIC(**bounds) if bounds else Dim.DYNAMIC
 
     @contextlib.contextmanager
-    def explain_specializations(self, model: torch.nn.Module, args: tuple, kwargs: dict) -> Iterator[None]:
-        """Record where the model forces a dim to a constant during capture; turn torch's constraint
-        error into a CaptureError naming the input, axis, symbol and the line of code."""
-        records: list[tuple[ShapeEnv, sympy.Symbol, int, list]] = []
-        original = ShapeEnv._set_replacement
+    def watch_capture(self, model: torch.nn.Module, args: tuple, kwargs: dict) -> Iterator[None]:
+        """Record, during capture, where the model's code fixes, ties or bounds a symbolic dim (with the
+        line of code); turn torch's constraint error into a CaptureError naming input, axis and line."""
+        self.events = []
+        set_replacement, update_range = ShapeEnv._set_replacement, ShapeEnv._update_var_to_range
 
-        def recording(shape_env, a, tgt, msg):
-            if getattr(tgt, "is_number", False):
-                records.append((shape_env, a, int(tgt), traceback.extract_stack()[:-1]))
-            return original(shape_env, a, tgt, msg)
+        def on_replacement(shape_env, a, tgt, msg):
+            if getattr(tgt, "is_number", False) or isinstance(tgt, sympy.Symbol):
+                self.events.append(("constant" if tgt.is_number else "equal", shape_env, a, tgt,
+                                    _user_frame(traceback.extract_stack()[:-1])))
+            return set_replacement(shape_env, a, tgt, msg)
 
-        with mock.patch.object(ShapeEnv, "_set_replacement", recording):
+        def on_range(shape_env, symbol, vr, *rest, **options):
+            before = shape_env.var_to_range.get(symbol)
+            update_range(shape_env, symbol, vr, *rest, **options)
+            after = shape_env.var_to_range.get(symbol)
+            if before is not None and after is not None and after.upper.is_Integer and after.upper != before.upper:
+                self.events.append(("upper", shape_env, symbol, after.upper,
+                                    _user_frame(traceback.extract_stack()[:-1])))
+
+        patches = contextlib.ExitStack()
+        if hasattr(ShapeEnv, "_set_replacement") and hasattr(ShapeEnv, "_update_var_to_range"):
+            patches.enter_context(mock.patch.object(ShapeEnv, "_set_replacement", on_replacement))
+            patches.enter_context(mock.patch.object(ShapeEnv, "_update_var_to_range", on_range))
+        with patches:
             try:
                 yield
             except CaptureError as error:
                 if "specialized" not in str(error) and "Constraints violated" not in str(error):
                     raise
-                raise CaptureError(self._specialization_message(model, args, kwargs, records, error)) from error
+                raise CaptureError(self._specialization_message(model, args, kwargs, error)) from error
 
-    def _specialization_message(self, model, args, kwargs, records, error) -> str:
+    def _where(self, kind: str, symbol: str, value: Any = None) -> str:
+        """Return the line of code of the last recorded event of `kind` on a torch symbol (or to `value`)."""
+        for event, _, a, tgt, where in reversed(getattr(self, "events", [])):
+            if event == kind and where and (str(a) == symbol or str(tgt) == symbol) and \
+                    (value is None or str(tgt) == str(value)):
+                return where
+        return ""
+
+    def _specialization_message(self, model, args, kwargs, error) -> str:
         """Say which declared axes the model forced to a constant, and where."""
         sources = self._source_names(model, args, kwargs)
         lines = []
-        for shape_env, symbol, value, stack in records:
+        for kind, shape_env, symbol, value, where in self.events:
             names = [s.name if isinstance(s.name, str) else s.name() for s in shape_env.var_to_sources.get(symbol, [])]
             hit = next((sources[n] for n in names if n in sources), None)
-            if hit is None:
+            if kind != "constant" or hit is None:
                 continue
             leaf, axis = hit
-            where = _user_frame(stack)
             lines.append(f"  input '{leaf.name}' axis {axis} ({leaf.axes[axis]}) is forced to {value} by the model"
                          + (f"\n    at {where}" if where else ""))
         if not lines:
@@ -275,27 +295,33 @@ class DynamicAxes:
                                    "free dimension: the model constrains it (step 1/5: capture)")
             other = mapping.setdefault(str(expr), name)
             if other != name:
-                raise ExportInputError(f"the model forces {name} (input '{leaf.name}' axis {axis}) to equal "
-                                       f"{other}: use one symbol name for both in dynamic_axes")
+                where = self._where("equal", str(expr))
+                raise CaptureError(f"the model forces {name} (input '{leaf.name}' axis {axis}) to equal {other}"
+                                   + (f"\n  at {where}" if where else "") +
+                                   f"\nUse one symbol name for both in dynamic_axes (step 1/5: capture)")
         return mapping
 
     def ranges(self, program: ExportedProgram, mapping: dict[str, str]) -> dict[str, tuple[int, int | None]]:
         """Return each symbol's valid range: the user's bounds within what the model allows."""
         out = {}
         for name, dim in self.dims.items():
-            lo, hi = 1, None
+            lo, hi, bound_by = 1, None, ""
             for symbol, vr in program.range_constraints.items():
                 if mapping.get(str(symbol)) != name:
                     continue
                 if vr.lower.is_Integer and int(vr.lower) > 2:  # torch's own floor is 2; above it the model speaks
                     lo = max(lo, int(vr.lower))
-                if vr.upper.is_Integer:
-                    hi = int(vr.upper) if hi is None else min(hi, int(vr.upper))
+                if vr.upper.is_Integer and (hi is None or int(vr.upper) < hi):
+                    hi, bound_by = int(vr.upper), self._where("upper", str(symbol), vr.upper)
             if dim.max is not None and hi is not None and hi < dim.max:
-                log.warning("dynamic axis %s: asked for up to %d but the model only supports up to %d "
-                            "(e.g. a position table); the archive is valid up to %d", name, dim.max, hi, hi)
+                leaf, axis = next((leaf, a) for leaf in self.leaves for a, n in leaf.axes.items() if n == name)
+                raise CaptureError(f"input '{leaf.name}' axis {axis} ({name}): dynamic_axes asks for sizes up to "
+                                   f"{dim.max}, but the model only supports up to {hi}"
+                                   + (f"\n  at {bound_by}" if bound_by else "") +
+                                   f"\nGive {name} a max of at most {hi}, or none (step 1/5: capture)")
             if hi is not None and dim.max is None:
-                log.info("dynamic axis %s: the model supports sizes up to %d", name, hi)
+                log.info("dynamic axis %s: the model supports sizes up to %d%s", name, hi,
+                         f" (bounded at {bound_by})" if bound_by else "")
             lo = max(lo, dim.min or 1)
             hi = dim.max if hi is None else min(hi, dim.max or hi)
             out[name] = (lo, hi)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import fx2nnef
 import sympy
 import torch
 from torch.utils._sympy.functions import FloorDiv, Mod
@@ -96,3 +97,52 @@ def test_size_one_example_is_widened_and_checked(tmp_path):
                                   TractNNEF(dynamic_axes={"x": {0: "B", 1: "S"}}))
     assert report.graph.inputs[0].shape[:2] != (1, 1)
     assert list(report.checks) == ["B=1, S=1", "B=2, S=2", "B=3, S=3"]
+
+
+class PositionTable(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("table", torch.randn(64, 4))
+
+    def forward(self, x):
+        return x + self.table[: x.shape[1]]
+
+
+def test_user_range_becomes_assertions_and_check_sizes(tmp_path):
+    report = export_model_to_nnef(PositionTable(), X, tmp_path / "m.nnef",
+                                  TractNNEF(dynamic_axes={"x": {1: ("S", 4, 32)}}))
+    assert report.graph.assertions == ["S >= 4", "S <= 32"]
+    assert list(report.checks) == ["S=7", "S=4", "S=15"]
+
+
+def test_range_beyond_what_the_model_supports_names_the_line(tmp_path):
+    with pytest.raises(CaptureError) as info:
+        export_model_to_nnef(PositionTable(), X, tmp_path / "m.nnef",
+                             TractNNEF(dynamic_axes={"x": {1: ("S", 1, 512)}}))
+    text = str(info.value)
+    assert "input 'x' axis 1 (S): dynamic_axes asks for sizes up to 512, but the model only supports up to 64" in text
+    assert "self.table[: x.shape[1]]" in text
+
+
+def test_two_names_the_model_ties_together(tmp_path):
+    with pytest.raises(CaptureError, match=r"forces T \(input 'mask' axis 1\) to equal S[\s\S]*x \* mask"):
+        export_model_to_nnef(TwoInputs(), (X, MASK), tmp_path / "m.nnef",
+                             TractNNEF(dynamic_axes={"x": {1: "S"}, "mask": {1: "T"}}))
+
+
+class CausalSum(torch.nn.Module):
+    def forward(self, x):
+        steps = torch.arange(x.shape[1])
+        weights = torch.arange(4).float() + 1.0
+        causal = (steps[:, None] >= steps[None, :]).float()
+        return causal @ x * weights
+
+
+def test_fold_primitives_keeps_symbolic_values_and_folds_the_rest(tmp_path):
+    x = torch.randn(2, 5, 4)
+    compiled = fx2nnef.compile(CausalSum(), (x,), dynamic_shapes=({1: torch.export.Dim.DYNAMIC},))
+    aranges = [n for n in compiled.program.graph.nodes if n.op == "call_function" and "arange" in str(n.target)]
+    assert len(aranges) == 1  # arange(S) stays; arange(4) + 1.0 is folded into a constant
+    report = export_model_to_nnef(CausalSum(), x, tmp_path / "m.nnef", TractNNEF(dynamic_axes={"x": {1: "S"}}))
+    assert [op.name for op in report.graph.operations].count("tract_core_range") == 1
+    assert list(report.checks) == ["S=5", "S=1", "S=11"]
