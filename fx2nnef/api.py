@@ -150,7 +150,8 @@ def export_model_to_nnef(
                     if i == 0:
                         raise
                     raise TractCheckError(f"at {label} (dynamic axes): {error}") from error
-                log.info("tract check passed at %s\n%s", label, format_report(checks[label]))
+                log.info("tract check passed at %s", label)
+                log.debug("%s", format_report(checks[label]))
             reports = checks[next(iter(checks))]
             timings["check"] = time.perf_counter() - start
             log.info("tract check passed: %.3fs", timings["check"])

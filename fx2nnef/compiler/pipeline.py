@@ -18,7 +18,7 @@ from ..passes.fold_primitives import FoldPrimitivesPass
 from ..passes.legalize_dtypes import LegalizeDtypesPass
 from .frontend import bind_inputs, capture
 from .pass_base import PassLike, PassManager, PassRecord, format_ir
-from .program import OUTPUT_NAMES, output_node, user_inputs
+from .program import OUTPUT_NAMES, input_name, output_node, user_inputs
 
 log = logging.getLogger("fx2nnef")
 
@@ -50,7 +50,7 @@ class CompileResult:
 
     @property
     def input_names(self) -> list[str]:
-        return [n.name for n in user_inputs(self.program)]
+        return [input_name(n) for n in user_inputs(self.program)]
 
     @property
     def output_names(self) -> list[str]:
@@ -66,7 +66,7 @@ class CompileResult:
 
 def flat_inputs(args: tuple, kwargs: dict, in_spec: pytree.TreeSpec) -> list[torch.Tensor]:
     """Flatten example inputs the way the captured program's in_spec does; keep the tensors."""
-    kw_spec = in_spec.children_specs[1] if in_spec.num_children == 2 else None
+    kw_spec = in_spec.child(1) if in_spec.num_children == 2 else None
     if kw_spec is not None and kw_spec.context:
         kwargs = {k: kwargs[k] for k in kw_spec.context}
     return [x for x in pytree.tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
@@ -98,6 +98,9 @@ def compile_bound(model: torch.nn.Module, args: tuple, kwargs: dict, *, passes: 
     program = capture(model, args, kwargs, dynamic_shapes)
     records.append(PassRecord("capture", time.perf_counter() - start, True, format_ir(program)))
     log.info("capture %s with torch.export: %.3fs", type(model).__name__, records[0].seconds)
+    if dump_dir:
+        Path(dump_dir).mkdir(parents=True, exist_ok=True)
+        (Path(dump_dir) / "00_capture.txt").write_text(records[0].ir)
     example = flat_inputs(args, kwargs, program.call_spec.in_spec)
     program = PassManager(passes, dump_dir=dump_dir).run(program, records)
     return CompileResult(program, records, example)

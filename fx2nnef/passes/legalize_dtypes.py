@@ -99,7 +99,9 @@ class LegalizeDtypesPass(Pass):
                 log.warning("input %s is %s: the NNEF graph takes it as %s", node.name, val.dtype, new)
             store = state_dict if spec.target in state_dict else constants
             if spec.target in store:
-                store[spec.target] = store[spec.target].detach().to(new)
+                converted = store[spec.target].detach().to(new)
+                is_param = isinstance(store[spec.target], torch.nn.Parameter)
+                store[spec.target] = torch.nn.Parameter(converted, requires_grad=False) if is_param else converted
             with mode:
                 node.meta["val"] = val.to(new)
         for node in program.graph.nodes:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import operator
 import re
 from typing import Any
@@ -13,7 +14,7 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
 from ...compiler.dynamic import tract_expr
-from ...compiler.program import OUTPUT_NAMES, output_node, placeholders, source_line
+from ...compiler.program import OUTPUT_NAMES, input_name, output_node, placeholders, source_line
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import NUMPY_DTYPES, Expr, Graph, Operation, Tensor
 from .registry import LoweringRegistry
@@ -157,6 +158,21 @@ def _broadcast(shapes: list[tuple]) -> tuple:
     return tuple(out)
 
 
+def _reshaped(shape: tuple, target: list) -> tuple | None:
+    """Return the shape `reshape(shape=target)` gives: 0 copies a dim, one -1 is inferred."""
+    out = [shape[i] if d == 0 else d for i, d in enumerate(target)]
+    if -1 in out:
+        known = [d for d in out if d != -1]
+        if not (static(shape) and static(known)):
+            return None
+        out[out.index(-1)] = math.prod(shape) // max(math.prod(known), 1)
+    return tuple(out)
+
+
+def static(dims) -> bool:
+    return all(isinstance(d, int) for d in dims)
+
+
 def _infer_shape(name: str, args: tuple, attribs: dict) -> tuple | None:
     """Return the output shape of common NNEF ops from their operands, or None if unknown."""
     tensors = [a for a in args if isinstance(a, Tensor)]
@@ -178,8 +194,8 @@ def _infer_shape(name: str, args: tuple, attribs: dict) -> tuple | None:
     if name == "transpose":
         perm = list(attribs["axes"]) + list(range(len(attribs["axes"]), tensors[0].rank))
         return tuple(tensors[0].shape[p] for p in perm)
-    if name == "reshape" and all(isinstance(d, int) and d > 0 for d in attribs["shape"]):
-        return tuple(attribs["shape"])
+    if name == "reshape":
+        return _reshaped(tensors[0].shape, list(attribs["shape"]))
     if name == "tract_core_broadcast":
         return _broadcast([tensors[0].shape, tuple(attribs["shape"])])
     if name == "matmul":
@@ -283,7 +299,7 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
     out_names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(out.args[0]))]
     user = [n for n, s in placeholders(program) if s.kind == InputKind.USER_INPUT]
     b.names.update(out_names)
-    b.names.update(n.name for n in user)
+    b.names.update(input_name(n) for n in user)
 
     env: dict[torch.fx.Node, Any] = {}
     storages: dict[tuple, Tensor] = {}
@@ -315,7 +331,7 @@ def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec
     val = node.meta["val"]
     if spec.kind == InputKind.USER_INPUT:
         b.require("tract_core")
-        t = Tensor(node.name, nnef_dtype(val.dtype), b.shape_of(val))
+        t = Tensor(input_name(node), nnef_dtype(val.dtype), b.shape_of(val))
         b.graph.inputs.append(t)
         b.graph.operations.append(Operation(
             "tract_core_external", (), {"shape": list(t.shape), "datum_type": t.dtype}, (t,)))
