@@ -243,21 +243,27 @@ class DynamicAxes:
     def _specialization_message(self, model, args, kwargs, error) -> str:
         """Say which declared axes the model forced to a constant, and where."""
         sources = self._source_names(model, args, kwargs)
-        lines = []
+        flat = pytree.tree_leaves((args, kwargs))
+        lines, forced = [], set()
         for kind, shape_env, symbol, value, where in self.events:
             names = [s.name if isinstance(s.name, str) else s.name() for s in shape_env.var_to_sources.get(symbol, [])]
             hit = next((sources[n] for n in names if n in sources), None)
             if kind != "constant" or hit is None:
                 continue
             leaf, axis = hit
+            forced.add(int(value))
             lines.append(f"  input '{leaf.name}' axis {axis} ({leaf.axes[axis]}) is forced to {value} by the model"
                          + (f"\n    at {where}" if where else ""))
         if not lines:
             return str(error)
+        static = [f"{leaf.name} axis {a}" for leaf in self.leaves for a, size in enumerate(flat[leaf.index].shape)
+                  if a not in leaf.axes and size in forced]
         return ("the model's code forces dynamic axes to constants, so they cannot vary at run time "
                 "(step 1/5: capture):\n" + "\n".join(dict.fromkeys(lines)) +
                 "\nRemove these axes from dynamic_axes, or change the code so it does not fix their size "
-                "(e.g. use x.shape[i] or -1 instead of a literal size).")
+                "(e.g. use x.shape[i] or -1 instead of a literal size)." +
+                (f"\nIf another input shares the dimension, declare it too; static axes of that size: "
+                 f"{', '.join(static)}." if static else ""))
 
     def _source_names(self, model, args, kwargs) -> dict[str, tuple[Leaf, int]]:
         """Map torch's source names ("L['input_ids'].size()[1]") of the declared axes to (leaf, axis)."""

@@ -146,3 +146,9 @@ def test_fold_primitives_keeps_symbolic_values_and_folds_the_rest(tmp_path):
     report = export_model_to_nnef(CausalSum(), x, tmp_path / "m.nnef", TractNNEF(dynamic_axes={"x": {1: "S"}}))
     assert [op.name for op in report.graph.operations].count("tract_core_range") == 1
     assert list(report.checks) == ["S=5", "S=1", "S=11"]
+
+
+def test_forgotten_input_axis_is_suggested(tmp_path):
+    with pytest.raises(CaptureError, match=r"input 'x' axis 1 \(S\) is forced to 7[\s\S]*static axes of that size: "
+                                           r"mask axis 1"):
+        export_model_to_nnef(TwoInputs(), (X, MASK), tmp_path / "m.nnef", TractNNEF(dynamic_axes={"x": {1: "S"}}))
