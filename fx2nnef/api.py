@@ -130,7 +130,8 @@ def export_model_to_nnef(
             got = run(temporary, inputs, graph.registries)
             reports = check_close([t.name for t in graph.outputs], expected, got, tolerance)
             timings["check"] = time.perf_counter() - start
-            log.info("tract check passed: %.3fs\n%s", timings["check"], format_report(reports))
+            log.info("tract check passed: %.3fs", timings["check"])
+            log.debug("%s", format_report(reports))
         serializer.move(temporary, final)
     except FX2NNEFError as error:
         if debug_bundle_path is not None and compiled is not None:

@@ -87,6 +87,7 @@ def bind_inputs(model: torch.nn.Module, args: Any, kwargs: Mapping[str, Any] | N
         except TypeError as e:
             raise ExportInputError(f"the inputs do not fit {type(model).__name__}.forward{signature}: {e}") from None
         names = list(params)
+        kwargs = {**{k: kwargs[k] for k in names if k in kwargs}, **kwargs}  # forward()'s order
         positional = [names[i] if i < len(names) else f"args[{i}]" for i in range(len(args))]
     else:
         positional = [f"args[{i}]" for i in range(len(args))]

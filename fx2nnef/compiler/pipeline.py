@@ -66,7 +66,7 @@ class CompileResult:
 
 def flat_inputs(args: tuple, kwargs: dict, in_spec: pytree.TreeSpec) -> list[torch.Tensor]:
     """Flatten example inputs the way the captured program's in_spec does; keep the tensors."""
-    kw_spec = in_spec.children_specs[1] if in_spec.num_children == 2 else None
+    kw_spec = in_spec.child(1) if in_spec.num_children == 2 else None
     if kw_spec is not None and kw_spec.context:
         kwargs = {k: kwargs[k] for k in kw_spec.context}
     return [x for x in pytree.tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
