@@ -23,6 +23,7 @@ from .compiler.frontend import bind_inputs, eval_mode
 from .compiler.pass_base import PassLike, PassRecord
 from .compiler.pipeline import CompileResult, compile_bound, default_passes
 from .errors import ExportInputError, FX2NNEFError
+from .onnx_check import OnnxCheck, cross_check, raise_unless_agree, run_onnx_path
 from .targets import DTYPE_OPTIONS, TractNNEF
 
 log = logging.getLogger("fx2nnef")
@@ -98,6 +99,7 @@ def export_model_to_nnef(
     temporary = _temporary_sibling(final)
     got: list[np.ndarray] | None = None
     expected: list[np.ndarray] = []
+    onnx_check: OnnxCheck | None = None
     try:
         if passes is None:
             passes = default_passes(input_names=input_names, output_names=output_names, registry=registry,
@@ -128,14 +130,21 @@ def export_model_to_nnef(
             inputs = [_to_numpy(t).astype(NUMPY_DTYPES[i.dtype], copy=False)
                       for t, i in zip(compiled.example_inputs, graph.inputs)]
             got = run(temporary, inputs, graph.registries)
-            reports = check_close([t.name for t in graph.outputs], expected, got, tolerance)
+            names = [t.name for t in graph.outputs]
+            if target.check_io_onnx:
+                onnx_inputs = [_to_numpy(t) for t in compiled.example_inputs]
+                onnx_check = cross_check(names, got, run_onnx_path(model, args, kwargs, onnx_inputs), tolerance)
+            reports = check_close(names, expected, got, tolerance)
+            if onnx_check is not None:
+                raise_unless_agree(onnx_check)
             timings["check"] = time.perf_counter() - start
             log.info("tract check passed: %.3fs", timings["check"])
             log.debug("%s", format_report(reports))
         serializer.move(temporary, final)
     except FX2NNEFError as error:
         if debug_bundle_path is not None and compiled is not None:
-            _bundle(debug_bundle_path, temporary, compiled, records, expected, got, error)
+            _bundle(debug_bundle_path, temporary, compiled, records, expected, got, error,
+                    onnx_check.outputs if onnx_check is not None else None)
         serializer.remove(temporary)
         raise
     except BaseException:
@@ -155,13 +164,15 @@ def _properties(target: TractNNEF) -> dict[str, Any]:
 
 
 def _bundle(path, archive: Path, compiled: CompileResult, records: list[PassRecord],
-            expected: list[np.ndarray], got: list[np.ndarray] | None, error: Exception) -> None:
+            expected: list[np.ndarray], got: list[np.ndarray] | None, error: Exception,
+            onnx_got: list[np.ndarray] | None = None) -> None:
     """Write the debug bundle for a failed export (never raises)."""
     names = compiled.output_names
     bundle = write_debug_bundle(
         path, archive_path=archive if archive.exists() else None,
         inputs={n: _to_numpy(t) for n, t in zip(compiled.input_names, compiled.example_inputs)},
         expected=dict(zip(names, expected)), got=dict(zip(names, got)) if got is not None else None,
-        ir_dumps={r.name: r.ir for r in records}, error_text=f"{type(error).__name__}: {error}")
+        ir_dumps={r.name: r.ir for r in records}, error_text=f"{type(error).__name__}: {error}",
+        onnx_got=dict(zip(names, onnx_got)) if onnx_got is not None else None)
     if bundle is not None:
         log.error("debug bundle written to %s", bundle)

@@ -23,6 +23,8 @@ class TractNNEF:
     dynamic_axes: ONNX-style {input_name: {axis: symbol}} for dimensions that vary at run time.
     specific_properties: extra key/value pairs written in the archive's tract_core_properties.
     float64 / bfloat16: what f64 and bf16 tensors are computed as ("f32", "f16" or "f64").
+    check_io_onnx: with check_io, also export the model with torch.onnx.export, run that in
+        tract's ONNX loader, and require its outputs to agree with the archive's.
     """
 
     version: str = LATEST_TRACT
@@ -32,6 +34,7 @@ class TractNNEF:
     specific_properties: Mapping[str, Any] | None = None
     float64: str = "f32"
     bfloat16: str = "f32"
+    check_io_onnx: bool = False
 
     def __post_init__(self):
         for option in ("float64", "bfloat16"):
