@@ -106,6 +106,14 @@ def aten_split_with_sizes(b, self, split_sizes, dim=0):
     return chunks
 
 
+@lower("aten::repeat")
+def aten_repeat(b, self, repeats):
+    """repeat(Tensor self, SymInt[] repeats) -> Tensor"""
+    extra = len(repeats) - self.rank
+    x = b.op("unsqueeze", self, axes=list(range(extra))) if extra > 0 else self
+    return b.op("tile", x, repeats=list(repeats), out_shape=b.shape_of(b.out), out_dtype=self.dtype)
+
+
 @lower(("aten::select.int", "aten::select_copy.int"))
 def aten_select(b, self, dim, index):
     """select.int(Tensor(a) self, int dim, SymInt index) -> Tensor(a)"""
