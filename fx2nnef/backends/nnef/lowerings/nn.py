@@ -38,10 +38,16 @@ def aten_linear(b, input, weight, bias=None):
     return b.op("add", out, bias) if bias is not None else out
 
 
-@lower(("aten::matmul", "aten::mm", "aten::bmm"))
+@lower("aten::matmul")
 def aten_matmul(b, self, other):
     """matmul(Tensor self, Tensor other) -> Tensor"""
     return _matmul(b, self, other)
+
+
+@lower(("aten::mm", "aten::bmm"))
+def aten_bmm(b, self, mat2):
+    """bmm(Tensor self, Tensor mat2) -> Tensor"""
+    return _matmul(b, self, mat2)
 
 
 @lower("aten::addmm")
