@@ -52,17 +52,23 @@ def reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def latency_ms(runnable, inputs, warmup: int = 3, budget_s: float = 2.0, max_runs: int = 50) -> float:
-    """Return the median wall time of runnable.run(inputs) in ms, after `warmup` runs."""
-    for _ in range(warmup):
-        runnable.run(inputs)
-    times = []
+def latencies_ms(runs: dict, warmup: int = 3, budget_s: float = 3.0, max_rounds: int = 60) -> dict[str, float]:
+    """Return {path: median wall time of runnable.run(inputs) in ms} for runs = {path: (runnable,
+    inputs)}, after `warmup` runs each; the paths take turns, so a change of machine load hits
+    all of them alike."""
+    for runnable, inputs in runs.values():
+        for _ in range(warmup):
+            runnable.run(inputs)
+    times: dict[str, list[float]] = {path: [] for path in runs}
     start = time.perf_counter()
-    while len(times) < 5 or (len(times) < max_runs and time.perf_counter() - start < budget_s):
-        t = time.perf_counter()
-        runnable.run(inputs)
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+    rounds = 0
+    while rounds < 5 or (rounds < max_rounds and time.perf_counter() - start < budget_s):
+        for path, (runnable, inputs) in runs.items():
+            t = time.perf_counter()
+            runnable.run(inputs)
+            times[path].append((time.perf_counter() - t) * 1000)
+        rounds += 1
+    return {path: statistics.median(values) for path, values in times.items()}
 
 
 def op_counts(runnable, inputs) -> dict[str, int]:
@@ -96,7 +102,7 @@ def bench_nnef(model, inputs, directory: Path, check: bool, suffix: str = ".nnef
     start = time.perf_counter()
     runnable = prepare(load(path, report.graph.registries), path)
     result["load_s"] = time.perf_counter() - start
-    return {**result, "latency_ms": latency_ms(runnable, arrays), "tract_ops": op_counts(runnable, arrays)}
+    return {**result, "run": (runnable, arrays), "tract_ops": op_counts(runnable, arrays)}
 
 
 def bench_onnx(model, inputs, directory: Path) -> dict:
@@ -118,7 +124,7 @@ def bench_onnx(model, inputs, directory: Path) -> dict:
     runnable = prepare_onnx(path, arrays)
     load_s = time.perf_counter() - start
     return {"export_s": total, "peak_mib": peak, "size_mib": path.stat().st_size / 2**20, "load_s": load_s,
-            "latency_ms": latency_ms(runnable, arrays), "tract_ops": op_counts(runnable, arrays)}
+            "run": (runnable, arrays), "tract_ops": op_counts(runnable, arrays)}
 
 
 def big_llama(billions: float):
@@ -165,6 +171,9 @@ def child(name: str, check: bool, onnx: bool, big: float | None, suffix: str) ->
                     row["onnx"] = bench_onnx(model, inputs, Path(tmp))
             except Exception as exc:  # the ONNX path failing is a result, not a crash
                 row["onnx"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+        runs = {path: row[path].pop("run") for path in ("nnef", "onnx") if "run" in row.get(path, {})}
+        for path, latency in latencies_ms(runs).items():
+            row[path]["latency_ms"] = latency
     return row
 
 

@@ -120,7 +120,8 @@ def _entries() -> list[ZooModel]:
         ZooModel("distilbert", "encoder", _from_config("DistilBertModel", "DistilBertConfig", vocab_size=VOCAB,
                  n_layers=2, dim=64, n_heads=4, hidden_dim=128, max_position_embeddings=64), text_inputs()),
         ZooModel("roberta", "encoder", _from_config("RobertaModel", "RobertaConfig", pad_token_id=1, **tiny),
-                 text_inputs()),
+                 text_inputs(), onnx="tract 0.23.9's ONNX CumSum fails on the integer padding mask "
+                                     "(position ids): 'Evaluating node_cumsum CumSum: TDim is not a number'"),
         ZooModel("electra", "encoder", _from_config("ElectraModel", "ElectraConfig", embedding_size=32, **tiny),
                  text_inputs(token_types=True)),
         ZooModel("deberta-v2", "encoder", _from_config("DebertaV2Model", "DebertaV2Config", **tiny,
