@@ -24,7 +24,7 @@ from .compiler.pass_base import PassLike, PassRecord
 from .compiler.pipeline import CompileResult, compile_bound, default_passes
 from .errors import ExportInputError, FX2NNEFError
 from .onnx_check import OnnxCheck, cross_check, raise_unless_agree, run_onnx_path
-from .targets import DTYPE_OPTIONS, TractNNEF
+from .targets import KhronosNNEF, TractNNEF
 
 log = logging.getLogger("fx2nnef")
 
@@ -67,7 +67,7 @@ def export_model_to_nnef(
     model: torch.nn.Module,
     args: Any,
     file_path_export: str | os.PathLike,
-    inference_target: TractNNEF | None = None,
+    inference_target: TractNNEF | KhronosNNEF | None = None,
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
     debug_bundle_path: str | os.PathLike | None = None,
@@ -84,8 +84,9 @@ def export_model_to_nnef(
     left there, and with `debug_bundle_path` a bundle for reproducing the failure is written.
     """
     target = inference_target or TractNNEF()
-    if not isinstance(target, TractNNEF):
-        raise ExportInputError(f"inference_target must be a TractNNEF, got {type(target).__name__}")
+    if not isinstance(target, (TractNNEF, KhronosNNEF)):
+        raise ExportInputError(f"inference_target must be a TractNNEF or a KhronosNNEF, got {type(target).__name__}")
+    khronos = isinstance(target, KhronosNNEF)
     if not isinstance(file_path_export, (str, os.PathLike)):
         raise ExportInputError(f"file_path_export must be a path, got {type(file_path_export).__name__}")
     final = Path(file_path_export)
@@ -103,15 +104,16 @@ def export_model_to_nnef(
     try:
         if passes is None:
             passes = default_passes(input_names=input_names, output_names=output_names, registry=registry,
-                                    float64=DTYPE_OPTIONS[target.float64], bfloat16=DTYPE_OPTIONS[target.bfloat16])
+                                    target=target)
         compiled = compile_bound(model, args, kwargs, passes=passes, registry=registry,
                                  dump_dir=dump_ir_dir, records=records)
         for record in records:
             timings[record.name] = record.seconds
 
         start = time.perf_counter()
-        graph = lower_program(compiled.program, registry)
-        graph.properties.update(_properties(target))
+        graph = lower_program(compiled.program, registry, dialect="khronos" if khronos else "tract")
+        if not khronos:
+            graph.properties.update(_properties(target))
         remove_dead_operations(graph)
         validate(graph)
         timings["lower"] = time.perf_counter() - start
@@ -123,12 +125,14 @@ def export_model_to_nnef(
         log.info("wrote the archive: %.3fs", timings["serialize"])
 
         reports = None
-        if target.check_io:
+        if khronos:
+            reports = _khronos_check(target, temporary, graph, compiled, model, args, kwargs, timings)
+            expected = []
+        elif target.check_io:
             start = time.perf_counter()
             tolerance = resolve_tolerance(target.check_io_tolerance)
             expected = [_to_numpy(t) for t in reference_outputs(model, args, kwargs)]
-            inputs = [_to_numpy(t).astype(NUMPY_DTYPES[i.dtype], copy=False)
-                      for t, i in zip(compiled.example_inputs, graph.inputs)]
+            inputs = _graph_inputs(compiled, graph)
             got = run(temporary, inputs, graph.registries)
             names = [t.name for t in graph.outputs]
             if target.check_io_onnx:
@@ -152,6 +156,34 @@ def export_model_to_nnef(
         raise
     return ExportReport(final, [t.name for t in graph.inputs], [t.name for t in graph.outputs],
                         timings, reports, graph)
+
+
+def _graph_inputs(compiled: CompileResult, graph: Graph) -> list[np.ndarray]:
+    """Return the example inputs the NNEF graph takes, by name (an unused input is not in the graph),
+    as numpy arrays of the graph's input dtypes."""
+    by_name = dict(zip(compiled.input_names, compiled.example_inputs))
+    return [_to_numpy(by_name[i.name]).astype(NUMPY_DTYPES[i.dtype], copy=False) for i in graph.inputs]
+
+
+def _khronos_check(target: KhronosNNEF, archive: Path, graph: Graph, compiled: CompileResult,
+                   model: torch.nn.Module, args: tuple, kwargs: dict, timings: dict[str, float]):
+    """Validate the archive with the Khronos parser and, with check_io, run it in the nnef_tools
+    interpreter against eager PyTorch; return the per-output reports (None without check_io)."""
+    from .backends import khronos as khronos_backend
+    start = time.perf_counter()
+    fragments = list(graph.fragments)
+    if not target.check_io:
+        khronos_backend.parse(archive, fragments)
+        log.info("the Khronos nnef parser accepts the archive: %.3fs", time.perf_counter() - start)
+        return None
+    expected = [_to_numpy(t) for t in reference_outputs(model, args, kwargs)]
+    inputs = _graph_inputs(compiled, graph)
+    reports = khronos_backend.check(archive, [t.name for t in graph.outputs], inputs, expected,
+                                    [e.dtype for e in expected], target.check_io_tolerance, fragments)
+    timings["check"] = time.perf_counter() - start
+    log.info("Khronos parser and nnef_tools interpreter check passed: %.3fs\n%s", timings["check"],
+             format_report(reports))
+    return reports
 
 
 def _properties(target: TractNNEF) -> dict[str, Any]:

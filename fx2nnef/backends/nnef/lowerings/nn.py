@@ -84,9 +84,13 @@ def aten_softmax(b, self, dim, dtype=None):
 @lower(("aten::log_softmax.int", "aten::_log_softmax"))
 def aten_log_softmax(b, self, dim, dtype=None):
     """log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor"""
-    b.require("tract_core")
     x = b.cast(self, b.out_dtype)
-    return b.op("tract_core_log_softmax", x, axes=[axis(dim, self.rank)])
+    ax = [axis(dim, self.rank)]
+    if b.khronos:  # x - max - log(sum(exp(x - max)))
+        shifted = b.op("sub", x, b.op("max_reduce", x, axes=ax))
+        return b.op("sub", shifted, b.op("log", b.op("sum_reduce", b.op("exp", shifted), axes=ax)))
+    b.require("tract_core")
+    return b.op("tract_core_log_softmax", x, axes=ax)
 
 
 @lower("aten::convolution")
@@ -179,8 +183,9 @@ def aten_adaptive_avg_pool2d(b, self, output_size):
 @lower("aten::_native_batch_norm_legit_no_training")
 def aten__native_batch_norm_legit_no_training(b, input, weight, bias, running_mean, running_var, momentum, eps):
     """_native_batch_norm_legit_no_training(Tensor input, Tensor? weight, Tensor? bias, Tensor running_mean, Tensor running_var, float momentum, float eps) -> (Tensor, Tensor, Tensor)"""
+    per_channel = [input.shape[1]] + [1] * (input.rank - 2)
     def channel(t):
-        return b.op("reshape", t, shape=[t.shape[0]] + [1] * (input.rank - 2))
+        return b.op("reshape", t, shape=per_channel)
     out = b.op("mul", b.op("sub", input, channel(running_mean)),
                channel(b.op("rsqrt", b.op("add", running_var, literal(eps)))))
     if weight is not None:

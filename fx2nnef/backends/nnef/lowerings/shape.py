@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..graph import Expr
 from ..registry import lower
-from .common import INT64_SENTINEL, axes, axis
+from .common import INT64_SENTINEL, axes, axis, static
 
 
 @lower(("aten::view", "aten::_unsafe_view", "aten::reshape", "aten::view_copy"))
@@ -64,6 +64,9 @@ def aten_expand(b, self, size, implicit=False):
     shape = list(b.shape_of(b.out))
     if tuple(shape) == tuple(self.shape or ()):
         return self
+    if b.khronos and static(shape):  # standard NNEF repeats the unit axes with tile
+        x = b.op("unsqueeze", self, axes=list(range(len(shape) - self.rank))) if self.rank < len(shape) else self
+        return b.op("tile", x, repeats=[n if d == 1 else 1 for n, d in zip(shape, x.shape)])
     b.require("tract_core")
     return b.op("tract_core_broadcast", self, shape=shape)
 
@@ -158,15 +161,21 @@ def aten__to_copy(b, self, dtype=None, layout=None, device=None, pin_memory=None
 @lower("aten::embedding")
 def aten_embedding(b, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
     """embedding(Tensor weight, Tensor indices, SymInt padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False) -> Tensor"""
+    return _gather(b, weight, indices, 0)
+
+
+def _gather(b, x, indices, dim: int):
+    """Emit `np.take(x, indices, axis=dim)`: standard `gather` on Khronos, tract_core_gather else."""
+    if b.khronos:
+        return b.op("gather", x, indices, axis=dim)
     b.require("tract_core")
-    return b.op("tract_core_gather", weight, indices, axis=0)
+    return b.op("tract_core_gather", x, indices, axis=dim)
 
 
 @lower("aten::index_select")
 def aten_index_select(b, self, dim, index):
     """index_select(Tensor self, int dim, Tensor index) -> Tensor"""
-    b.require("tract_core")
-    return b.op("tract_core_gather", self, index, axis=axis(dim, self.rank))
+    return _gather(b, self, index, axis(dim, self.rank))
 
 
 @lower("aten::gather")
@@ -179,12 +188,12 @@ def aten_gather(b, self, dim, index, sparse_grad=False):
 @lower("aten::index.Tensor")
 def aten_index(b, self, indices):
     """index.Tensor(Tensor self, Tensor?[] indices) -> Tensor"""
-    b.require("tract_core")
     used = [i for i, t in enumerate(indices) if t is not None]
     if any(indices[i].dtype == "bool" for i in used):
         raise NotImplementedError("boolean mask indexing has a data-dependent shape")
     if len(used) == 1:
-        return b.op("tract_core_gather", self, indices[used[0]], axis=used[0])
+        return _gather(b, self, indices[used[0]], used[0])
+    b.require("tract_core")
     if used != list(range(used[0], used[0] + len(used))):
         raise NotImplementedError("non-adjacent advanced indices")
     first = used[0]
