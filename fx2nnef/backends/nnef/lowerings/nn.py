@@ -38,10 +38,16 @@ def aten_linear(b, input, weight, bias=None):
     return b.op("add", out, bias) if bias is not None else out
 
 
-@lower(("aten::matmul", "aten::mm", "aten::bmm"))
+@lower("aten::matmul")
 def aten_matmul(b, self, other):
     """matmul(Tensor self, Tensor other) -> Tensor"""
     return _matmul(b, self, other)
+
+
+@lower(("aten::mm", "aten::bmm"))
+def aten_bmm(b, self, mat2):
+    """bmm(Tensor self, Tensor mat2) -> Tensor"""
+    return _matmul(b, self, mat2)
 
 
 @lower("aten::addmm")
@@ -186,3 +192,21 @@ def aten__native_batch_norm_legit_no_training(b, input, weight, bias, running_me
     if bias is not None:
         out = b.op("add", out, channel(bias))
     return out, None, None
+
+
+@lower("aten::constant_pad_nd")
+def aten_constant_pad_nd(b, self, pad, value=0):
+    """constant_pad_nd(Tensor self, SymInt[] pad, Scalar value=0) -> Tensor"""
+    pairs = [(0, 0)] * self.rank
+    for i in range(len(pad) // 2):
+        pairs[self.rank - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    crops = [(a, -lo if lo < 0 else 0, hi if hi < 0 else None) for a, (lo, hi) in enumerate(pairs)
+             if isinstance(lo, int) and lo < 0 or isinstance(hi, int) and hi < 0]
+    for a, begin, end in crops:  # negative padding crops
+        self = b.op("slice", self, axes=[a], begin=[begin], end=[self.shape[a] + end if end else self.shape[a]])
+    pairs = [(max(lo, 0) if isinstance(lo, int) else lo, max(hi, 0) if isinstance(hi, int) else hi)
+             for lo, hi in pairs]
+    if all(p == (0, 0) for p in pairs):
+        return self
+    return b.op("pad", self, padding=pairs, border="constant", value=literal(value),
+                out_shape=b.shape_of(b.out), out_dtype=self.dtype)

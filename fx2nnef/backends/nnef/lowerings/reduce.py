@@ -1,6 +1,7 @@
 """Reduction lowerings. NNEF reductions keep the reduced axes; `keepdim=False` squeezes them after."""
 from __future__ import annotations
 
+
 from ..registry import lower
 from .common import axes
 
