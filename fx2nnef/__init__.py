@@ -8,15 +8,17 @@ subclass `Pass`, and lowerings register on a `LoweringRegistry`.
 """
 from .api import ExportReport, export_model_to_nnef
 from .backends.nnef.registry import LoweringRegistry, lower
+from .compiler.dynamic import DynamicDim
 from .compiler.pass_base import Pass, PassManager, PassResult
 from .compiler.pipeline import CompileResult, compile, default_passes
-from .errors import (CaptureError, ExportInputError, FX2NNEFError, InvalidGraphError, LoweringError,
-                     PassError, SerializationError, TractCheckError, UnsupportedOpError)
-from .targets import TractNNEF
+from .errors import (CaptureError, ExportInputError, FX2NNEFError, InvalidGraphError, KhronosCheckError,
+                     LoweringError, PassError, SerializationError, TractCheckError, UnsupportedOpError)
+from .targets import KhronosNNEF, TractNNEF
 
 __all__ = [
-    "export_model_to_nnef", "ExportReport", "TractNNEF", "compile", "CompileResult", "default_passes",
+    "export_model_to_nnef", "ExportReport", "TractNNEF", "KhronosNNEF", "DynamicDim", "compile", "CompileResult",
+    "default_passes",
     "Pass", "PassResult", "PassManager", "LoweringRegistry", "lower",
     "FX2NNEFError", "ExportInputError", "CaptureError", "PassError", "UnsupportedOpError", "LoweringError",
-    "InvalidGraphError", "SerializationError", "TractCheckError",
+    "InvalidGraphError", "SerializationError", "TractCheckError", "KhronosCheckError",
 ]

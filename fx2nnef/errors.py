@@ -37,3 +37,8 @@ class SerializationError(FX2NNEFError):
 
 class TractCheckError(FX2NNEFError):
     """tract failed to load or run the archive, or its outputs differ from PyTorch (step 5: check)."""
+
+
+class KhronosCheckError(FX2NNEFError):
+    """The Khronos nnef parser rejected the archive, or the nnef_tools interpreter failed or its
+    outputs differ from PyTorch (KhronosNNEF target, step 5: check)."""

@@ -9,6 +9,7 @@ import torch
 from .errors import ExportInputError
 
 LATEST_TRACT = "0.23.9"
+KHRONOS_VERSIONS = ("1.0.5",)
 DTYPE_OPTIONS = {"f32": torch.float32, "f16": torch.float16, "f64": torch.float64}
 
 
@@ -20,9 +21,20 @@ class TractNNEF:
     check_io: after export, run the archive in tract on the example inputs and compare each
         output with eager PyTorch at `check_io_tolerance` ("exact", "approx", "close", "very",
         "super", or an (atol, rtol) pair).
-    dynamic_axes: ONNX-style {input_name: {axis: symbol}} for dimensions that vary at run time.
+    dynamic_axes: ONNX-style {input_name: {axis: symbol}} for dimensions that vary at run time
+        (a list of axes generates the names; a symbol may carry a range: ("S", 1, 512) or
+        DynamicDim("S", max=512)). One name on several inputs is one dimension. With check_io, the
+        archive is checked at the example's sizes and at two other sizes per symbol
+        (see docs/dynamic_axes.md).
     specific_properties: extra key/value pairs written in the archive's tract_core_properties.
-    float64 / bfloat16: what f64 and bf16 tensors are computed as ("f32", "f16" or "f64").
+    float64 / bfloat16: what f64 and bf16 tensors are computed as ("f32", "f16" or "f64"; bf16
+        has no "f64"). tract has f64, so f64 inputs and outputs keep f64 in the archive's
+        signature either way (cast at the boundary); tract has no bf16, so bf16 inputs and
+        outputs become the chosen dtype (logged). See docs/dtypes.md.
+    f16_sensitive_in_f32: compute softmax, normalizations, attention, matmul/linear/conv of f16
+        tensors in f32 (cast in, cast the result back to f16): slower, closer to eager f32.
+    check_io_onnx: with check_io, also export the model with torch.onnx.export, run that in
+        tract's ONNX loader, and require its outputs to agree with the archive's.
     """
 
     version: str = LATEST_TRACT
@@ -32,6 +44,8 @@ class TractNNEF:
     specific_properties: Mapping[str, Any] | None = None
     float64: str = "f32"
     bfloat16: str = "f32"
+    f16_sensitive_in_f32: bool = False
+    check_io_onnx: bool = False
 
     def __post_init__(self):
         for option in ("float64", "bfloat16"):
@@ -51,3 +65,37 @@ class TractNNEF:
     @property
     def version_tuple(self) -> tuple[int, ...]:
         return tuple(int(p) for p in self.version.split("."))
+
+    def dtype_rules(self) -> dict[str, Any]:
+        """Return the LegalizeDtypesPass options this target implies."""
+        return {"float64": DTYPE_OPTIONS[self.float64], "bfloat16": DTYPE_OPTIONS[self.bfloat16],
+                "float16": torch.float16, "io_dtypes": frozenset({torch.float64, torch.float16}),
+                "f16_sensitive_in_f32": self.f16_sensitive_in_f32}
+
+
+@dataclasses.dataclass
+class KhronosNNEF:
+    """Target standard Khronos NNEF (no tract extensions), checked with the Khronos tools.
+
+    version: the NNEF specification revision ("1.0.5"; the document says `version 1.0;`).
+    check_io: parse and validate the archive with the Khronos `nnef` parser, run it with the
+        `nnef_tools` PyTorch interpreter on the example inputs and compare each output with
+        eager PyTorch at `check_io_tolerance` (needs `pip install nnef nnef_tools`).
+    Standard NNEF types are `scalar`, `integer` and `logical` only: every float dtype is
+    computed as `scalar` (f32 in the interpreter), every integer dtype as `integer` (i64), bool
+    as `logical`. Shapes are static. Integer arithmetic and ops with no standard equivalent
+    raise UnsupportedOpError at export, naming the op: use TractNNEF for those.
+    """
+
+    version: str = "1.0.5"
+    check_io: bool = True
+    check_io_tolerance: Any = "approx"
+
+    def __post_init__(self):
+        if self.version not in KHRONOS_VERSIONS:
+            raise ExportInputError(f"KhronosNNEF(version={self.version!r}): supported: {', '.join(KHRONOS_VERSIONS)}")
+
+    def dtype_rules(self) -> dict[str, Any]:
+        """Return the LegalizeDtypesPass options this target implies (every float becomes f32)."""
+        return {"float64": torch.float32, "bfloat16": torch.float32, "float16": torch.float32,
+                "io_dtypes": frozenset(), "f16_sensitive_in_f32": False}

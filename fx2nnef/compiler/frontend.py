@@ -35,8 +35,8 @@ def _normalize(value: Any, path: str) -> Any:
     if isinstance(value, Mapping):
         return {k: _normalize(v, f"{path}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_normalize(v, f"{path}[{i}]") for i, v in enumerate(value)) \
-            if not hasattr(value, "_fields") else type(value)(*(_normalize(v, f"{path}[{i}]") for i, v in enumerate(value)))
+        items = [_normalize(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     if isinstance(value, PRIMITIVES):
         warnings.warn(f"input '{path}' = {value!r} is a Python {type(value).__name__}: it becomes a "
                       "constant of the exported graph", TraceConstantWarning, stacklevel=4)
@@ -55,6 +55,8 @@ def bind_inputs(model: torch.nn.Module, args: Any, kwargs: Mapping[str, Any] | N
     A tensor is the single positional input; a list/tuple holds positional inputs; a Mapping
     (dict, BatchEncoding, ...) is bound by name, whatever its order.
     """
+    if not isinstance(model, torch.nn.Module):
+        raise ExportInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(args, (MappingView, Generator, Iterator)):
         hint = "list(...) of it in forward() order, or the dict itself" if isinstance(args, MappingView) else "a list or tuple"
         raise ExportInputError(f"args is a {type(args).__name__}: pass {hint} (a mapping is bound by name)")
@@ -87,6 +89,7 @@ def bind_inputs(model: torch.nn.Module, args: Any, kwargs: Mapping[str, Any] | N
         except TypeError as e:
             raise ExportInputError(f"the inputs do not fit {type(model).__name__}.forward{signature}: {e}") from None
         names = list(params)
+        kwargs = {**{k: kwargs[k] for k in names if k in kwargs}, **kwargs}  # forward()'s order
         positional = [names[i] if i < len(names) else f"args[{i}]" for i in range(len(args))]
     else:
         positional = [f"args[{i}]" for i in range(len(args))]
@@ -135,8 +138,6 @@ def user_frame(exc: BaseException) -> str:
 
 def capture(model: torch.nn.Module, args: tuple, kwargs: dict, dynamic_shapes: Any = None) -> ExportedProgram:
     """Run torch.export.export(strict=False) and turn any failure into a CaptureError."""
-    if not isinstance(model, torch.nn.Module):
-        raise ExportInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     with eval_mode(model):
         try:
             return torch.export.export(model, args, kwargs, dynamic_shapes=dynamic_shapes, strict=False)

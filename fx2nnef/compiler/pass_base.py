@@ -121,14 +121,9 @@ class PassManager:
             log.info("pass %-22s %6.3fs %s", name, seconds, "modified" if result.modified else "unchanged")
             if self.dump_dir:
                 self.dump_dir.mkdir(parents=True, exist_ok=True)
-                (self.dump_dir / f"{len(records):02d}_{name}.txt").write_text(records[-1].ir)
+                (self.dump_dir / f"{len(done) + 1:02d}_{name}.txt").write_text(records[-1].ir)
             done.append(name)
         return program
-
-
-def graph_changed(before: str, program: ExportedProgram) -> bool:
-    """Tell whether the graph text differs from a previous `str(graph)`."""
-    return before != str(program.graph)
 
 
 def count_ops(program: ExportedProgram) -> dict[str, int]:

@@ -18,15 +18,17 @@ from ..passes.fold_primitives import FoldPrimitivesPass
 from ..passes.legalize_dtypes import LegalizeDtypesPass
 from .frontend import bind_inputs, capture
 from .pass_base import PassLike, PassManager, PassRecord, format_ir
-from .program import OUTPUT_NAMES, output_node, user_inputs
+from .program import OUTPUT_NAMES, input_name, output_node, user_inputs
 
 log = logging.getLogger("fx2nnef")
 
 
 def default_passes(*, input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
                    registry: LoweringRegistry | None = None, float64: torch.dtype = torch.float32,
-                   bfloat16: torch.dtype = torch.float32) -> list[PassLike]:
-    """Return the default pipeline, in order."""
+                   bfloat16: torch.dtype = torch.float32, target: Any = None) -> list[PassLike]:
+    """Return the default pipeline, in order; a target (TractNNEF, KhronosNNEF) sets the dtype rules,
+    else `float64`/`bfloat16` do."""
+    dtype_rules = target.dtype_rules() if target is not None else {"float64": float64, "bfloat16": bfloat16}
     return [
         # functional ATen; decompose exactly what the registry cannot lower, so later passes
         # see the final op set (and a re-trace cannot drop the IO names set below)
@@ -36,7 +38,7 @@ def default_passes(*, input_names: Sequence[str] | None = None, output_names: Se
         # fold what is known at export time before legalization, so it sees fewer casts
         FoldPrimitivesPass(),
         # dtypes the target runs; implicit promotions become explicit casts
-        LegalizeDtypesPass(float64=float64, bfloat16=bfloat16),
+        LegalizeDtypesPass(**dtype_rules),
     ]
 
 
@@ -50,7 +52,7 @@ class CompileResult:
 
     @property
     def input_names(self) -> list[str]:
-        return [n.name for n in user_inputs(self.program)]
+        return [input_name(n) for n in user_inputs(self.program)]
 
     @property
     def output_names(self) -> list[str]:
@@ -66,7 +68,7 @@ class CompileResult:
 
 def flat_inputs(args: tuple, kwargs: dict, in_spec: pytree.TreeSpec) -> list[torch.Tensor]:
     """Flatten example inputs the way the captured program's in_spec does; keep the tensors."""
-    kw_spec = in_spec.children_specs[1] if in_spec.num_children == 2 else None
+    kw_spec = in_spec.child(1) if in_spec.num_children == 2 else None
     if kw_spec is not None and kw_spec.context:
         kwargs = {k: kwargs[k] for k in kw_spec.context}
     return [x for x in pytree.tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
@@ -98,6 +100,9 @@ def compile_bound(model: torch.nn.Module, args: tuple, kwargs: dict, *, passes: 
     program = capture(model, args, kwargs, dynamic_shapes)
     records.append(PassRecord("capture", time.perf_counter() - start, True, format_ir(program)))
     log.info("capture %s with torch.export: %.3fs", type(model).__name__, records[0].seconds)
+    if dump_dir:
+        Path(dump_dir).mkdir(parents=True, exist_ok=True)
+        (Path(dump_dir) / "00_capture.txt").write_text(records[0].ir)
     example = flat_inputs(args, kwargs, program.call_spec.in_spec)
     program = PassManager(passes, dump_dir=dump_dir).run(program, records)
     return CompileResult(program, records, example)

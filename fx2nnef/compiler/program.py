@@ -2,11 +2,12 @@
 
 Passes read and rewrite the program's fx graph in place, then rebuild the program with
 `replace()` when the signature, state or call specs change. IO names chosen by the
-`flatten_io` pass live in the graph itself: user-input placeholders are renamed to their
-NNEF names and the output node carries `meta[OUTPUT_NAMES]`.
+`flatten_io` pass live in the graph's meta: user-input placeholders carry `meta[INPUT_NAME]`
+and the output node carries `meta[OUTPUT_NAMES]`.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterator
 
 import torch
@@ -14,23 +15,25 @@ from torch._guards import detect_fake_mode
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
+INPUT_NAME = "fx2nnef.input_name"
 OUTPUT_NAMES = "fx2nnef.output_names"
 
 
 def replace(ep: ExportedProgram, *, graph_module: torch.fx.GraphModule | None = None,
             graph_signature=None, state_dict: dict | None = None, constants: dict | None = None,
-            in_spec=None, out_spec=None) -> ExportedProgram:
+            in_spec=None, out_spec=None, forward_arg_names: list[str] | None = None) -> ExportedProgram:
     """Return a new ExportedProgram with some of its parts replaced (the others are shared)."""
     gm = graph_module or ep.graph_module
     call_graph = [entry for entry in ep.module_call_graph]
-    if in_spec is not None or out_spec is not None:
-        import copy
+    if in_spec is not None or out_spec is not None or forward_arg_names is not None:
         root = copy.copy(call_graph[0])
         root.signature = copy.copy(root.signature)
         if in_spec is not None:
             root.signature.in_spec = in_spec
         if out_spec is not None:
             root.signature.out_spec = out_spec
+        if forward_arg_names is not None:
+            root.signature.forward_arg_names = forward_arg_names
         call_graph[0] = root
     return ExportedProgram(
         root=gm, graph=gm.graph, graph_signature=graph_signature or ep.graph_signature,
@@ -51,6 +54,11 @@ def user_inputs(ep: ExportedProgram) -> list[torch.fx.Node]:
             and isinstance(n.meta.get("val"), torch.Tensor)]
 
 
+def input_name(node: torch.fx.Node) -> str:
+    """Return the NNEF name of a user-input placeholder."""
+    return node.meta.get(INPUT_NAME, node.name)
+
+
 def output_node(ep: ExportedProgram) -> torch.fx.Node:
     """Return the graph's output node."""
     return next(n for n in reversed(ep.graph.nodes) if n.op == "output")
@@ -59,18 +67,6 @@ def output_node(ep: ExportedProgram) -> torch.fx.Node:
 def output_values(ep: ExportedProgram) -> list[Any]:
     """Return the flat list of values (nodes or literals) the graph returns."""
     return list(output_node(ep).args[0])
-
-
-def lifted_tensor(ep: ExportedProgram, node: torch.fx.Node) -> torch.Tensor | None:
-    """Return the real tensor behind a parameter/buffer/constant placeholder, else None."""
-    for n, spec in placeholders(ep):
-        if n is node:
-            if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
-                return ep.state_dict[spec.target] if spec.target in ep.state_dict else ep.constants[spec.target]
-            if spec.kind == InputKind.CONSTANT_TENSOR:
-                return ep.constants[spec.target]
-            return None
-    return None
 
 
 def fake_mode(ep: ExportedProgram):

@@ -8,11 +8,11 @@ from typing import Sequence
 import torch
 import torch.utils._pytree as pytree
 from torch.export import ExportedProgram
-from torch.export.graph_signature import ExportGraphSignature, InputKind, OutputKind, TensorArgument
+from torch.export.graph_signature import ExportGraphSignature, InputKind, OutputKind
 
 from ..backends.nnef.graph import IDENTIFIER
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import OUTPUT_NAMES, output_node, placeholders, replace
+from ..compiler.program import INPUT_NAME, OUTPUT_NAMES, output_node, placeholders, replace
 from ..errors import ExportInputError, UnsupportedOpError
 
 
@@ -59,8 +59,8 @@ def check_names(kind: str, names: Sequence[str]) -> None:
 
 class FlattenIOPass(Pass):
     """After it, the program takes a flat tuple of tensors and returns a flat tuple of tensors;
-    user-input placeholders are named as the NNEF inputs, non-tensor inputs are gone (they are
-    trace constants), and the output node's meta[OUTPUT_NAMES] names every output."""
+    each user-input placeholder's meta[INPUT_NAME] is its NNEF name, non-tensor inputs are gone
+    (they are trace constants), and the output node's meta[OUTPUT_NAMES] names every output."""
 
     def __init__(self, input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None):
         self.input_names = list(input_names) if input_names else None
@@ -79,10 +79,8 @@ class FlattenIOPass(Pass):
                 tensor_inputs.append(node)
             specs.append(spec)
         names = self._input_names([n.name for n in tensor_inputs])
-        self._rename(graph, dict(zip(tensor_inputs, names)))
-        for spec, node in zip(specs, [n for n in graph.nodes if n.op == "placeholder"]):
-            if isinstance(spec.arg, TensorArgument):
-                spec.arg = TensorArgument(name=node.name)
+        for node, name in zip(tensor_inputs, names):
+            node.meta[INPUT_NAME] = name
 
         out = output_node(program)
         values, out_specs = list(out.args[0]), program.graph_signature.output_specs
@@ -102,15 +100,13 @@ class FlattenIOPass(Pass):
             raise ExportInputError(f"names used for both an input and an output: {', '.join(sorted(clash))}")
         out.args = (tuple(values[i] for i in keep),)
         out.meta[OUTPUT_NAMES] = out_names
-        for spec in out_specs:
-            if isinstance(spec.arg, TensorArgument) and spec.arg.name in self._renamed:
-                spec.arg = TensorArgument(name=self._renamed[spec.arg.name])
         signature = ExportGraphSignature(specs, [out_specs[i] for i in keep])
         graph.lint()
         program.graph_module.recompile()
         flat_in = pytree.tree_structure((tuple(range(len(names))), {}))
         flat_out = pytree.tree_structure(tuple(range(len(keep))))
-        return PassResult(replace(program, graph_signature=signature, in_spec=flat_in, out_spec=flat_out), True)
+        return PassResult(replace(program, graph_signature=signature, in_spec=flat_in, out_spec=flat_out,
+                                          forward_arg_names=names), True)
 
     def _input_names(self, defaults: list[str]) -> list[str]:
         """Return the NNEF input names: the user's (checked) or the ones torch.export derived."""
@@ -129,22 +125,3 @@ class FlattenIOPass(Pass):
                     "as args to bind inputs by name, or reorder args to forward()'s order")
         check_names("input", self.input_names)
         return list(self.input_names)
-
-    def _rename(self, graph: torch.fx.Graph, wanted: dict[torch.fx.Node, str]) -> None:
-        """Rename placeholders, moving any other node that holds a wanted name out of the way."""
-        self._renamed: dict[str, str] = {}
-        taken = {n.name: n for n in graph.nodes}
-        for node in wanted:
-            node._rename(f"__fx2nnef_tmp_{node.name}")
-        for node, name in wanted.items():
-            holder = next((n for n in graph.nodes if n.name == name), None)
-            if holder is not None and holder not in wanted:
-                old = holder.name
-                holder._rename(f"{name}_node")
-                self._renamed[old] = holder.name
-            old = next(k for k, v in taken.items() if v is node)
-            node._rename(name)
-            node.target = name
-            self._renamed[old] = node.name
-            if node.name != name:
-                raise ExportInputError(f"input name {name!r} could not be given to the graph input")

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import logging
+import operator
 
 import torch
 from torch._prims_common import ELEMENTWISE_TYPE_PROMOTION_KIND, elementwise_dtypes
 from torch.export import ExportedProgram
-from torch.export.graph_signature import InputKind
+from torch.export.graph_signature import InputKind, TensorArgument
 
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import fake_mode, placeholders, propagate_meta, replace, source_line
+from ..compiler.program import fake_mode, output_node, placeholders, propagate_meta, replace, source_line
 from ..errors import UnsupportedOpError
 
 log = logging.getLogger("fx2nnef")
@@ -21,6 +22,16 @@ CONDITIONS = {aten.where.self: (0,), aten.masked_fill.Scalar: (1,), aten.masked_
 LOGICAL = {aten.logical_and.default, aten.logical_or.default, aten.logical_xor.default, aten.logical_not.default}
 # non-pointwise ops whose tensor operands torch promotes to the output dtype
 PROMOTING = {aten.cat.default, aten.stack.default}
+# ops whose f16 results lose accuracy (long accumulations, exponentials over a row, variances):
+# with `f16_sensitive_in_f32` they read f32 operands and their result is cast back to f16
+SENSITIVE = {
+    aten.softmax.int, aten._softmax.default, aten.log_softmax.int, aten._log_softmax.default,
+    aten.layer_norm.default, aten.native_layer_norm.default, aten.group_norm.default,
+    aten.native_group_norm.default, aten._native_batch_norm_legit_no_training.default,
+    aten.scaled_dot_product_attention.default,
+    aten.linear.default, aten.matmul.default, aten.mm.default, aten.bmm.default, aten.addmm.default,
+    aten.baddbmm.default, aten.convolution.default,
+}
 
 
 def _tensor_args(node: torch.fx.Node) -> list[tuple[int | tuple[int, int], torch.fx.Node]]:
@@ -56,18 +67,41 @@ def _operand_dtype(node: torch.fx.Node) -> torch.dtype | None:
     return elementwise_dtypes(*operands, type_promotion_kind=ELEMENTWISE_TYPE_PROMOTION_KIND.DEFAULT)[1]
 
 
-class LegalizeDtypesPass(Pass):
-    """After it, no tensor is f64 (unless kept), bf16 or complex, and every pointwise op (and cat/stack)
-    reads tensor operands of the one dtype it computes in: implicit promotions are explicit casts
-    (`aten._to_copy(x, dtype=...)`). Parameters are converted on copies; the user's model is untouched."""
+def _dtype_of(value) -> torch.dtype | None:
+    """Return the dtype of a tensor-valued fx node, else None."""
+    val = value.meta.get("val") if isinstance(value, torch.fx.Node) else None
+    return val.dtype if isinstance(val, torch.Tensor) else None
 
-    def __init__(self, float64: torch.dtype = torch.float32, bfloat16: torch.dtype = torch.float32):
-        self.replacements = {torch.float64: float64, torch.bfloat16: bfloat16}
-        self.replacements = {k: v for k, v in self.replacements.items() if k != v}
+
+def _is_f16_result(node: torch.fx.Node) -> bool:
+    """Tell whether a node's (first) result is an f16 tensor."""
+    val = node.meta.get("val")
+    first = val[0] if isinstance(val, (tuple, list)) and val else val
+    return isinstance(first, torch.Tensor) and first.dtype == torch.float16
+
+
+class LegalizeDtypesPass(Pass):
+    """After it, every tensor has a dtype the target computes in: f64, bf16 and f16 are replaced as
+    chosen (`float64`, `bfloat16`, `float16`), no tensor is complex, and every pointwise op (and
+    cat/stack) reads tensor operands of the one dtype it computes in: implicit promotions are
+    explicit casts (`aten._to_copy(x, dtype=...)`). User inputs and outputs whose dtype was replaced
+    keep it when it is in `io_dtypes` (a cast follows the input, precedes the output). With
+    `f16_sensitive_in_f32`, SENSITIVE ops on f16 compute in f32 between two casts. Parameters are
+    converted on copies; the user's model is untouched."""
+
+    def __init__(self, float64: torch.dtype = torch.float32, bfloat16: torch.dtype = torch.float32,
+                 float16: torch.dtype = torch.float16, *, io_dtypes: frozenset = frozenset({torch.float64}),
+                 f16_sensitive_in_f32: bool = False):
+        swap = {torch.float64: float64, torch.bfloat16: bfloat16, torch.float16: float16}
+        self.replacements = {k: v for k, v in swap.items() if k != v}
+        self.io_dtypes = frozenset(io_dtypes)
+        self.f16_sensitive_in_f32 = f16_sensitive_in_f32
 
     def call(self, program: ExportedProgram) -> PassResult:
         self._reject_complex(program)
         program, modified = self._replace_dtypes(program)
+        if self.f16_sensitive_in_f32:
+            modified |= self._upcast_sensitive(program)
         modified |= self._insert_casts(program)
         if modified:
             program.graph_module.recompile()
@@ -75,48 +109,119 @@ class LegalizeDtypesPass(Pass):
 
     @staticmethod
     def _reject_complex(program: ExportedProgram) -> None:
-        """Raise UnsupportedOpError naming every node that makes a complex tensor."""
+        """Raise UnsupportedOpError naming every op that makes or reads a complex tensor."""
         bad = [n for n in program.graph.nodes
                if isinstance(n.meta.get("val"), torch.Tensor) and n.meta["val"].dtype in COMPLEX]
         if bad:
+            ops = sorted({n.target.name() if isinstance(n.target, torch._ops.OpOverload) else n.op for n in bad})
             lines = "\n".join(f"  {n.format_node()}  {source_line(n)}" for n in bad[:10])
-            raise UnsupportedOpError(f"complex tensors have no NNEF/tract equivalent; made by:\n{lines}")
+            raise UnsupportedOpError(
+                f"complex tensors have no NNEF/tract equivalent (ops: {', '.join(ops)}); compute the real "
+                f"and imaginary parts as separate real tensors (torch.view_as_real) in the model. Made by:\n{lines}")
 
     def _replace_dtypes(self, program: ExportedProgram) -> tuple[ExportedProgram, bool]:
-        """Swap replaced dtypes in lifted tensors, placeholders and dtype arguments, then re-infer meta."""
-        if not self.replacements:
-            return program, False
+        """Swap replaced dtypes in lifted tensors, placeholders and dtype arguments, then re-infer meta;
+        keep the dtype of user inputs/outputs the target can express, with casts at the boundary."""
         swap = self.replacements
-        state_dict, constants, changed = dict(program.state_dict), dict(program.constants), False
+        present = {_dtype_of(n) for n in program.graph.nodes} | {n.kwargs.get("dtype") for n in program.graph.nodes}
+        present &= set(swap)
+        if not present:
+            return program, False
+        log.warning("the target computes %s", ", ".join(f"{k} as {swap[k]}" for k in sorted(present, key=str)))
+        out = output_node(program)
+        out_dtypes = [_dtype_of(v) for v in out.args[0]]
+        state_dict, constants = dict(program.state_dict), dict(program.constants)
         mode = fake_mode(program)
+        kept_inputs = []
         for node, spec in placeholders(program):
             val = node.meta.get("val")
             if not isinstance(val, torch.Tensor) or val.dtype not in swap:
                 continue
-            changed = True
             new = swap[val.dtype]
             if spec.kind == InputKind.USER_INPUT:
-                log.warning("input %s is %s: the NNEF graph takes it as %s", node.name, val.dtype, new)
+                if val.dtype in self.io_dtypes:
+                    log.info("input %s stays %s in the NNEF signature and is cast to %s", node.name, val.dtype, new)
+                    kept_inputs.append((node, new))
+                    continue
+                log.warning("input %s is %s: the NNEF graph takes it as %s (the target cannot express %s)",
+                            node.name, val.dtype, new, val.dtype)
             store = state_dict if spec.target in state_dict else constants
             if spec.target in store:
-                store[spec.target] = store[spec.target].detach().to(new)
+                converted = store[spec.target].detach().to(new)
+                is_param = isinstance(store[spec.target], torch.nn.Parameter)
+                store[spec.target] = torch.nn.Parameter(converted, requires_grad=False) if is_param else converted
             with mode:
                 node.meta["val"] = val.to(new)
         for node in program.graph.nodes:
-            if node.op != "call_function":
-                continue
-            dtype = node.kwargs.get("dtype")
-            if dtype in swap:
-                node.update_kwarg("dtype", swap[dtype])
-                changed = True
-            vals = node.meta.get("val")
-            if isinstance(vals, torch.Tensor) and vals.dtype in swap:
-                changed = True
-        if not changed:
-            return program, False
-        log.warning("dtypes %s are computed as %s", ", ".join(map(str, swap)), ", ".join(map(str, swap.values())))
+            if node.op == "call_function" and node.kwargs.get("dtype") in swap:
+                node.update_kwarg("dtype", swap[node.kwargs["dtype"]])
+        first_op = next(n for n in program.graph.nodes if n.op != "placeholder")
+        for node, new in kept_inputs:
+            users = list(node.users)
+            with program.graph.inserting_before(first_op):
+                cast = program.graph.call_function(aten._to_copy.default, (node,), {"dtype": new})
+            for user in users:
+                user.replace_input_with(node, cast)
         propagate_meta(program)
+        self._restore_outputs(program, out, out_dtypes)
         return replace(program, state_dict=state_dict, constants=constants), True
+
+    def _restore_outputs(self, program: ExportedProgram, out: torch.fx.Node, dtypes: list) -> None:
+        """Cast outputs back to their original dtype where the target can express it; log the others."""
+        values, casts = list(out.args[0]), []
+        for i, (value, dtype) in enumerate(zip(values, dtypes)):
+            now = _dtype_of(value)
+            if dtype is None or now == dtype:
+                continue
+            if dtype not in self.io_dtypes:
+                log.warning("output %d is %s in PyTorch: the NNEF graph returns it as %s (the target cannot "
+                            "express %s)", i, dtype, now, dtype)
+                continue
+            with program.graph.inserting_before(out):
+                cast = program.graph.call_function(aten._to_copy.default, (value,), {"dtype": dtype})
+            casts.append(cast)
+            values[i] = cast
+            spec = program.graph_signature.output_specs[i]
+            if isinstance(spec.arg, TensorArgument) and spec.arg.name == value.name:
+                spec.arg = TensorArgument(name=cast.name)
+        if casts:
+            out.update_arg(0, type(out.args[0])(values))
+            propagate_meta(program, casts)
+
+    @staticmethod
+    def _upcast_sensitive(program: ExportedProgram) -> bool:
+        """Make SENSITIVE ops on f16 read f32 operands, and cast their f16 results back after them."""
+        graph, new, back_casts = program.graph, [], set()
+        for node in [n for n in graph.nodes if n.target in SENSITIVE and _is_f16_result(n)]:
+            for arg in dict.fromkeys(node.all_input_nodes):
+                if arg in back_casts:  # the f32 result of a sensitive op before: read it directly
+                    node.replace_input_with(arg, arg.args[0])
+                elif _dtype_of(arg) == torch.float16:
+                    with graph.inserting_before(node):
+                        cast = graph.call_function(aten._to_copy.default, (arg,), {"dtype": torch.float32})
+                    node.replace_input_with(arg, cast)
+                    new.append(cast)
+            if node.kwargs.get("dtype") == torch.float16:
+                node.update_kwarg("dtype", torch.float32)
+            new.append(node)
+            # the results: the node itself, or the getitem users of a multi-output op
+            results = [node] if isinstance(node.meta["val"], torch.Tensor) else [
+                u for u in node.users if u.target is operator.getitem and _dtype_of(u) == torch.float16]
+            for result in results:
+                users = list(result.users)
+                with graph.inserting_after(result):
+                    back = graph.call_function(aten._to_copy.default, (result,), {"dtype": torch.float16})
+                for user in users:
+                    user.replace_input_with(result, back)
+                new += [result, back]
+                back_casts.add(back)
+        for back in back_casts:
+            if not back.users:
+                graph.erase_node(back)
+                new.remove(back)
+        if new:
+            propagate_meta(program, new)
+        return bool(new)
 
     @staticmethod
     def _insert_casts(program: ExportedProgram) -> bool:

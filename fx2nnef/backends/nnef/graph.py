@@ -58,12 +58,13 @@ Arg = Any  # Tensor | Expr | bool | int | float | str | list/tuple of Arg
 
 @dataclasses.dataclass(eq=False)
 class Operation:
-    """One NNEF invocation `outputs = name(args..., key = attribs...)`."""
+    """One NNEF invocation `outputs = name<generic>(args..., key = attribs...)`."""
 
     name: str
     args: tuple[Arg, ...]
     attribs: dict[str, Arg]
     outputs: tuple[Tensor, ...]
+    generic: str | None = None         # standard NNEF type argument: 'scalar', 'integer', 'logical'
 
 
 @dataclasses.dataclass(eq=False)
@@ -76,6 +77,7 @@ class Graph:
     operations: list[Operation] = dataclasses.field(default_factory=list)
     registries: set[str] = dataclasses.field(default_factory=set)     # tract_registry ids
     fragments: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> fragment text
+    extensions: list[str] = dataclasses.field(default_factory=list)     # Khronos extensions (KHR_...)
     symbols: list[str] = dataclasses.field(default_factory=list)        # tract symbols
     assertions: list[str] = dataclasses.field(default_factory=list)     # tract_assert rules
     properties: dict[str, Any] = dataclasses.field(default_factory=dict)

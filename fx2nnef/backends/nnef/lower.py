@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import operator
 import re
 from typing import Any
@@ -12,11 +13,14 @@ import torch
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
-from ...compiler.program import OUTPUT_NAMES, output_node, placeholders, source_line
+from ...compiler.dynamic import tract_expr
+from ...compiler.program import OUTPUT_NAMES, input_name, output_node, placeholders, source_line
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
+from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import NUMPY_DTYPES, Expr, Graph, Operation, Tensor
 from .registry import LoweringRegistry
 from .unsupported import reason as not_expressible
+from .standard import GENERIC_OPS, KEYWORDS, LOGICAL_OPS, STANDARD_OPS, khronos_type
 
 log = logging.getLogger("fx2nnef")
 
@@ -35,14 +39,19 @@ def nnef_dtype(dtype: torch.dtype) -> str:
 
 
 class Builder:
-    """What a lowering receives as `b`: emits NNEF operations for the current fx node."""
+    """What a lowering receives as `b`: emits NNEF operations for the current fx node.
 
-    def __init__(self, graph: Graph, symbols: dict[str, str] | None = None):
+    `dialect` is "tract" (standard NNEF + tract extensions) or "khronos" (standard NNEF only:
+    `b.khronos` is true, and emitting a non-standard op raises UnsupportedOpError naming the ATen op).
+    """
+
+    def __init__(self, graph: Graph, symbols: dict[str, str] | None = None, dialect: str = "tract"):
         self.graph = graph
         self.node: torch.fx.Node | None = None
         self.symbols = symbols or {}
         self.names: set[str] = set()
         self.constants = 0
+        self.khronos = dialect == "khronos"
 
     # -- naming --------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -50,6 +59,8 @@ class Builder:
         base = re.sub(r"\W", "_", base) or "t"
         if not re.match(r"[A-Za-z_]", base):
             base = "_" + base
+        if base in KEYWORDS:
+            base += "_"
         name, i = base, 0
         while name in self.names:
             i += 1
@@ -59,7 +70,7 @@ class Builder:
 
     # -- emitting ------------------------------------------------------------------------
     def op(self, name: str, *args: Any, out_dtype: str | None = None, out_shape: tuple | None = None,
-           outputs: int = 1, **attribs: Any) -> Tensor | tuple[Tensor, ...]:
+           outputs: int = 1, generic: str | None = None, **attribs: Any) -> Tensor | tuple[Tensor, ...]:
         """Append `name(args, attribs)` to the graph and return its output tensor(s).
 
         Operands of broadcasting ops get leading unit axes up to a common rank (tract pads
@@ -68,13 +79,36 @@ class Builder:
         """
         if name in BROADCASTING:
             args = self._equal_ranks(args)
+        if self.khronos:
+            self._check_standard(name, args)
         if outputs == 1:
             out_shape = out_shape if out_shape is not None else _infer_shape(name, args, attribs)
             out_dtype = out_dtype or _infer_dtype(name, args, attribs)
         base = self.node.name if self.node is not None else name
         outs = tuple(Tensor(self.fresh(base), out_dtype, out_shape) for _ in range(outputs))
-        self.graph.operations.append(Operation(name, args, attribs, outs))
+        self.graph.operations.append(Operation(name, args, attribs, outs, generic))
         return outs[0] if outputs == 1 else outs
+
+    def not_standard(self, reason: str) -> UnsupportedOpError:
+        """Return the error for the current node when standard Khronos NNEF cannot express it."""
+        what = op_name(self.node) if self.node is not None else "the graph"
+        where = source_line(self.node) if self.node is not None else ""
+        return UnsupportedOpError(
+            f"{what} cannot be exported to standard Khronos NNEF: {reason}. Export it with "
+            f"TractNNEF(...), whose tract extensions cover it." + (f"\n  at {where}" if where else ""))
+
+    def _check_standard(self, name: str, args: tuple) -> None:
+        """Raise unless `name(args)` is a standard NNEF op (or a declared fragment) on operands of its types."""
+        if name not in STANDARD_OPS and name not in self.graph.fragments:
+            raise self.not_standard(f"it needs the operation {name}, which is not in standard NNEF")
+        if name in GENERIC_OPS:
+            return
+        wanted = "logical" if name in LOGICAL_OPS else "scalar"
+        for a in args:
+            for t in a if isinstance(a, (list, tuple)) else (a,):
+                if isinstance(t, Tensor) and t.dtype is not None and khronos_type(t.dtype) != wanted:
+                    raise self.not_standard(f"standard {name} takes tensor<{wanted}> operands, not "
+                                            f"tensor<{khronos_type(t.dtype)}> ({t.dtype} data)")
 
     def _equal_ranks(self, args: tuple) -> tuple:
         """Unsqueeze lower-rank tensor operands at the front to the highest operand rank."""
@@ -89,7 +123,10 @@ class Builder:
         return tuple(fixed)
 
     def require(self, registry: str) -> None:
-        """Declare that the graph uses a tract registry (emits `extension tract_registry ...;`)."""
+        """Declare that the graph uses a tract registry (emits `extension tract_registry ...;`);
+        on the Khronos target, raise the error that names the op and suggests TractNNEF."""
+        if self.khronos:
+            raise self.not_standard(f"it needs tract's {registry} operators")
         self.graph.registries.add(registry)
 
     def fragment(self, name: str, text: str) -> None:
@@ -100,14 +137,32 @@ class Builder:
         """Return a variable holding a small constant array of the given tract dtype."""
         array = np.asarray(value, dtype=NUMPY_DTYPES[dtype])
         self.constants += 1
-        t = Tensor(self.fresh(name), dtype, tuple(array.shape), data=array, label=f"constants/{name}_{self.constants}")
-        self.graph.operations.append(Operation("variable", (), {"shape": list(array.shape), "label": t.label}, (t,)))
+        return self.variable(array, self.fresh(name), f"constants/{name}_{self.constants}")
+
+    def variable(self, array: np.ndarray, name: str, label: str) -> Tensor:
+        """Append a `variable` reading `array` from `<label>.dat` and return its tensor. Khronos:
+        typed `variable<integer>`; a bool array is stored as scalar and compared with 0 (the
+        Khronos reader wants 1-bit bools)."""
+        dtype = NUMPY_DTYPE_NAMES[array.dtype.name]
+        if self.khronos and dtype == "bool":
+            stored = self.variable(array.astype(np.float32), name, label)
+            return self.op("ne", stored, 0.0, out_dtype="bool")
+        generic = khronos_type(dtype) if self.khronos and khronos_type(dtype) != "scalar" else None
+        t = Tensor(name, dtype, tuple(array.shape), data=array, label=label)
+        self.graph.operations.append(Operation("variable", (), {"shape": list(array.shape), "label": label},
+                                               (t,), generic))
         return t
 
     def cast(self, x: Tensor, dtype: str) -> Tensor:
-        """Return x converted to `dtype` (x itself when it already has it)."""
+        """Return x converted to `dtype` (x itself when it already has it; on the Khronos target,
+        when it has the same standard type)."""
         if x.dtype == dtype:
             return x
+        if self.khronos:
+            target = khronos_type(dtype)
+            if khronos_type(x.dtype) == target:
+                return x
+            return self.op("cast", x, out_dtype=dtype, generic=target)
         self.require("tract_core")
         return self.op("tract_core_cast", x, to=dtype)
 
@@ -127,10 +182,7 @@ class Builder:
             expr = d.node.expr
             if expr.is_number:
                 return int(expr)
-            text = str(expr)
-            for sym, name in sorted(self.symbols.items(), key=lambda kv: -len(kv[0])):
-                text = re.sub(rf"\b{sym}\b", name, text)
-            return Expr(text)
+            return Expr(tract_expr(expr, self.symbols))
         return int(d)
 
     def shape_of(self, value: torch.Tensor) -> tuple:
@@ -142,7 +194,7 @@ UNARY_OPS = {
     "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "floor", "ceil", "sign", "recip", "not", "sqr", "copy",
     "leaky_relu", "tract_core_erf", "tract_core_round_even", "tract_core_silu", "tract_core_gelu_approx",
     "tract_core_bitnot", "softmax", "tract_core_log_softmax", "tract_core_cast", "tract_core_is_nan",
-    "tract_core_is_inf", "tract_core_trilu",
+    "tract_core_is_inf", "tract_core_trilu", "cast", "round", "silu", "erf",
 }
 COMPARISONS = {"lt", "gt", "le", "ge", "eq", "ne", "and", "or", "tract_core_is_nan"}
 BROADCASTING = {"add", "sub", "mul", "div", "pow", "min", "max", "select", "tract_core_xor", "tract_core_bitand",
@@ -159,6 +211,21 @@ def _broadcast(shapes: list[tuple]) -> tuple:
         dims = [s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0]
         out.append(next((d for d in dims if d != 1), 1))
     return tuple(out)
+
+
+def _reshaped(shape: tuple, target: list) -> tuple | None:
+    """Return the shape `reshape(shape=target)` gives: 0 copies a dim, one -1 is inferred."""
+    out = [shape[i] if d == 0 else d for i, d in enumerate(target)]
+    if -1 in out:
+        known = [d for d in out if d != -1]
+        if not (static(shape) and static(known)):
+            return None
+        out[out.index(-1)] = math.prod(shape) // max(math.prod(known), 1)
+    return tuple(out)
+
+
+def static(dims) -> bool:
+    return all(isinstance(d, int) for d in dims)
 
 
 def _infer_shape(name: str, args: tuple, attribs: dict) -> tuple | None:
@@ -182,8 +249,8 @@ def _infer_shape(name: str, args: tuple, attribs: dict) -> tuple | None:
     if name == "transpose":
         perm = list(attribs["axes"]) + list(range(len(attribs["axes"]), tensors[0].rank))
         return tuple(tensors[0].shape[p] for p in perm)
-    if name == "reshape" and all(isinstance(d, int) and d > 0 for d in attribs["shape"]):
-        return tuple(attribs["shape"])
+    if name == "reshape":
+        return _reshaped(tensors[0].shape, list(attribs["shape"]))
     if name == "tract_core_broadcast":
         return _broadcast([tensors[0].shape, tuple(attribs["shape"])])
     if name == "matmul":
@@ -216,6 +283,8 @@ def _infer_dtype(name: str, args: tuple, attribs: dict) -> str | None:
         return "bool"
     if name == "tract_core_cast":
         return attribs["to"]
+    if name == "cast":
+        return None
     if name in ("argmax_reduce", "argmin_reduce"):
         return "i64"
     operands = [a for a in (args[1:] if name == "select" else args) if isinstance(a, Tensor)]
@@ -277,18 +346,19 @@ def format_unsupported(missing: dict[str, list[torch.fx.Node]]) -> str:
 
 
 def lower_program(program: ExportedProgram, registry: LoweringRegistry,
-                  symbols: dict[str, str] | None = None) -> Graph:
-    """Translate the program into an NNEF Graph; raise UnsupportedOpError listing all missing ops."""
+                  symbols: dict[str, str] | None = None, dialect: str = "tract") -> Graph:
+    """Translate the program into an NNEF Graph of the dialect ("tract" or "khronos"); raise
+    UnsupportedOpError listing all missing ops."""
     missing = unsupported_ops(program, registry)
     if missing:
         raise UnsupportedOpError(format_unsupported(missing))
     graph = Graph()
-    b = Builder(graph, symbols)
+    b = Builder(graph, symbols, dialect)
     out = output_node(program)
     out_names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(out.args[0]))]
     user = [n for n, s in placeholders(program) if s.kind == InputKind.USER_INPUT]
     b.names.update(out_names)
-    b.names.update(n.name for n in user)
+    b.names.update(input_name(n) for n in user)
 
     env: dict[torch.fx.Node, Any] = {}
     storages: dict[tuple, Tensor] = {}
@@ -306,7 +376,7 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
     used: set[int] = set()
     for name, value in zip(out_names, out.args[0]):
         t = env[value]
-        if t.name in used or any(op.name in ("variable", "tract_core_external") and op.outputs[0] is t
+        if t.name in used or any(op.name in ("variable", "external", "tract_core_external") and op.outputs[0] is t
                                  for op in graph.operations) or t in graph.inputs:
             t = b.op("copy", t)
         t.name = name
@@ -316,12 +386,17 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
 
 
 def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec, storages) -> Tensor:
-    """Lower an input placeholder to `tract_core_external`, or a lifted tensor to a `variable`."""
+    """Lower an input placeholder to `tract_core_external` (Khronos: `external<type>`), or a lifted
+    tensor to a `variable`."""
     val = node.meta["val"]
     if spec.kind == InputKind.USER_INPUT:
-        b.require("tract_core")
-        t = Tensor(node.name, nnef_dtype(val.dtype), b.shape_of(val))
+        t = Tensor(input_name(node), nnef_dtype(val.dtype), b.shape_of(val))
         b.graph.inputs.append(t)
+        if b.khronos:
+            b.graph.operations.append(Operation("external", (), {"shape": list(t.shape)}, (t,),
+                                                khronos_type(t.dtype)))
+            return t
+        b.require("tract_core")
         b.graph.operations.append(Operation(
             "tract_core_external", (), {"shape": list(t.shape), "datum_type": t.dtype}, (t,)))
         return t
@@ -331,9 +406,8 @@ def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec
     key = (real.untyped_storage().data_ptr(), real.storage_offset(), tuple(real.shape), real.stride(), real.dtype)
     if key in storages:
         return storages[key]
-    array = real.contiguous().numpy()
-    t = Tensor(b.fresh(node.name), nnef_dtype(real.dtype), tuple(array.shape), data=array, label=spec.target)
-    b.graph.operations.append(Operation("variable", (), {"shape": list(array.shape), "label": spec.target}, (t,)))
+    nnef_dtype(real.dtype)  # raises a LoweringError for a dtype the target lacks
+    t = b.variable(real.contiguous().numpy(), b.fresh(node.name), spec.target)
     storages[key] = t
     return t
 

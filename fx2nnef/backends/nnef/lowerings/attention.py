@@ -1,13 +1,23 @@
-"""Attention lowerings: scaled dot-product attention as tract's fused operator."""
+"""Attention lowerings: scaled dot-product attention as tract's fused operator, or on the Khronos
+target as standard matmul / softmax."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from ..registry import lower
+from .common import literal
 
 
-@lower("aten::scaled_dot_product_attention", registries=("tract_core", "tract_transformers"))
+@lower("aten::scaled_dot_product_attention")
 def aten_scaled_dot_product_attention(b, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
                                       scale=None, enable_gqa=False):
     """scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0.0, bool is_causal=False, *, float? scale=None, bool enable_gqa=False) -> Tensor"""
+    if b.khronos:
+        return _standard_sdpa(b, query, key, value, attn_mask, is_causal, scale)
+    b.require("tract_core")
+    b.require("tract_transformers")
     if query.rank not in (3, 4):
         raise NotImplementedError(f"tract's sdpa takes rank 3 or 4 inputs, got rank {query.rank}")
     dtype = b.out_dtype
@@ -19,3 +29,22 @@ def aten_scaled_dot_product_attention(b, query, key, value, attn_mask=None, drop
             attn_mask = b.op("select", attn_mask, b.const(0.0, dtype, "zero"), b.const(float("-inf"), dtype, "neg_inf"))
         attribs["mask"] = b.cast(attn_mask, dtype)
     return b.op("tract_transformers_sdpa", query, key, value, **attribs)
+
+
+def _standard_sdpa(b, query, key, value, attn_mask, is_causal: bool, scale):
+    """Emit softmax(q @ k^T * scale + mask) @ v with standard NNEF ops (static shapes)."""
+    if query.shape[:-2] != key.shape[:-2]:
+        raise b.not_standard("grouped-query attention (fewer key/value heads) has no standard form here")
+    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = b.op("mul", b.op("matmul", query, key, transposeB=True), literal(scale))
+    if is_causal:
+        rows, cols = query.shape[-2], key.shape[-2]
+        allowed = np.tril(np.ones((rows, cols), dtype=bool))
+        attn_mask = b.const(np.where(allowed, 0.0, -np.inf), "f32", "causal_mask")
+    if attn_mask is not None:
+        if attn_mask.dtype == "bool":
+            scores = b.op("select", attn_mask, scores, b.const(float("-inf"), "f32", "neg_inf"))
+        else:
+            scores = b.op("add", scores, attn_mask)
+    weights = b.op("softmax", scores, axes=[scores.rank - 1])
+    return b.op("matmul", weights, value)

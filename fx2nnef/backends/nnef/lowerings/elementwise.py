@@ -10,7 +10,10 @@ import math
 import torch
 
 from ..registry import lower
+from ..standard import ERF_FRAGMENT, FRAGMENT_EXTENSION
 from .common import literal
+
+COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
 
 # aten op (default overload) -> NNEF/tract op with the same semantics
 UNARY = {
@@ -23,9 +26,30 @@ UNARY = {
 }
 
 
+def erf(b, x):
+    """Emit erf(x): tract's operator, or on the Khronos target a standard-NNEF fragment."""
+    if b.khronos:
+        b.fragment("erf", ERF_FRAGMENT)
+        if FRAGMENT_EXTENSION not in b.graph.extensions:
+            b.graph.extensions.append(FRAGMENT_EXTENSION)
+        return b.op("erf", x, out_dtype=x.dtype)
+    b.require("tract_core")
+    return b.op("tract_core_erf", x)
+
+
+# standard NNEF forms of the unary ops that tract lowers to its own operators (Khronos target)
+STANDARD_UNARY = {
+    "erf": erf,
+    "round": lambda b, x: b.op("round", x),
+    "isnan": lambda b, x: b.op("ne", x, x),
+}
+
+
 def _unary(aten_name: str, nnef_op: str):
     """Register the lowering of a unary aten op that maps to one NNEF op."""
     def fn(b, self):
+        if b.khronos and aten_name in STANDARD_UNARY:
+            return STANDARD_UNARY[aten_name](b, self)
         if nnef_op.startswith("tract_core_"):
             b.require("tract_core")
         return b.op(nnef_op, self)
@@ -99,11 +123,21 @@ def aten_rsub(b, self, other, alpha=1):
     return aten_sub(b, other, self, alpha)
 
 
+def _logical(b, op: str, self, other):
+    """Emit a bool and/or: standard `and`/`or` for Khronos NNEF, tract_core_bitand/bitor for tract,
+    whose `and`/`or` lose symbolic dims when both operands are computed from shapes alone (e.g. an
+    arange-based mask and a constant)."""
+    if b.khronos:
+        return b.op(op, _operand(self), _operand(other))
+    b.require("tract_core")
+    return b.op(f"tract_core_bit{op}", _operand(self), _operand(other))
+
+
 @lower(("aten::mul.Tensor", "aten::mul.Scalar"))
 def aten_mul(b, self, other):
     """mul.Tensor(Tensor self, Tensor other) -> Tensor"""
     if b.out_dtype == "bool":
-        return _bool_binary(b, "mul", self, other)
+        return _logical(b, "and", self, other)
     return b.op("mul", _operand(self), _operand(other))
 
 
@@ -124,7 +158,14 @@ def aten_div_mode(b, self, other, rounding_mode=None):
         return b.op("mul", b.op("sign", q), b.op("floor", b.op("abs", q))) if is_float else q
     if is_float:
         return b.op("floor", q)
-    return _floor_div(b, _operand(self), _operand(other), b.out_dtype)
+    # integer floor division: tract truncates, so step down where the remainder's sign differs
+    r = b.op("sub", _operand(self), b.op("mul", q, _operand(other)))
+    if hasattr(other, "name"):
+        b.require("tract_core")  # tract's ne rejects bools: the sign mismatch is a xor
+        fix = b.op("and", b.op("ne", r, 0.0), b.op("tract_core_xor", b.op("lt", r, 0.0), b.op("lt", other, 0.0)))
+    else:  # a scalar divisor: its sign is known now
+        fix = b.op("lt", r, 0.0) if other > 0 else b.op("gt", r, 0.0)
+    return b.op("select", fix, b.op("sub", q, 1.0), q)
 
 
 @lower(("aten::pow.Tensor_Scalar", "aten::pow.Tensor_Tensor"))
@@ -149,6 +190,8 @@ def aten_pow_scalar(b, self, exponent):
 def _binary(aten_names: tuple[str, ...], nnef_op: str, schema: str):
     """Register a binary aten op (Tensor and Scalar overloads) that maps to one NNEF op."""
     def fn(b, self, other):
+        if b.khronos and nnef_op in COMPARISONS:  # standard comparisons take scalars: compare integers as such
+            self, other = (b.cast(x, "f32") if hasattr(x, "name") and x.dtype != "bool" else x for x in (self, other))
         if _is_bool(self) and nnef_op in BOOL_BINARY:
             return _bool_binary(b, nnef_op, self, other)
         return b.op(nnef_op, _operand(self), _operand(other))
@@ -162,15 +205,25 @@ for _name, _op in {"eq": "eq", "ne": "ne", "lt": "lt", "le": "le", "gt": "gt", "
             f"{_name}.Tensor(Tensor self, Tensor other) -> Tensor")
 _binary(("aten::maximum",), "max", "maximum(Tensor self, Tensor other) -> Tensor")
 _binary(("aten::minimum",), "min", "minimum(Tensor self, Tensor other) -> Tensor")
-_binary(("aten::logical_and",), "and", "logical_and(Tensor self, Tensor other) -> Tensor")
-_binary(("aten::logical_or",), "or", "logical_or(Tensor self, Tensor other) -> Tensor")
+
+
+@lower("aten::logical_and")
+def aten_logical_and(b, self, other):
+    """logical_and(Tensor self, Tensor other) -> Tensor"""
+    return _logical(b, "and", b.cast(self, "bool"), b.cast(other, "bool"))
+
+
+@lower("aten::logical_or")
+def aten_logical_or(b, self, other):
+    """logical_or(Tensor self, Tensor other) -> Tensor"""
+    return _logical(b, "or", b.cast(self, "bool"), b.cast(other, "bool"))
 
 
 @lower(("aten::bitwise_and.Tensor", "aten::bitwise_and.Scalar"))
 def aten_bitwise_and(b, self, other):
     """bitwise_and.Tensor(Tensor self, Tensor other) -> Tensor"""
     if b.out_dtype == "bool":
-        return b.op("and", _operand(self), _operand(other))
+        return _logical(b, "and", self, other)
     b.require("tract_core")
     return b.op("tract_core_bitand", _operand(self), _operand(other))
 
@@ -179,7 +232,7 @@ def aten_bitwise_and(b, self, other):
 def aten_bitwise_or(b, self, other):
     """bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor"""
     if b.out_dtype == "bool":
-        return b.op("or", _operand(self), _operand(other))
+        return _logical(b, "or", self, other)
     b.require("tract_core")
     return b.op("tract_core_bitor", _operand(self), _operand(other))
 
@@ -227,16 +280,22 @@ def aten_clamp(b, self, min=None, max=None):
 @lower("aten::gelu")
 def aten_gelu(b, self, approximate="none"):
     """gelu(Tensor self, *, str approximate='none') -> Tensor"""
-    b.require("tract_core")
     if approximate == "tanh":
-        return b.op("tract_core_gelu_approx", self, fast_impl=False)
-    erf = b.op("tract_core_erf", b.op("mul", self, literal(1 / math.sqrt(2))))
-    return b.op("mul", b.op("mul", self, 0.5), b.op("add", erf, 1.0))
+        if not b.khronos:
+            b.require("tract_core")
+            return b.op("tract_core_gelu_approx", self, fast_impl=False)
+        inner = b.op("mul", b.op("add", self, b.op("mul", b.op("mul", b.op("sqr", self), self), 0.044715)),
+                     literal(math.sqrt(2 / math.pi)))
+        return b.op("mul", b.op("mul", self, 0.5), b.op("add", b.op("tanh", inner), 1.0))
+    phi = erf(b, b.op("mul", self, literal(1 / math.sqrt(2))))
+    return b.op("mul", b.op("mul", self, 0.5), b.op("add", phi, 1.0))
 
 
 @lower("aten::silu")
 def aten_silu(b, self):
     """silu(Tensor self) -> Tensor"""
+    if b.khronos:
+        return b.op("silu", self)
     b.require("tract_core")
     return b.op("tract_core_silu", self)
 

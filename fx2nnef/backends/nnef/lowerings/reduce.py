@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import lower
-from .common import axes, axis, literal
+from .common import axes, literal
 
 
 def _reduce(b, op: str, x, dim, keepdim: bool):
@@ -158,30 +158,6 @@ def aten_logsumexp(b, self, dim, keepdim=False):
     total = b.op("sum_reduce", b.op("exp", b.op("sub", x, safe)), axes=ax)
     out = b.op("add", b.op("log", total), safe)
     return out if keepdim else b.op("squeeze", out, axes=ax)
-
-
-@lower("aten::cumsum")
-def aten_cumsum(b, self, dim, dtype=None):
-    """cumsum(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor"""
-    x = b.cast(self, b.out_dtype)
-    if x.rank == 0:
-        return x
-    d = axis(dim, x.rank)
-    n = x.shape[d]
-    work = x.dtype if x.dtype.startswith("f") else "f32"
-    last = list(range(x.rank))
-    last.remove(d)
-    last.append(d)
-    moved = b.op("transpose", b.cast(x, work), axes=last) if d != x.rank - 1 else b.cast(x, work)
-    triangle = b.const(np.triu(np.ones((n, n))), work, "triangle")
-    triangle = b.op("unsqueeze", triangle, axes=list(range(x.rank - 2))) if x.rank > 2 else triangle
-    if x.rank == 1:
-        summed = b.op("squeeze", b.op("matmul", b.op("unsqueeze", moved, axes=[0]), triangle), axes=[0])
-    else:
-        summed = b.op("matmul", moved, triangle)
-    back = [last.index(i) for i in range(x.rank)]
-    out = b.op("transpose", summed, axes=back) if d != x.rank - 1 else summed
-    return b.cast(out, x.dtype)
 
 
 @lower("aten::linalg_vector_norm")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..graph import Expr
 from ..registry import lower
-from .common import INT64_SENTINEL, axes, axis
+from .common import INT64_SENTINEL, axes, axis, static
 
 
 @lower(("aten::view", "aten::_unsafe_view", "aten::reshape", "aten::view_copy"))
@@ -66,6 +66,9 @@ def aten_expand(b, self, size, implicit=False):
     shape = list(b.shape_of(b.out))
     if tuple(shape) == tuple(self.shape or ()):
         return self
+    if b.khronos and static(shape):  # standard NNEF repeats the unit axes with tile
+        x = b.op("unsqueeze", self, axes=list(range(len(shape) - self.rank))) if self.rank < len(shape) else self
+        return b.op("tile", x, repeats=[n if d == 1 else 1 for n, d in zip(shape, x.shape)])
     b.require("tract_core")
     return b.op("tract_core_broadcast", self, shape=shape)
 
@@ -95,6 +98,27 @@ def aten_slice(b, self, dim=0, start=None, end=None, step=1):
         if begin == 0 and stop == size and step == 1:
             return self
     return b.op("slice", self, axes=[d], begin=[begin], end=[stop], stride=[step])
+
+
+@lower(("aten::split_with_sizes", "aten::split_with_sizes_copy"))
+def aten_split_with_sizes(b, self, split_sizes, dim=0):
+    """split_with_sizes(Tensor(a -> *) self, SymInt[] split_sizes, int dim=0) -> Tensor(a)[]"""
+    d = axis(dim, self.rank)
+    chunks, begin = [], 0
+    for size in split_sizes:
+        chunks.append(b.op("slice", self, axes=[d], begin=[begin], end=[begin + size]))
+        begin = begin + size
+    return chunks
+
+
+@lower("aten::repeat")
+def aten_repeat(b, self, repeats):
+    """repeat(Tensor self, SymInt[] repeats) -> Tensor"""
+    extra = len(repeats) - self.rank
+    x = b.op("unsqueeze", self, axes=list(range(extra))) if extra > 0 else self
+    if all(r == 1 for r in repeats):  # also a 0-d tensor repeated [] times: tile has nothing to do
+        return x
+    return b.op("tile", x, repeats=list(repeats), out_shape=b.shape_of(b.out), out_dtype=self.dtype)
 
 
 @lower(("aten::select.int", "aten::select_copy.int"))
@@ -141,19 +165,25 @@ def aten__to_copy(b, self, dtype=None, layout=None, device=None, pin_memory=None
 @lower("aten::embedding")
 def aten_embedding(b, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
     """embedding(Tensor weight, Tensor indices, SymInt padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False) -> Tensor"""
+    return _gather(b, weight, indices, 0)
+
+
+def _gather(b, x, indices, dim: int):
+    """Emit `np.take(x, indices, axis=dim)`: standard `gather` on Khronos, tract_core_gather else."""
+    if b.khronos:
+        return b.op("gather", x, indices, axis=dim)
     b.require("tract_core")
-    return b.op("tract_core_gather", weight, indices, axis=0)
+    return b.op("tract_core_gather", x, indices, axis=dim)
 
 
 @lower("aten::index_select")
 def aten_index_select(b, self, dim, index):
     """index_select(Tensor self, int dim, Tensor index) -> Tensor"""
-    b.require("tract_core")
     if self.rank == 0:  # torch treats a 0-d tensor as 1-d here
         self = b.op("reshape", self, shape=[1], out_shape=(1,))
         index = b.op("reshape", index, shape=[-1], out_shape=(1,))
-        return b.op("squeeze", b.op("tract_core_gather", self, index, axis=0), axes=[0])
-    return b.op("tract_core_gather", self, index, axis=axis(dim, self.rank))
+        return b.op("squeeze", _gather(b, self, index, 0), axes=[0])
+    return _gather(b, self, index, axis(dim, self.rank))
 
 
 @lower("aten::gather")
@@ -169,12 +199,12 @@ def aten_gather(b, self, dim, index, sparse_grad=False):
 @lower("aten::index.Tensor")
 def aten_index(b, self, indices):
     """index.Tensor(Tensor self, Tensor?[] indices) -> Tensor"""
-    b.require("tract_core")
     used = [i for i, t in enumerate(indices) if t is not None]
     if any(indices[i].dtype == "bool" for i in used):
         raise NotImplementedError("boolean mask indexing has a data-dependent shape")
     if len(used) == 1:
-        return b.op("tract_core_gather", self, indices[used[0]], axis=used[0])
+        return _gather(b, self, indices[used[0]], used[0])
+    b.require("tract_core")
     if used != list(range(used[0], used[0] + len(used))):
         raise NotImplementedError("non-adjacent advanced indices")
     first = used[0]

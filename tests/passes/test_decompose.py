@@ -1,0 +1,38 @@
+"""DecomposePass: ops with a lowering stay whole, others are decomposed."""
+from __future__ import annotations
+
+import torch
+
+from fx2nnef import LoweringRegistry
+from fx2nnef.compiler.pass_base import count_ops
+from fx2nnef.passes import DecomposePass
+from fx2nnef.passes.decompose import decomposition_table
+from testing_utils import assert_same_numerics, captured
+
+
+class Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(8)
+
+    def forward(self, x):
+        return torch.nn.functional.hardswish(self.norm(x))
+
+
+def test_lowered_ops_kept_others_decomposed():
+    x = torch.randn(2, 8)
+    raw = captured(Block(), x, decompose=False)
+    result = DecomposePass()(raw)
+    ops = count_ops(result.program)
+    assert ops["aten::layer_norm"] == 1
+    assert "aten::hardswish" not in ops
+    assert result.modified
+    assert_same_numerics(captured(Block(), x, decompose=False), result.program, x)
+
+
+def test_table_follows_the_registry():
+    registry = LoweringRegistry.from_default()
+    table = decomposition_table(registry)
+    assert torch.ops.aten.hardswish.default in table
+    registry.register("aten::hardswish", lambda b, self: self)
+    assert torch.ops.aten.hardswish.default not in decomposition_table(registry)

@@ -1,0 +1,25 @@
+"""Helpers for pass tests: capture a module, run passes, compare numerics before/after."""
+from __future__ import annotations
+
+import torch
+import torch.utils._pytree as pytree
+
+from fx2nnef.compiler.frontend import bind_inputs, capture
+from fx2nnef.passes import DecomposePass
+
+
+def captured(module: torch.nn.Module, *args, decompose: bool = True):
+    """Return the module's ExportedProgram (after DecomposePass unless told otherwise)."""
+    args, kwargs = bind_inputs(module, list(args))
+    program = capture(module, args, kwargs)
+    return DecomposePass()(program).program if decompose else program
+
+
+def flat_outputs(program, *args):
+    """Run a program's module on inputs and return its flat tensor outputs."""
+    return [t for t in pytree.tree_leaves(program.module()(*args)) if isinstance(t, torch.Tensor)]
+
+
+def assert_same_numerics(before, after, *args, atol=1e-6):
+    for a, b in zip(flat_outputs(before, *args), flat_outputs(after, *args), strict=True):
+        torch.testing.assert_close(b, a.to(b.dtype), atol=atol, rtol=1e-5)
