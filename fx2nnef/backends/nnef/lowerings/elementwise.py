@@ -76,15 +76,21 @@ def _bool_binary(b, op: str, x, y):
     y = y if hasattr(y, "name") else b.const(bool(y), "bool", "flag")
     kind = BOOL_BINARY[op]
     if kind in ("or", "and"):
-        return b.op(kind, x, y)
-    b.require("tract_core")
+        return _logical(b, kind, x, y)
     if kind in ("xor", "xnor"):
-        out = b.op("tract_core_xor", x, y, out_dtype="bool")
+        out = _xor(b, x, y)
         return out if kind == "xor" else b.op("not", out)
     first, second = (x, y) if kind in ("gt", "ge") else (y, x)
-    strict = b.op("and", first, b.op("not", second))  # True > False is the only strict order
-    return strict if kind in ("gt", "lt") else b.op("or", strict, b.op("not", b.op("tract_core_xor", x, y,
-                                                                                    out_dtype="bool")))
+    strict = _logical(b, "and", first, b.op("not", second))  # True > False is the only strict order
+    return strict if kind in ("gt", "lt") else _logical(b, "or", strict, b.op("not", _xor(b, x, y)))
+
+
+def _xor(b, x, y):
+    """Emit a bool xor (tract_core_xor on tract; and/or/not on Khronos NNEF)."""
+    if b.khronos:
+        return b.op("or", b.op("and", x, b.op("not", y)), b.op("and", b.op("not", x), y))
+    b.require("tract_core")
+    return b.op("tract_core_xor", x, y, out_dtype="bool")
 
 
 def _zero(b, x):
