@@ -7,6 +7,10 @@ rel 1e-4 (or the looser tolerance the table documents for that op), run in tract
 eager PyTorch. An entry passes when every sample torch.export can capture passes; entries with no
 capturable sample are reported but excluded from the rate. The sweep runs in a child process that is
 restarted when tract aborts it, so a crash counts as a failure of that entry only.
+
+Timing on the 2-core dev machine: `--samples 1` over all 677 float32 entries takes ~10 minutes (each
+sample is one torch.export capture + decomposition, ~1-2 s, plus a ~10 ms tract run); the default test
+run (tests/ops/test_opinfo.py, the table's 117 entry/dtype cases on one sample each) takes ~2 minutes.
 """
 from __future__ import annotations
 
