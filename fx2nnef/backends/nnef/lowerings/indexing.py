@@ -49,6 +49,11 @@ def _pad(b, x, pad, border: str, value=0.0):
     for i in range(len(pad) // 2):
         pairs[x.rank - 1 - i] = (pad[2 * i], pad[2 * i + 1])
     crops = [(a, max(-lo, 0), max(-hi, 0)) for a, (lo, hi) in enumerate(pairs) if lo < 0 or hi < 0]
+    if crops and border == "replicated":  # torch clamps into the uncropped input: gather those indices
+        for a, (lo, hi) in enumerate(pairs):
+            if lo or hi:
+                x = _gather(b, x, np.clip(np.arange(x.shape[a] + lo + hi) - lo, 0, x.shape[a] - 1), a)
+        return x
     if crops:
         x = b.op("slice", x, axes=[a for a, _, _ in crops], begin=[lo for _, lo, _ in crops],
                  end=[x.shape[a] - hi for a, _, hi in crops])
