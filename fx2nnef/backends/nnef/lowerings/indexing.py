@@ -305,3 +305,12 @@ def aten_diagonal_scatter(b, self, src, offset=0, dim1=0, dim2=1):
     b.require("tract_core")
     out = b.op("tract_core_scatter_nd", x, b.const(index, "i64", "diagonal"), updates, reduction="none")
     return b.op("transpose", out, axes=[perm.index(a) for a in range(self.rank)])
+
+
+@lower("aten::bucketize.Tensor")
+def aten_bucketize(b, self, boundaries, out_int32=False, right=False):
+    """bucketize.Tensor(Tensor self, Tensor boundaries, *, bool out_int32=False, bool right=False) -> Tensor"""
+    x = b.op("unsqueeze", self, axes=[self.rank])  # compare every element with every boundary
+    below = b.op("ge" if right else "gt", x, boundaries)
+    counts = b.op("sum_reduce", b.cast(below, "i64"), axes=[self.rank])
+    return b.cast(b.op("squeeze", counts, axes=[self.rank]), b.out_dtype)
