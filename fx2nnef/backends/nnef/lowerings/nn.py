@@ -198,7 +198,7 @@ def aten__native_batch_norm_legit_no_training(b, input, weight, bias, running_me
         return b.op("add", out, b.const(shift.reshape(per_channel), input.dtype, "bn_shift")), None, None
 
     def channel(t):
-        return b.op("reshape", t, shape=per_channel)
+        return b.op("reshape", t, shape=[t.shape[0]] + [1] * (input.rank - 2))
     out = b.op("mul", b.op("sub", input, channel(running_mean)),
                channel(b.op("rsqrt", b.op("add", running_var, literal(eps)))))
     if weight is not None:

@@ -1,11 +1,9 @@
 """Reduction lowerings. NNEF reductions keep the reduced axes; `keepdim=False` squeezes them after."""
 from __future__ import annotations
 
-import numpy as np
 
-from ....errors import LoweringError
 from ..registry import lower
-from .common import axes, axis
+from .common import axes
 
 
 def _reduce(b, op: str, x, dim, keepdim: bool):
@@ -90,33 +88,3 @@ def aten_max_dim(b, self, dim, keepdim=False):
     values = _reduce(b, "max_reduce" if is_max else "min_reduce", self, dim, keepdim)
     indices = _reduce(b, "argmax_reduce" if is_max else "argmin_reduce", self, dim, keepdim)
     return values, indices
-
-
-@lower("aten::cumsum")
-def aten_cumsum(b, self, dim, dtype=None):
-    """cumsum(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor
-
-    tract's NNEF has no cumulative sum: it is a matmul with an upper-triangular matrix of ones
-    along `dim` (static length only), computed in f32 (exact for integers below 2**24)."""
-    d = axis(dim, self.rank)
-    n = self.shape[d] if self.rank else 1
-    if not isinstance(n, int):
-        raise LoweringError(f"cumsum along a symbolic dimension ({n}) has no tract lowering")
-    x = b.cast(self, "f32") if self.dtype not in ("f16", "f32", "f64") else self
-    if self.rank == 0:
-        return b.cast(x, b.out_dtype)
-    last = self.rank - 1
-    if d != last:
-        x = b.op("transpose", x, axes=[a for a in range(self.rank) if a != d] + [d])
-    flat = self.rank == 1
-    if flat:
-        x = b.op("unsqueeze", x, axes=[0])
-    ones = b.const(np.triu(np.ones((1,) * (x.rank - 2) + (n, n))), x.dtype, "cumsum_triangle")
-    x = b.op("matmul", x, ones)
-    if flat:
-        x = b.op("squeeze", x, axes=[0])
-    if d != last:
-        order = list(range(last))
-        order.insert(d, last)
-        x = b.op("transpose", x, axes=order)
-    return b.cast(x, b.out_dtype)
