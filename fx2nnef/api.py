@@ -125,7 +125,6 @@ def export_model_to_nnef(
         reports = None
         if khronos:
             reports = _khronos_check(target, temporary, graph, compiled, model, args, kwargs, timings)
-            expected = []
         elif target.check_io:
             start = time.perf_counter()
             tolerance = resolve_tolerance(target.check_io_tolerance)
