@@ -8,6 +8,7 @@ subclass `Pass`, and lowerings register on a `LoweringRegistry`.
 """
 from .api import ExportReport, export_model_to_nnef
 from .backends.nnef.registry import LoweringRegistry, lower
+from .compiler.dynamic import DynamicDim
 from .compiler.pass_base import Pass, PassManager, PassResult
 from .compiler.pipeline import CompileResult, compile, default_passes
 from .errors import (CaptureError, ExportInputError, FX2NNEFError, InvalidGraphError, KhronosCheckError,
@@ -15,7 +16,8 @@ from .errors import (CaptureError, ExportInputError, FX2NNEFError, InvalidGraphE
 from .targets import KhronosNNEF, TractNNEF
 
 __all__ = [
-    "export_model_to_nnef", "ExportReport", "TractNNEF", "KhronosNNEF", "compile", "CompileResult", "default_passes",
+    "export_model_to_nnef", "ExportReport", "TractNNEF", "KhronosNNEF", "DynamicDim", "compile", "CompileResult",
+    "default_passes",
     "Pass", "PassResult", "PassManager", "LoweringRegistry", "lower",
     "FX2NNEFError", "ExportInputError", "CaptureError", "PassError", "UnsupportedOpError", "LoweringError",
     "InvalidGraphError", "SerializationError", "TractCheckError", "KhronosCheckError",

@@ -1,6 +1,7 @@
 """`export_model_to_nnef`: the one call a user makes (compatible with torch_to_nnef's)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -19,10 +20,11 @@ from .backends.nnef.lower import lower_program
 from .backends.nnef.registry import LoweringRegistry
 from .backends.nnef.validate import remove_dead_operations, validate
 from .backends.tract import OutputReport, check_close, format_report, resolve_tolerance, run, write_debug_bundle
+from .compiler.dynamic import DynamicAxes
 from .compiler.frontend import bind_inputs, eval_mode
 from .compiler.pass_base import PassLike, PassRecord
 from .compiler.pipeline import CompileResult, compile_bound, default_passes
-from .errors import ExportInputError, FX2NNEFError
+from .errors import ExportInputError, FX2NNEFError, TractCheckError
 from .targets import KhronosNNEF, TractNNEF
 
 log = logging.getLogger("fx2nnef")
@@ -38,6 +40,7 @@ class ExportReport:
     timings: dict[str, float]
     check: list[OutputReport] | None
     graph: Graph
+    checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)  # per size, with dynamic axes
 
     @property
     def signature(self) -> str:
@@ -94,24 +97,34 @@ def export_model_to_nnef(
     registry = registry or LoweringRegistry.from_default()
     timings: dict[str, float] = {}
     args, kwargs = bind_inputs(model, args, kwargs)
+    dynamic = DynamicAxes(model, args, kwargs, target.dynamic_axes, input_names) if getattr(target, "dynamic_axes", None) else None
     records: list[PassRecord] = []
     compiled: CompileResult | None = None
     temporary = _temporary_sibling(final)
     got: list[np.ndarray] | None = None
     expected: list[np.ndarray] = []
+    fed: dict[str, np.ndarray] | None = None
     try:
         if passes is None:
             passes = default_passes(input_names=input_names, output_names=output_names, registry=registry,
                                     target=target)
-        compiled = compile_bound(model, args, kwargs, passes=passes, registry=registry,
-                                 dump_dir=dump_ir_dir, records=records)
+        captured = dynamic.capture_inputs(model, args, kwargs) if dynamic else (args, kwargs)
+        with dynamic.watch_capture(model, *captured) if dynamic else contextlib.nullcontext():
+            compiled = compile_bound(model, *captured, passes=passes, registry=registry, dump_dir=dump_ir_dir,
+                                     records=records,
+                                     dynamic_shapes=dynamic.dynamic_shapes(model, *captured) if dynamic else None)
+        symbols = dynamic.symbol_map(compiled.program, compiled.example_inputs, captured) if dynamic else {}
         for record in records:
             timings[record.name] = record.seconds
 
         start = time.perf_counter()
-        graph = lower_program(compiled.program, registry, dialect="khronos" if khronos else "tract")
+        graph = lower_program(compiled.program, registry, symbols, dialect="khronos" if khronos else "tract")
         if not khronos:
             graph.properties.update(_properties(target))
+        if dynamic:
+            ranges = dynamic.ranges(compiled.program, symbols)
+            graph.symbols = dynamic.symbols
+            graph.assertions = dynamic.assertions(ranges)
         remove_dead_operations(graph)
         validate(graph)
         timings["lower"] = time.perf_counter() - start
@@ -122,37 +135,48 @@ def export_model_to_nnef(
         timings["serialize"] = time.perf_counter() - start
         log.info("wrote the archive: %.3fs", timings["serialize"])
 
-        reports = None
+        reports, checks = None, {}
         if khronos:
             reports = _khronos_check(target, temporary, graph, compiled, model, args, kwargs, timings)
         elif target.check_io:
             start = time.perf_counter()
             tolerance = resolve_tolerance(target.check_io_tolerance)
-            expected = [_to_numpy(t) for t in reference_outputs(model, args, kwargs)]
-            inputs = _graph_inputs(compiled, graph)
-            got = run(temporary, inputs, graph.registries)
-            reports = check_close([t.name for t in graph.outputs], expected, got, tolerance)
+            sizes = dynamic.check_sizes(ranges) if dynamic else [{}]
+            for i, size in enumerate(sizes):
+                label = ", ".join(f"{k}={v}" for k, v in size.items()) or "example"
+                run_args, run_kwargs = (args, kwargs) if i == 0 else dynamic.resize(model, args, kwargs, size, seed=i)
+                expected = [_to_numpy(t) for t in reference_outputs(model, run_args, run_kwargs)]
+                fed, got = _feed(run_args, run_kwargs, compiled, graph), None
+                try:
+                    got = run(temporary, list(fed.values()), graph.registries)
+                    checks[label] = check_close([t.name for t in graph.outputs], expected, got, tolerance)
+                except TractCheckError as error:
+                    if i == 0:
+                        raise
+                    raise TractCheckError(f"at {label} (dynamic axes): {error}") from error
+                log.info("tract check passed at %s", label)
+                log.debug("%s", format_report(checks[label]))
+            reports = checks[next(iter(checks))]
             timings["check"] = time.perf_counter() - start
             log.info("tract check passed: %.3fs", timings["check"])
-            log.debug("%s", format_report(reports))
         serializer.move(temporary, final)
     except FX2NNEFError as error:
         if debug_bundle_path is not None and compiled is not None:
-            _bundle(debug_bundle_path, temporary, compiled, records, expected, got, error)
+            _bundle(debug_bundle_path, temporary, compiled, records, expected, got, error, fed)
         serializer.remove(temporary)
         raise
     except BaseException:
         serializer.remove(temporary)
         raise
     return ExportReport(final, [t.name for t in graph.inputs], [t.name for t in graph.outputs],
-                        timings, reports, graph)
+                        timings, reports, graph, checks)
 
 
-def _graph_inputs(compiled: CompileResult, graph: Graph) -> list[np.ndarray]:
-    """Return the example inputs the NNEF graph takes, by name (an unused input is not in the graph),
-    as numpy arrays of the graph's input dtypes."""
-    by_name = dict(zip(compiled.input_names, compiled.example_inputs))
-    return [_to_numpy(by_name[i.name]).astype(NUMPY_DTYPES[i.dtype], copy=False) for i in graph.inputs]
+def _feed(args: tuple, kwargs: dict, compiled: CompileResult, graph: Graph) -> dict[str, np.ndarray]:
+    """Return the tract inputs, by NNEF input name, for inputs bound like the example."""
+    tensors = [x for x in pytree.tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
+    flat = dict(zip(compiled.input_names, tensors))
+    return {t.name: _to_numpy(flat[t.name]).astype(NUMPY_DTYPES[t.dtype], copy=False) for t in graph.inputs}
 
 
 def _khronos_check(target: KhronosNNEF, archive: Path, graph: Graph, compiled: CompileResult,
@@ -167,7 +191,7 @@ def _khronos_check(target: KhronosNNEF, archive: Path, graph: Graph, compiled: C
         log.info("the Khronos nnef parser accepts the archive: %.3fs", time.perf_counter() - start)
         return None
     expected = [_to_numpy(t) for t in reference_outputs(model, args, kwargs)]
-    inputs = _graph_inputs(compiled, graph)
+    inputs = list(_feed(args, kwargs, compiled, graph).values())
     reports = khronos_backend.check(archive, [t.name for t in graph.outputs], inputs, expected,
                                     [e.dtype for e in expected], target.check_io_tolerance, fragments)
     timings["check"] = time.perf_counter() - start
@@ -186,12 +210,13 @@ def _properties(target: TractNNEF) -> dict[str, Any]:
 
 
 def _bundle(path, archive: Path, compiled: CompileResult, records: list[PassRecord],
-            expected: list[np.ndarray], got: list[np.ndarray] | None, error: Exception) -> None:
-    """Write the debug bundle for a failed export (never raises)."""
+            expected: list[np.ndarray], got: list[np.ndarray] | None, error: Exception,
+            inputs: dict[str, np.ndarray] | None = None) -> None:
+    """Write the debug bundle for a failed export (never raises); `inputs` are those of the failing check."""
     names = compiled.output_names
     bundle = write_debug_bundle(
         path, archive_path=archive if archive.exists() else None,
-        inputs={n: _to_numpy(t) for n, t in zip(compiled.input_names, compiled.example_inputs)},
+        inputs=inputs or {n: _to_numpy(t) for n, t in zip(compiled.input_names, compiled.example_inputs)},
         expected=dict(zip(names, expected)), got=dict(zip(names, got)) if got is not None else None,
         ir_dumps={r.name: r.ir for r in records}, error_text=f"{type(error).__name__}: {error}")
     if bundle is not None:

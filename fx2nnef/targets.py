@@ -21,7 +21,11 @@ class TractNNEF:
     check_io: after export, run the archive in tract on the example inputs and compare each
         output with eager PyTorch at `check_io_tolerance` ("exact", "approx", "close", "very",
         "super", or an (atol, rtol) pair).
-    dynamic_axes: ONNX-style {input_name: {axis: symbol}} for dimensions that vary at run time.
+    dynamic_axes: ONNX-style {input_name: {axis: symbol}} for dimensions that vary at run time
+        (a list of axes generates the names; a symbol may carry a range: ("S", 1, 512) or
+        DynamicDim("S", max=512)). One name on several inputs is one dimension. With check_io, the
+        archive is checked at the example's sizes and at two other sizes per symbol
+        (see docs/dynamic_axes.md).
     specific_properties: extra key/value pairs written in the archive's tract_core_properties.
     float64 / bfloat16: what f64 and bf16 tensors are computed as ("f32", "f16" or "f64"; bf16
         has no "f64"). tract has f64, so f64 inputs and outputs keep f64 in the archive's

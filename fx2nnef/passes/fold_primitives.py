@@ -31,6 +31,8 @@ def _is_identity(node: torch.fx.Node) -> bool:
     """Tell whether an IDENTITIES node returns its input unchanged (same dtype and static shape)."""
     if node.target not in IDENTITIES or not isinstance(node.args[0], torch.fx.Node):
         return False
+    if any(user.op == "output" for user in node.users):  # the output signature names this node
+        return False
     if node.target is aten.dropout.default and node.args[2:3] == (True,):
         return False
     src, dst = node.args[0].meta.get("val"), node.meta.get("val")

@@ -97,5 +97,5 @@ def test_cli_demo(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "signature: graph network(input_ids, attention_mask, token_type_ids) -> " \
            "(output_last_hidden_state, output_pooler_output)" in printed
-    assert "tract check: passed" in printed and str(out) in printed
+    assert "tract check at example: passed" in printed and str(out) in printed
     assert out.exists()

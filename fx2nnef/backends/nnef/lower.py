@@ -13,6 +13,7 @@ import torch
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
+from ...compiler.dynamic import tract_expr
 from ...compiler.program import OUTPUT_NAMES, input_name, output_node, placeholders, source_line
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
@@ -182,10 +183,7 @@ class Builder:
             expr = d.node.expr
             if expr.is_number:
                 return int(expr)
-            text = str(expr)
-            for sym, name in sorted(self.symbols.items(), key=lambda kv: -len(kv[0])):
-                text = re.sub(rf"\b{sym}\b", name, text)
-            return Expr(text)
+            return Expr(tract_expr(expr, self.symbols))
         return int(d)
 
     def shape_of(self, value: torch.Tensor) -> tuple:

@@ -91,11 +91,21 @@ def aten_rsub(b, self, other, alpha=1):
     return aten_sub(b, other, self, alpha)
 
 
+def _logical(b, op: str, self, other):
+    """Emit a bool and/or: standard `and`/`or` for Khronos NNEF, tract_core_bitand/bitor for tract,
+    whose `and`/`or` lose symbolic dims when both operands are computed from shapes alone (e.g. an
+    arange-based mask and a constant)."""
+    if b.khronos:
+        return b.op(op, _operand(self), _operand(other))
+    b.require("tract_core")
+    return b.op(f"tract_core_bit{op}", _operand(self), _operand(other))
+
+
 @lower(("aten::mul.Tensor", "aten::mul.Scalar"))
 def aten_mul(b, self, other):
     """mul.Tensor(Tensor self, Tensor other) -> Tensor"""
     if b.out_dtype == "bool":
-        return b.op("and", _operand(self), _operand(other))
+        return _logical(b, "and", self, other)
     return b.op("mul", _operand(self), _operand(other))
 
 
@@ -161,15 +171,25 @@ for _name, _op in {"eq": "eq", "ne": "ne", "lt": "lt", "le": "le", "gt": "gt", "
             f"{_name}.Tensor(Tensor self, Tensor other) -> Tensor")
 _binary(("aten::maximum",), "max", "maximum(Tensor self, Tensor other) -> Tensor")
 _binary(("aten::minimum",), "min", "minimum(Tensor self, Tensor other) -> Tensor")
-_binary(("aten::logical_and",), "and", "logical_and(Tensor self, Tensor other) -> Tensor")
-_binary(("aten::logical_or",), "or", "logical_or(Tensor self, Tensor other) -> Tensor")
+
+
+@lower("aten::logical_and")
+def aten_logical_and(b, self, other):
+    """logical_and(Tensor self, Tensor other) -> Tensor"""
+    return _logical(b, "and", b.cast(self, "bool"), b.cast(other, "bool"))
+
+
+@lower("aten::logical_or")
+def aten_logical_or(b, self, other):
+    """logical_or(Tensor self, Tensor other) -> Tensor"""
+    return _logical(b, "or", b.cast(self, "bool"), b.cast(other, "bool"))
 
 
 @lower(("aten::bitwise_and.Tensor", "aten::bitwise_and.Scalar"))
 def aten_bitwise_and(b, self, other):
     """bitwise_and.Tensor(Tensor self, Tensor other) -> Tensor"""
     if b.out_dtype == "bool":
-        return b.op("and", _operand(self), _operand(other))
+        return _logical(b, "and", self, other)
     b.require("tract_core")
     return b.op("tract_core_bitand", _operand(self), _operand(other))
 
@@ -178,7 +198,7 @@ def aten_bitwise_and(b, self, other):
 def aten_bitwise_or(b, self, other):
     """bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor"""
     if b.out_dtype == "bool":
-        return b.op("or", _operand(self), _operand(other))
+        return _logical(b, "or", self, other)
     b.require("tract_core")
     return b.op("tract_core_bitor", _operand(self), _operand(other))
 

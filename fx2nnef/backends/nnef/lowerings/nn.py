@@ -177,9 +177,8 @@ def aten_adaptive_avg_pool2d(b, self, output_size):
 @lower("aten::_native_batch_norm_legit_no_training")
 def aten__native_batch_norm_legit_no_training(b, input, weight, bias, running_mean, running_var, momentum, eps):
     """_native_batch_norm_legit_no_training(Tensor input, Tensor? weight, Tensor? bias, Tensor running_mean, Tensor running_var, float momentum, float eps) -> (Tensor, Tensor, Tensor)"""
-    per_channel = [input.shape[1]] + [1] * (input.rank - 2)
     def channel(t):
-        return b.op("reshape", t, shape=per_channel)
+        return b.op("reshape", t, shape=[t.shape[0]] + [1] * (input.rank - 2))
     out = b.op("mul", b.op("sub", input, channel(running_mean)),
                channel(b.op("rsqrt", b.op("add", running_var, literal(eps)))))
     if weight is not None:
