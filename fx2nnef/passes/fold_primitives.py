@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 from torch.export import ExportedProgram
-from torch.export.graph_signature import ExportGraphSignature, InputKind, InputSpec, TensorArgument
+from torch.export.graph_signature import ExportGraphSignature, InputKind, InputSpec, OutputSpec, TensorArgument
 
 from ..compiler.pass_base import Pass, PassResult
 from ..compiler.program import placeholders, replace
@@ -61,6 +61,16 @@ def _is_foldable(node: torch.fx.Node, constant: set[torch.fx.Node]) -> bool:
     return True
 
 
+def _renamed(spec: OutputSpec, renamed: dict[str, str]) -> OutputSpec:
+    """Return an output spec that names the node which replaced its own, if any."""
+    name = getattr(spec.arg, "name", None)
+    while name in renamed:
+        name = renamed[name]
+    if name is None or name == spec.arg.name:
+        return spec
+    return OutputSpec(spec.kind, TensorArgument(name), spec.target)
+
+
 class FoldPrimitivesPass(Pass):
     """After it, no node computes a value that is known at export time: assertions are gone, no-op
     clones/casts/views/dropouts are bypassed, and every subgraph computed only from constants,
@@ -70,11 +80,13 @@ class FoldPrimitivesPass(Pass):
     def call(self, program: ExportedProgram) -> PassResult:
         graph = program.graph
         modified = False
+        renamed: dict[str, str] = {}  # an output node that was replaced -> its replacement
         for node in list(graph.nodes):
             if node.op == "call_function" and node.target in ASSERTIONS and not node.users:
                 graph.erase_node(node)
                 modified = True
             elif node.op == "call_function" and _is_identity(node):
+                renamed[node.name] = node.args[0].name
                 node.replace_all_uses_with(node.args[0])
                 graph.erase_node(node)
                 modified = True
@@ -104,6 +116,7 @@ class FoldPrimitivesPass(Pass):
             name = f"c_{node.name}"
             placeholder = self._placeholder(graph, name, first_user_input)
             placeholder.meta = dict(node.meta)
+            renamed[node.name] = placeholder.name
             node.replace_all_uses_with(placeholder)
             constants[name] = values[node].detach().clone().contiguous()
             specs.insert(insert_at, InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(placeholder.name), name))
@@ -113,7 +126,7 @@ class FoldPrimitivesPass(Pass):
         if not modified:
             return PassResult(program, False)
         program.graph_module.recompile()
-        signature = ExportGraphSignature(specs, program.graph_signature.output_specs)
+        signature = ExportGraphSignature(specs, [_renamed(s, renamed) for s in program.graph_signature.output_specs])
         return PassResult(replace(program, graph_signature=signature, constants=constants), True)
 
     @staticmethod

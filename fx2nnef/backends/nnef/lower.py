@@ -20,6 +20,7 @@ from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import NUMPY_DTYPES, Expr, Graph, Operation, Tensor
 from .registry import LoweringRegistry
 from .standard import GENERIC_OPS, KEYWORDS, LOGICAL_OPS, STANDARD_OPS, khronos_type
+from .unsupported import reason as not_expressible
 
 log = logging.getLogger("fx2nnef")
 
@@ -194,8 +195,8 @@ UNARY_OPS = {
     "abs", "neg", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "relu", "sin", "cos", "tan", "asin", "acos",
     "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "floor", "ceil", "sign", "recip", "not", "sqr", "copy",
     "leaky_relu", "tract_core_erf", "tract_core_round_even", "tract_core_silu", "tract_core_gelu_approx",
-    "tract_core_bitnot", "softmax", "tract_core_log_softmax", "tract_core_cast",
-    "cast", "round", "silu", "erf",
+    "tract_core_bitnot", "softmax", "tract_core_log_softmax", "tract_core_cast", "tract_core_is_nan",
+    "tract_core_is_inf", "tract_core_trilu", "cast", "round", "silu", "erf",
 }
 COMPARISONS = {"lt", "gt", "le", "ge", "eq", "ne", "and", "or", "tract_core_is_nan"}
 BROADCASTING = {"add", "sub", "mul", "div", "pow", "min", "max", "select", "tract_core_xor", "tract_core_bitand",
@@ -338,7 +339,8 @@ def format_unsupported(missing: dict[str, list[torch.fx.Node]]) -> str:
     total = sum(len(v) for v in missing.values())
     lines = [f"{total} node(s) use {len(missing)} op(s) that fx2nnef cannot lower to NNEF (step 3/5: lowering):"]
     for name, nodes in sorted(missing.items(), key=lambda kv: -len(kv[1])):
-        lines.append(f"  {name}  x{len(nodes)}")
+        why = not_expressible(name)
+        lines.append(f"  {name}  x{len(nodes)}" + (f"  (not expressible: {why})" if why else ""))
         for where in dict.fromkeys(source_line(n) or n.format_node() for n in nodes):
             lines.append(f"      at {where}")
     lines.append("Register a lowering (see README: 'Register a lowering') or rewrite these ops in the model.")

@@ -1,8 +1,12 @@
-"""Tensor-creation lowerings whose sizes depend on symbolic dims (static ones are folded before lowering)."""
+"""Creation lowerings: ranges and tensors filled with a value, shaped like an input, by a static size
+or by symbolic dims.
+
+Creations that depend on nothing at run time are folded to constants by the fold_primitives pass;
+these lowerings handle the rest (a shape taken from an input, or an output that is itself a creation).
+"""
 from __future__ import annotations
 
 from ..registry import lower
-from .common import literal
 
 
 def _range(b, start, end, step):
@@ -32,7 +36,51 @@ def aten_arange(b, end, dtype=None, layout=None, device=None, pin_memory=None):
     return _range(b, 0, end, 1)
 
 
-@lower("aten::full", registries=("tract_core",))
+def _filled(b, value, shape):
+    """Return a tensor of the node's dtype and `shape`, every element `value`."""
+    scalar = b.const(value, b.out_dtype, "fill")
+    if not shape:
+        return scalar
+    b.require("tract_core")
+    return b.op("tract_core_broadcast", scalar, shape=list(shape))
+
+
+@lower("aten::full_like")
+def aten_full_like(b, self, fill_value, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+    """full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor"""
+    return _filled(b, fill_value, b.shape_of(b.out))
+
+
+@lower(("aten::zeros_like", "aten::ones_like"))
+def aten_zeros_like(b, self, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+    """zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor"""
+    return _filled(b, 0 if b.node.target.name() == "aten::zeros_like" else 1, b.shape_of(b.out))
+
+
+@lower("aten::full")
 def aten_full(b, size, fill_value, dtype=None, layout=None, device=None, pin_memory=None):
     """full(SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
-    return b.op("tract_core_broadcast", b.const(fill_value, b.out_dtype, "fill"), shape=list(size))
+    return _filled(b, fill_value, b.shape_of(b.out))
+
+
+@lower("aten::scalar_tensor")
+def aten_scalar_tensor(b, s, dtype=None, layout=None, device=None, pin_memory=None):
+    """scalar_tensor(Scalar s, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
+    return b.const(s, b.out_dtype, "scalar")
+
+
+@lower("aten::copy")
+def aten_copy(b, self, src, non_blocking=False):
+    """copy(Tensor self, Tensor src, bool non_blocking=False) -> Tensor"""
+    out = b.cast(src, self.dtype)
+    if tuple(out.shape) != tuple(self.shape):
+        b.require("tract_core")
+        out = b.op("tract_core_broadcast", out, shape=list(self.shape))
+    return out
+
+
+@lower(("aten::empty.memory_format", "aten::empty_strided", "aten::empty_like", "aten::empty_permuted",
+        "aten::new_empty_strided", "aten::new_empty"))
+def aten_empty(b, *args, **kwargs):
+    """empty.memory_format(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor"""
+    return _filled(b, 0, b.shape_of(b.out))  # the values are undefined: zeros are as good as any

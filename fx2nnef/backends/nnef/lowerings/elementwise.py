@@ -21,7 +21,7 @@ UNARY = {
     "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu", "sin": "sin", "cos": "cos", "tan": "tan",
     "asin": "asin", "acos": "acos", "atan": "atan", "sinh": "sinh", "cosh": "cosh", "asinh": "asinh",
     "acosh": "acosh", "atanh": "atanh", "floor": "floor", "ceil": "ceil", "sign": "sign",
-    "reciprocal": "recip", "logical_not": "not", "erf": "tract_core_erf", "round": "tract_core_round_even",
+    "reciprocal": "recip", "erf": "tract_core_erf", "round": "tract_core_round_even",
     "isnan": "tract_core_is_nan",
 }
 
@@ -62,6 +62,36 @@ for _aten, _nnef in UNARY.items():
     _unary(_aten, _nnef)
 
 
+# tract has no bool arithmetic or bool comparison kernels: the logical equivalents
+BOOL_BINARY = {"add": "or", "max": "or", "min": "and", "mul": "and", "ne": "xor", "eq": "xnor",
+               "gt": "gt", "lt": "lt", "ge": "ge", "le": "le"}
+
+
+def _is_bool(x) -> bool:
+    return hasattr(x, "name") and x.dtype == "bool"
+
+
+def _bool_binary(b, op: str, x, y):
+    """Emit `op` on bool tensors with logical ops (a scalar operand becomes a bool constant)."""
+    y = y if hasattr(y, "name") else b.const(bool(y), "bool", "flag")
+    kind = BOOL_BINARY[op]
+    if kind in ("or", "and"):
+        return _logical(b, kind, x, y)
+    b.require("tract_core")
+    if kind in ("xor", "xnor"):
+        out = b.op("tract_core_xor", x, y, out_dtype="bool")
+        return out if kind == "xor" else b.op("not", out)
+    first, second = (x, y) if kind in ("gt", "ge") else (y, x)
+    strict = b.op("and", first, b.op("not", second))  # True > False is the only strict order
+    return strict if kind in ("gt", "lt") else b.op("or", strict, b.op("not", b.op("tract_core_xor", x, y,
+                                                                                    out_dtype="bool")))
+
+
+def _zero(b, x):
+    """Return a constant 0 of x's dtype (float literals do not compare with integer tensors in tract)."""
+    return b.const(0, x.dtype, "zero")
+
+
 def _operand(x):
     """Return a tensor operand as is and a Python scalar as a literal."""
     return x if hasattr(x, "name") else literal(x)
@@ -70,6 +100,8 @@ def _operand(x):
 @lower(("aten::add.Tensor", "aten::add.Scalar"))
 def aten_add(b, self, other, alpha=1):
     """add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor"""
+    if _is_bool(self) and b.out_dtype == "bool":
+        return _bool_binary(b, "add", self, other)
     other = _operand(other)
     if alpha != 1:
         other = b.op("mul", other, literal(alpha)) if hasattr(other, "name") else other * alpha
@@ -105,7 +137,7 @@ def _logical(b, op: str, self, other):
 def aten_mul(b, self, other):
     """mul.Tensor(Tensor self, Tensor other) -> Tensor"""
     if b.out_dtype == "bool":
-        return _logical(b, "and", self, other)
+        return _bool_binary(b, "mul", self, other)
     return b.op("mul", _operand(self), _operand(other))
 
 
@@ -126,14 +158,7 @@ def aten_div_mode(b, self, other, rounding_mode=None):
         return b.op("mul", b.op("sign", q), b.op("floor", b.op("abs", q))) if is_float else q
     if is_float:
         return b.op("floor", q)
-    # integer floor division: tract truncates, so step down where the remainder's sign differs
-    r = b.op("sub", _operand(self), b.op("mul", q, _operand(other)))
-    if hasattr(other, "name"):
-        b.require("tract_core")  # tract's ne rejects bools: the sign mismatch is a xor
-        fix = b.op("and", b.op("ne", r, 0.0), b.op("tract_core_xor", b.op("lt", r, 0.0), b.op("lt", other, 0.0)))
-    else:  # a scalar divisor: its sign is known now
-        fix = b.op("lt", r, 0.0) if other > 0 else b.op("gt", r, 0.0)
-    return b.op("select", fix, b.op("sub", q, 1.0), q)
+    return _floor_div(b, _operand(self), _operand(other), b.out_dtype)
 
 
 @lower(("aten::pow.Tensor_Scalar", "aten::pow.Tensor_Tensor"))
@@ -158,6 +183,8 @@ def aten_pow_scalar(b, self, exponent):
 def _binary(aten_names: tuple[str, ...], nnef_op: str, schema: str):
     """Register a binary aten op (Tensor and Scalar overloads) that maps to one NNEF op."""
     def fn(b, self, other):
+        if _is_bool(self) and nnef_op in BOOL_BINARY:
+            return _bool_binary(b, nnef_op, self, other)
         if b.khronos and nnef_op in COMPARISONS:  # standard comparisons take scalars: compare integers as such
             self, other = (b.cast(x, "f32") if hasattr(x, "name") and x.dtype != "bool" else x for x in (self, other))
         return b.op(nnef_op, _operand(self), _operand(other))
@@ -288,3 +315,271 @@ def aten_log1p(b, self):
 def aten_expm1(b, self):
     """expm1(Tensor self) -> Tensor"""
     return b.op("sub", b.op("exp", self), 1.0)
+
+
+def _float_unary(aten_name: str, build):
+    """Register a unary aten op written as a small NNEF expression of its input."""
+    def fn(b, self):
+        return build(b, self)
+    fn.__name__ = f"aten_{aten_name}"
+    fn.__doc__ = str(getattr(torch.ops.aten, aten_name).default._schema)
+    return lower(f"aten::{aten_name}")(fn)
+
+
+def _trunc(b, x):
+    """Round toward zero (floats only; integers are returned as is)."""
+    if not x.dtype.startswith("f"):
+        return x
+    return b.op("mul", b.op("sign", x), b.op("floor", b.op("abs", x)))
+
+
+_float_unary("log2", lambda b, x: b.op("mul", b.op("log", x), literal(1 / math.log(2))))
+_float_unary("log10", lambda b, x: b.op("mul", b.op("log", x), literal(1 / math.log(10))))
+_float_unary("exp2", lambda b, x: b.op("exp", b.op("mul", x, literal(math.log(2)))))
+_float_unary("trunc", _trunc)
+_float_unary("frac", lambda b, x: b.op("sub", x, _trunc(b, x)))
+_float_unary("sgn", lambda b, x: b.op("sign", x))
+_float_unary("erfc", lambda b, x: b.op("sub", 1.0, _erf(b, x)))
+_float_unary("hardswish", lambda b, x: b.op("mul", x, _hardsigmoid(b, x)))
+_float_unary("hardsigmoid", lambda b, x: _hardsigmoid(b, x))
+_float_unary("mish", lambda b, x: b.op("mul", x, b.op("tanh", _softplus(b, x, 1.0, 20.0))))
+_float_unary("sinc", lambda b, x: _sinc(b, x))
+_float_unary("deg2rad", lambda b, x: b.op("mul", x, literal(math.pi / 180)))
+_float_unary("rad2deg", lambda b, x: b.op("mul", x, literal(180 / math.pi)))
+_float_unary("relu6", lambda b, x: b.op("min", b.op("max", x, 0.0), 6.0))
+_float_unary("isinf", lambda b, x: _isinf(b, x))
+_float_unary("isfinite", lambda b, x: _isfinite(b, x))
+_float_unary("isneginf", lambda b, x: b.op("eq", x, float("-inf")) if x.dtype.startswith("f") else _false(b, x))
+_float_unary("isposinf", lambda b, x: b.op("eq", x, float("inf")) if x.dtype.startswith("f") else _false(b, x))
+_float_unary("signbit", lambda b, x: b.op("lt", x, 0.0))
+_float_unary("positive", lambda b, x: x)
+_float_unary("logical_not", lambda b, x: b.op("not", b.cast(x, "bool")))
+
+
+def _erf(b, x):
+    b.require("tract_core")
+    return b.op("tract_core_erf", x)
+
+
+def _hardsigmoid(b, x):
+    return b.op("div", b.op("min", b.op("max", b.op("add", x, 3.0), 0.0), 6.0), 6.0)
+
+
+def _softplus(b, x, beta: float, threshold: float):
+    """log(1 + exp(beta x)) / beta, linear above the threshold as in torch."""
+    bx = b.op("mul", x, literal(beta)) if beta != 1 else x
+    soft = b.op("log", b.op("add", b.op("exp", bx), 1.0))
+    if beta != 1:
+        soft = b.op("div", soft, literal(beta))
+    return b.op("select", b.op("gt", bx, literal(threshold)), x, soft)
+
+
+def _sinc(b, x):
+    px = b.op("mul", x, literal(math.pi))
+    ratio = b.op("div", b.op("sin", px), px)
+    return b.op("select", b.op("eq", x, 0.0), b.const(1.0, x.dtype, "one"), ratio)
+
+
+def _isinf(b, x):
+    if not x.dtype.startswith("f"):
+        return _false(b, x)
+    b.require("tract_core")
+    return b.op("tract_core_is_inf", x, detect_positive=True, detect_negative=True, out_dtype="bool",
+                out_shape=x.shape)
+
+
+def _isfinite(b, x):
+    if not x.dtype.startswith("f"):
+        return b.op("not", _false(b, x))
+    return b.op("eq", b.op("sub", x, x), 0.0)
+
+
+def _false(b, x):
+    """Return a bool tensor of x's shape, all false."""
+    return b.op("ne", x, x)
+
+
+@lower("aten::softplus")
+def aten_softplus(b, self, beta=1, threshold=20):
+    """softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor"""
+    return _softplus(b, self, float(beta), float(threshold))
+
+
+@lower("aten::elu")
+def aten_elu(b, self, alpha=1, scale=1, input_scale=1):
+    """elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor"""
+    x = b.op("mul", self, literal(input_scale)) if input_scale != 1 else self
+    negative = b.op("mul", b.op("sub", b.op("exp", x), 1.0), literal(alpha * scale))
+    positive = b.op("mul", self, literal(scale)) if scale != 1 else self
+    return b.op("select", b.op("gt", self, 0.0), positive, negative)
+
+
+@lower("aten::celu")
+def aten_celu(b, self, alpha=1.0):
+    """celu(Tensor self, Scalar alpha=1.0) -> Tensor"""
+    negative = b.op("mul", b.op("sub", b.op("exp", b.op("div", self, literal(alpha))), 1.0), literal(alpha))
+    return b.op("select", b.op("gt", self, 0.0), self, negative)
+
+
+@lower("aten::selu")
+def aten_selu(b, self):
+    """selu(Tensor self) -> Tensor"""
+    return aten_elu(b, self, 1.6732632423543772848170429916717, 1.0507009873554804934193349852946)
+
+
+@lower("aten::logit")
+def aten_logit(b, self, eps=None):
+    """logit(Tensor self, float? eps=None) -> Tensor"""
+    x = self if eps is None else b.op("min", b.op("max", self, literal(eps)), literal(1 - eps))
+    return b.op("log", b.op("div", x, b.op("sub", 1.0, x)))
+
+
+@lower(("aten::hardshrink", "aten::softshrink"))
+def aten_hardshrink(b, self, lambd=0.5):
+    """hardshrink(Tensor self, Scalar lambd=0.5) -> Tensor"""
+    outside = b.op("gt", b.op("abs", self), literal(lambd))
+    zero = b.const(0.0, self.dtype, "zero")
+    if b.node.target.name() == "aten::hardshrink":
+        return b.op("select", outside, self, zero)
+    shrunk = b.op("sub", self, b.op("mul", b.op("sign", self), literal(lambd)))
+    return b.op("select", outside, shrunk, zero)
+
+
+@lower("aten::threshold")
+def aten_threshold(b, self, threshold, value):
+    """threshold(Tensor self, Scalar threshold, Scalar value) -> Tensor"""
+    return b.op("select", b.op("gt", self, literal(threshold)), self, b.const(value, self.dtype, "value"))
+
+
+@lower("aten::atan2")
+def aten_atan2(b, self, other):
+    """atan2(Tensor self, Tensor other) -> Tensor"""
+    y, x = self, other
+    base = b.op("atan", b.op("div", y, x))
+    pi = b.op("select", b.op("ge", y, 0.0), b.const(math.pi, b.out_dtype, "pi"), b.const(-math.pi, b.out_dtype, "pi"))
+    out = b.op("select", b.op("lt", x, 0.0), b.op("add", base, pi), base)
+    both_zero = b.op("and", b.op("eq", x, 0.0), b.op("eq", y, 0.0))
+    return b.op("select", both_zero, b.op("mul", y, 0.0), out)
+
+
+def _floor_div(b, a, c, dtype: str):
+    """a // c rounded toward minus infinity, for float or integer operands."""
+    q = b.op("div", a, c)
+    if dtype.startswith("f"):
+        return b.op("floor", q)
+    # tract's integer division truncates: step down where the remainder's sign differs from the divisor's
+    r = b.op("sub", a, b.op("mul", q, c))
+    zero = _zero(b, r)
+    negative_r = b.op("lt", r, zero)
+    differs = _bool_binary(b, "ne", negative_r, b.op("lt", c, zero)) if hasattr(c, "name") else \
+        (b.op("not", negative_r) if c < 0 else negative_r)
+    fix = b.op("and", b.op("ne", r, zero), differs)
+    return b.op("select", fix, b.op("sub", q, 1.0), q)
+
+
+@lower(("aten::remainder.Tensor", "aten::remainder.Scalar"))
+def aten_remainder(b, self, other):
+    """remainder.Tensor(Tensor self, Tensor other) -> Tensor"""
+    a, c = _operand(self), _operand(other)
+    return b.op("sub", a, b.op("mul", _floor_div(b, a, c, b.out_dtype), c))
+
+
+@lower(("aten::fmod.Tensor", "aten::fmod.Scalar"))
+def aten_fmod(b, self, other):
+    """fmod.Tensor(Tensor self, Tensor other) -> Tensor"""
+    a, c = _operand(self), _operand(other)
+    q = b.op("div", a, c)
+    return b.op("sub", a, b.op("mul", _trunc(b, q) if b.out_dtype.startswith("f") else q, c))
+
+
+@lower(("aten::floor_divide", "aten::floor_divide.Scalar"))
+def aten_floor_divide(b, self, other):
+    """floor_divide(Tensor self, Tensor other) -> Tensor"""
+    return _floor_div(b, _operand(self), _operand(other), b.out_dtype)
+
+
+@lower(("aten::copysign.Tensor", "aten::copysign.Scalar"))
+def aten_copysign(b, self, other):
+    """copysign.Tensor(Tensor self, Tensor other) -> Tensor"""
+    magnitude = b.op("abs", _operand(self))
+    other = _operand(other)
+    if not hasattr(other, "name"):
+        return b.op("neg", magnitude) if other < 0 else magnitude
+    return b.op("select", b.op("lt", other, 0.0), b.op("neg", magnitude), magnitude)
+
+
+@lower(("aten::fmax", "aten::fmin"))
+def aten_fmax(b, self, other):
+    """fmax(Tensor self, Tensor other) -> Tensor"""
+    pick = b.op("max" if b.node.target.name() == "aten::fmax" else "min", self, other)
+    if not b.out_dtype.startswith("f"):
+        return pick
+    b.require("tract_core")
+    pick = b.op("select", b.op("tract_core_is_nan", self), other, pick)
+    return b.op("select", b.op("tract_core_is_nan", other), self, pick)
+
+
+@lower(("aten::logical_xor",))
+def aten_logical_xor(b, self, other):
+    """logical_xor(Tensor self, Tensor other) -> Tensor"""
+    return _bool_binary(b, "ne", b.cast(self, "bool"), b.cast(other, "bool"))
+
+
+@lower(("aten::bitwise_xor.Tensor", "aten::bitwise_xor.Scalar"))
+def aten_bitwise_xor(b, self, other):
+    """bitwise_xor.Tensor(Tensor self, Tensor other) -> Tensor"""
+    if b.out_dtype == "bool":
+        return _bool_binary(b, "ne", self, other)
+    b.require("tract_core")
+    return b.op("tract_core_bitxor", _operand(self), _operand(other))
+
+
+@lower(("aten::bitwise_left_shift.Tensor", "aten::bitwise_left_shift.Tensor_Scalar",
+        "aten::bitwise_right_shift.Tensor", "aten::bitwise_right_shift.Tensor_Scalar"))
+def aten_bitwise_left_shift(b, self, other):
+    """bitwise_left_shift.Tensor(Tensor self, Tensor other) -> Tensor"""
+    b.require("tract_core")
+    op = "tract_shl" if "left" in b.node.target.name() else "tract_shr"
+    other = other if hasattr(other, "name") else b.const(other, self.dtype, "shift")
+    return b.op(op, self, other)
+
+
+@lower(("aten::clamp_min", "aten::clamp_min.Tensor"))
+def aten_clamp_min(b, self, min):
+    """clamp_min(Tensor self, Scalar min) -> Tensor"""
+    return b.op("max", self, _operand(min))
+
+
+@lower(("aten::clamp_max", "aten::clamp_max.Tensor"))
+def aten_clamp_max(b, self, max):
+    """clamp_max(Tensor self, Scalar max) -> Tensor"""
+    return b.op("min", self, _operand(max))
+
+
+@lower("aten::nan_to_num")
+def aten_nan_to_num(b, self, nan=None, posinf=None, neginf=None):
+    """nan_to_num(Tensor self, float? nan=None, float? posinf=None, float? neginf=None) -> Tensor"""
+    if not self.dtype.startswith("f"):
+        return self
+    import numpy as np
+    info = np.finfo(np.float32 if self.dtype == "f32" else np.float16 if self.dtype == "f16" else np.float64)
+    b.require("tract_core")
+    out = b.op("select", b.op("tract_core_is_nan", self), b.const(nan or 0.0, self.dtype, "nan"), self)
+    out = b.op("select", b.op("eq", self, float("inf")),
+               b.const(info.max if posinf is None else posinf, self.dtype, "posinf"), out)
+    return b.op("select", b.op("eq", self, float("-inf")),
+                b.const(info.min if neginf is None else neginf, self.dtype, "neginf"), out)
+
+
+@lower("aten::round.decimals")
+def aten_round_decimals(b, self, decimals=0):
+    """round.decimals(Tensor self, *, int decimals) -> Tensor"""
+    b.require("tract_core")
+    scale = literal(10.0 ** decimals)
+    return b.op("div", b.op("tract_core_round_even", b.op("mul", self, scale)), scale)
+
+
+@lower("aten::hypot")
+def aten_hypot(b, self, other):
+    """hypot(Tensor self, Tensor other) -> Tensor"""
+    return b.op("sqrt", b.op("add", b.op("mul", self, self), b.op("mul", other, other)))

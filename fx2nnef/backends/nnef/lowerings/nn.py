@@ -38,16 +38,28 @@ def aten_linear(b, input, weight, bias=None):
     return b.op("add", out, bias) if bias is not None else out
 
 
-@lower(("aten::matmul", "aten::mm", "aten::bmm"))
+@lower("aten::matmul")
 def aten_matmul(b, self, other):
     """matmul(Tensor self, Tensor other) -> Tensor"""
     return _matmul(b, self, other)
 
 
+@lower(("aten::mm", "aten::bmm"))
+def aten_mm(b, self, mat2):
+    """mm(Tensor self, Tensor mat2) -> Tensor"""
+    return _matmul(b, self, mat2)
+
+
+@lower("aten::baddbmm")
+def aten_baddbmm(b, self, batch1, batch2, beta=1, alpha=1):
+    """baddbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
+    return aten_addmm(b, self, batch1, batch2, beta, alpha)
+
+
 @lower("aten::addmm")
 def aten_addmm(b, self, mat1, mat2, beta=1, alpha=1):
     """addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
-    out = b.op("matmul", mat1, mat2)
+    out = b.op("matmul", mat1, mat2, out_shape=tuple(b.shape_of(b.out)))
     if alpha != 1:
         out = b.op("mul", out, literal(alpha))
     bias = self if beta == 1 else b.op("mul", self, literal(beta))
@@ -151,7 +163,8 @@ def aten_avg_pool2d(b, self, kernel_size, stride=(), padding=0, ceil_mode=False,
     padding = _expand(padding, n)
     pads = _pool_padding(self, kernel, stride, padding, [1] * n, ceil_mode)
     if divisor_override:
-        total = b.op("box", self, size=[1, 1] + kernel, border="constant", padding=pads, stride=[1, 1] + stride)
+        total = b.op("box", self, size=[1, 1] + kernel, border="constant", padding=pads, stride=[1, 1] + stride,
+                     out_shape=b.shape_of(b.out))
         return b.op("div", total, literal(divisor_override))
     ceil_extra = any(p[1] != p[0] for p in pads)
     if count_include_pad and ceil_extra:
@@ -186,3 +199,58 @@ def aten__native_batch_norm_legit_no_training(b, input, weight, bias, running_me
     if bias is not None:
         out = b.op("add", out, channel(bias))
     return out, None, None
+
+
+@lower(("aten::max_pool2d_with_indices", "aten::max_pool3d_with_indices"))
+def aten_max_pool2d_with_indices(b, self, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+    """max_pool2d_with_indices(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)"""
+    if any(user.args[1] == 1 and user.users for user in b.node.users):
+        raise NotImplementedError("max_pool indices (tract's max_pool_with_index numbers elements differently)")
+    return aten_max_pool2d(b, self, kernel_size, stride, padding, dilation, ceil_mode), None
+
+
+@lower("aten::native_layer_norm")
+def aten_native_layer_norm(b, input, normalized_shape, weight, bias, eps):
+    """native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)"""
+    if any(user.args[1] != 0 for user in b.node.users):
+        raise NotImplementedError("native_layer_norm's mean and rstd outputs")
+    return aten_layer_norm(b, input, normalized_shape, weight, bias, eps), None, None
+
+
+@lower("aten::native_group_norm")
+def aten_native_group_norm(b, input, weight, bias, N, C, HxW, group, eps):
+    """native_group_norm(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps) -> (Tensor, Tensor, Tensor)"""
+    if any(user.args[1] != 0 for user in b.node.users):
+        raise NotImplementedError("native_group_norm's mean and rstd outputs")
+    grouped = b.op("reshape", input, shape=[N, group, -1], out_shape=(N, group, C // group * HxW))
+    centered = b.op("sub", grouped, b.op("mean_reduce", grouped, axes=[2]))
+    var = b.op("mean_reduce", b.op("mul", centered, centered), axes=[2])
+    normed = b.op("mul", centered, b.op("rsqrt", b.op("add", var, literal(eps))))
+    out = b.op("reshape", normed, shape=list(input.shape), out_shape=tuple(input.shape))
+    per_channel = [C] + [1] * (input.rank - 2)
+    if weight is not None:
+        out = b.op("mul", out, b.op("reshape", weight, shape=per_channel, out_shape=tuple(per_channel)))
+    if bias is not None:
+        out = b.op("add", out, b.op("reshape", bias, shape=per_channel, out_shape=tuple(per_channel)))
+    return out, None, None
+
+
+def _resize(b, x, sizes, coord: str, interpolator: str, nearest_mode: str = "floor"):
+    b.require("tract_core")
+    return b.op("tract_core_resize", x, sizes=b.const(list(x.shape[:2]) + list(sizes), "i64", "sizes"),
+                coord_transformer=coord, interpolator=interpolator, nearest_mode=nearest_mode)
+
+
+@lower(("aten::upsample_nearest2d.vec", "aten::upsample_nearest1d.vec", "aten::upsample_nearest3d.vec"))
+def aten_upsample_nearest2d(b, input, output_size, scale_factors):
+    """upsample_nearest2d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor"""
+    return _resize(b, input, b.shape_of(b.out)[2:], "asymmetric", "nearest")
+
+
+@lower(("aten::upsample_bilinear2d.vec", "aten::upsample_linear1d.vec", "aten::upsample_trilinear3d.vec",
+        "aten::upsample_bicubic2d.vec"))
+def aten_upsample_bilinear2d(b, input, output_size, align_corners, scale_factors):
+    """upsample_bilinear2d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor"""
+    cubic = "bicubic" in b.node.target.name()
+    return _resize(b, input, b.shape_of(b.out)[2:], "align_corners" if align_corners else "pytorch_half_pixel",
+                   "cubic" if cubic else "linear")

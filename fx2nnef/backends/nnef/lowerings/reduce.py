@@ -1,8 +1,10 @@
 """Reduction lowerings. NNEF reductions keep the reduced axes; `keepdim=False` squeezes them after."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..registry import lower
-from .common import axes
+from .common import axes, axis, literal
 
 
 def _reduce(b, op: str, x, dim, keepdim: bool):
@@ -61,10 +63,12 @@ def aten_all(b, self, dim=None, keepdim=False):
 def _arg_reduce(b, op: str, x, dim, keepdim: bool):
     """Emit argmax/argmin; over all dims (dim=None) the input is flattened first, as in torch."""
     if dim is None:
-        x = b.op("reshape", x, shape=[-1])
+        x = b.op("reshape", x, shape=[-1], out_shape=(int(np.prod(x.shape)),))
         dim, keepdim = 0, keepdim
         out = _reduce(b, op, x, dim, False)
         return b.op("reshape", out, shape=[1] * len(b.out.shape)) if keepdim else out
+    if x.rank == 0:
+        return b.const(0, "i64", "index")
     return _reduce(b, op, x, dim, keepdim)
 
 
@@ -84,6 +88,95 @@ def aten_argmin(b, self, dim=None, keepdim=False):
 def aten_max_dim(b, self, dim, keepdim=False):
     """max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)"""
     is_max = b.node.target.name() == "aten::max.dim"
+    if self.rank == 0:
+        return self, b.const(0, "i64", "index")
     values = _reduce(b, "max_reduce" if is_max else "min_reduce", self, dim, keepdim)
     indices = _reduce(b, "argmax_reduce" if is_max else "argmin_reduce", self, dim, keepdim)
     return values, indices
+
+
+@lower(("aten::max", "aten::min"))
+def aten_max(b, self):
+    """max(Tensor self) -> Tensor"""
+    return _reduce(b, "max_reduce" if b.node.target.name() == "aten::max" else "min_reduce", self, None, False)
+
+
+def _variance(b, x, dim, correction, keepdim: bool):
+    """Return (var, mean) over dims with torch's correction (divide by N - correction)."""
+    if x.rank == 0:
+        count = 1
+        mean = x
+        centered = b.op("sub", x, x)
+        total = b.op("mul", centered, centered)
+    else:
+        ax = axes(dim, x.rank)
+        count = 1
+        for a in ax:
+            count *= x.shape[a]
+        mean = b.op("mean_reduce", x, axes=ax)
+        centered = b.op("sub", x, mean)
+        total = b.op("sum_reduce", b.op("mul", centered, centered), axes=ax)
+        if not keepdim:
+            total, mean = b.op("squeeze", total, axes=ax), b.op("squeeze", mean, axes=ax)
+    correction = 1 if correction is None else correction
+    divisor = max(count - correction, 0)
+    var = b.op("div", total, literal(divisor)) if divisor else b.op("div", total, 0.0)
+    return var, mean
+
+
+@lower(("aten::var.correction", "aten::var.dim", "aten::var"))
+def aten_var(b, self, dim=None, correction=None, keepdim=False, unbiased=True):
+    """var.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> Tensor"""
+    if b.node.target.name() != "aten::var.correction":
+        correction = 1 if unbiased else 0
+    return _variance(b, self, dim, correction, keepdim)[0]
+
+
+@lower("aten::var_mean.correction")
+def aten_var_mean(b, self, dim=None, correction=None, keepdim=False):
+    """var_mean.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> (Tensor, Tensor)"""
+    return _variance(b, self, dim, correction, keepdim)
+
+
+@lower(("aten::std.correction",))
+def aten_std(b, self, dim=None, correction=None, keepdim=False):
+    """std.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> Tensor"""
+    return b.op("sqrt", _variance(b, self, dim, correction, keepdim)[0])
+
+
+@lower("aten::logsumexp")
+def aten_logsumexp(b, self, dim, keepdim=False):
+    """logsumexp(Tensor self, int[1] dim, bool keepdim=False) -> Tensor"""
+    x = b.cast(self, b.out_dtype)
+    if x.rank == 0:
+        return x
+    ax = axes(dim, x.rank)
+    top = b.op("max_reduce", x, axes=ax)
+    b.require("tract_core")
+    safe = b.op("select", b.op("tract_core_is_inf", top, detect_positive=True, detect_negative=True,
+                                out_dtype="bool", out_shape=top.shape), b.const(0.0, x.dtype, "zero"), top)
+    total = b.op("sum_reduce", b.op("exp", b.op("sub", x, safe)), axes=ax)
+    out = b.op("add", b.op("log", total), safe)
+    return out if keepdim else b.op("squeeze", out, axes=ax)
+
+
+@lower("aten::linalg_vector_norm")
+def aten_linalg_vector_norm(b, self, ord=2, dim=None, keepdim=False, dtype=None):
+    """linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor"""
+    x = b.cast(self, b.out_dtype)
+    if x.rank == 0:
+        x = b.op("reshape", x, shape=[1], out_shape=(1,))
+        dim, keepdim = None, False
+    magnitude = b.op("abs", x)
+    if ord == float("inf"):
+        return _reduce(b, "max_reduce", magnitude, dim, keepdim)
+    if ord == float("-inf"):
+        return _reduce(b, "min_reduce", magnitude, dim, keepdim)
+    if ord == 0:
+        return _reduce(b, "sum_reduce", b.cast(b.op("ne", x, 0.0), x.dtype), dim, keepdim)
+    if ord == 1:
+        return _reduce(b, "sum_reduce", magnitude, dim, keepdim)
+    if ord == 2:
+        return b.op("sqrt", _reduce(b, "sum_reduce", b.op("mul", x, x), dim, keepdim))
+    total = _reduce(b, "sum_reduce", b.op("pow", magnitude, literal(ord)), dim, keepdim)
+    return b.op("pow", total, literal(1 / ord))

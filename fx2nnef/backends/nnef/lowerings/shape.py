@@ -56,6 +56,8 @@ def aten_unsqueeze(b, self, dim):
 @lower(("aten::squeeze", "aten::squeeze.dim", "aten::squeeze.dims", "aten::squeeze_copy.dims"))
 def aten_squeeze(b, self, dim=None):
     """squeeze.dims(Tensor(a) self, int[] dim) -> Tensor(a)"""
+    if isinstance(dim, (list, tuple)) and not dim:
+        return self
     unit = [a for a in axes(dim, self.rank) if self.shape[a] == 1]
     return b.op("squeeze", self, axes=unit) if unit else self
 
@@ -158,6 +160,10 @@ def _gather(b, x, indices, dim: int):
 @lower("aten::index_select")
 def aten_index_select(b, self, dim, index):
     """index_select(Tensor self, int dim, Tensor index) -> Tensor"""
+    if self.rank == 0:  # torch treats a 0-d tensor as 1-d here
+        self = b.op("reshape", self, shape=[1], out_shape=(1,))
+        index = b.op("reshape", index, shape=[-1], out_shape=(1,))
+        return b.op("squeeze", _gather(b, self, index, 0), axes=[0])
     return _gather(b, self, index, axis(dim, self.rank))
 
 
@@ -165,6 +171,9 @@ def aten_index_select(b, self, dim, index):
 def aten_gather(b, self, dim, index, sparse_grad=False):
     """gather(Tensor self, int dim, Tensor index, *, bool sparse_grad=False) -> Tensor"""
     b.require("tract_core")
+    if self.rank == 0:
+        return b.op("squeeze", b.op("tract_core_gather_elements", b.op("reshape", self, shape=[1], out_shape=(1,)),
+                                    b.op("reshape", index, shape=[1], out_shape=(1,)), axis=0), axes=[0])
     return b.op("tract_core_gather_elements", self, index, axis=axis(dim, self.rank))
 
 
@@ -211,3 +220,11 @@ def aten_index(b, self, indices):
         perm = list(range(k, k + first)) + list(range(k)) + list(range(k + first, len(out_shape)))
         out = b.op("transpose", out, axes=perm)
     return out
+
+
+@lower("aten::narrow_copy")
+def aten_narrow_copy(b, self, dim, start, length):
+    """narrow_copy(Tensor self, int dim, SymInt start, SymInt length) -> Tensor"""
+    d = axis(dim, self.rank)
+    begin = _bound(start, self.shape[d], 0)
+    return aten_slice(b, self, d, begin, begin + length)

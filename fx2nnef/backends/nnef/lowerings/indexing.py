@@ -1,0 +1,258 @@
+"""Indexing and layout lowerings: flips, tiles, pads, splits, diagonals, triangles, sorts, scatters.
+
+Index constants are computed at export time from static shapes; tract's gather/scatter ops do the work.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import lower
+from .common import axes, axis, literal
+
+
+def _gather(b, x, index: np.ndarray, dim: int):
+    """Take the entries `index` (a constant) of x along dim."""
+    b.require("tract_core")
+    return b.op("tract_core_gather", x, b.const(index, "i64", "index"), axis=dim)
+
+
+@lower("aten::flip")
+def aten_flip(b, self, dims):
+    """flip(Tensor self, int[] dims) -> Tensor"""
+    out = self
+    for d in axes(dims, self.rank) if dims else []:
+        if self.shape[d] > 1:
+            out = _gather(b, out, np.arange(self.shape[d] - 1, -1, -1), d)
+    return out
+
+
+@lower("aten::roll")
+def aten_roll(b, self, shifts, dims=()):
+    """roll(Tensor self, SymInt[1] shifts, int[1] dims=[]) -> Tensor"""
+    if not dims:
+        flat = b.op("reshape", self, shape=[-1])
+        n = int(np.prod(self.shape))
+        rolled = _gather(b, flat, (np.arange(n) - shifts[0]) % max(n, 1), 0) if n else flat
+        return b.op("reshape", rolled, shape=list(self.shape))
+    out = self
+    for shift, d in zip(shifts, dims):
+        d = axis(d, self.rank)
+        n = self.shape[d]
+        if n and shift % n:
+            out = _gather(b, out, (np.arange(n) - shift) % n, d)
+    return out
+
+
+@lower("aten::repeat")
+def aten_repeat(b, self, repeats):
+    """repeat(Tensor self, SymInt[] repeats) -> Tensor"""
+    x = self
+    if len(repeats) > x.rank:
+        x = b.op("unsqueeze", x, axes=list(range(len(repeats) - x.rank)))
+    if all(r == 1 for r in repeats):
+        return x
+    return b.op("tile", x, repeats=list(repeats))
+
+
+def _pad(b, x, pad, border: str, value=0.0):
+    """Pad x with torch's pad list (last dim first, (before, after) pairs); negative pads crop."""
+    pairs = [(0, 0)] * x.rank
+    for i in range(len(pad) // 2):
+        pairs[x.rank - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    crops = [(a, max(-lo, 0), max(-hi, 0)) for a, (lo, hi) in enumerate(pairs) if lo < 0 or hi < 0]
+    if crops:
+        x = b.op("slice", x, axes=[a for a, _, _ in crops], begin=[lo for _, lo, _ in crops],
+                 end=[x.shape[a] - hi for a, _, hi in crops])
+    pairs = [(max(lo, 0), max(hi, 0)) for lo, hi in pairs]
+    if all(p == (0, 0) for p in pairs):
+        return x
+    return b.op("pad", x, padding=pairs, border=border, value=literal(value))
+
+
+@lower("aten::constant_pad_nd")
+def aten_constant_pad_nd(b, self, pad, value=0):
+    """constant_pad_nd(Tensor self, SymInt[] pad, Scalar value=0) -> Tensor"""
+    return _pad(b, self, list(pad), "constant", value)
+
+
+@lower(("aten::reflection_pad1d", "aten::reflection_pad2d", "aten::reflection_pad3d"))
+def aten_reflection_pad2d(b, self, padding):
+    """reflection_pad2d(Tensor self, SymInt[4] padding) -> Tensor"""
+    return _pad(b, self, list(padding), "reflect")
+
+
+@lower(("aten::replication_pad1d", "aten::replication_pad2d", "aten::replication_pad3d"))
+def aten_replication_pad2d(b, self, padding):
+    """replication_pad2d(Tensor self, SymInt[4] padding) -> Tensor"""
+    return _pad(b, self, list(padding), "replicated")
+
+
+@lower(("aten::tril", "aten::triu"))
+def aten_tril(b, self, diagonal=0):
+    """tril(Tensor self, int diagonal=0) -> Tensor"""
+    b.require("tract_core")
+    upper = b.node.target.name() == "aten::triu"
+    return b.op("tract_core_trilu", self, b.const(diagonal, "i64", "k"), upper=upper)
+
+
+@lower(("aten::split_with_sizes", "aten::split.Tensor", "aten::split_with_sizes_copy", "aten::split_copy.Tensor"))
+def aten_split_with_sizes(b, self, split_sizes=None, dim=0, split_size=None):
+    """split_with_sizes(Tensor(a -> *) self, SymInt[] split_sizes, int dim=0) -> Tensor(a)[]"""
+    d = axis(dim, self.rank)
+    n = self.shape[d]
+    if split_sizes is None:
+        split_sizes = [min(split_size, n - i) for i in range(0, n, split_size)] if split_size else [n]
+    parts, start = [], 0
+    for size in split_sizes:
+        if start == 0 and size == n:
+            parts.append(self)
+        else:
+            parts.append(b.op("slice", self, axes=[d], begin=[start], end=[start + size]))
+        start += size
+    return parts
+
+
+@lower(("aten::unbind.int", "aten::unbind_copy.int"))
+def aten_unbind(b, self, dim=0):
+    """unbind.int(Tensor(a -> *) self, int dim=0) -> Tensor(a)[]"""
+    d = axis(dim, self.rank)
+    return [b.op("squeeze", b.op("slice", self, axes=[d], begin=[i], end=[i + 1]), axes=[d])
+            for i in range(self.shape[d])]
+
+
+@lower(("aten::diagonal", "aten::diagonal_copy"))
+def aten_diagonal(b, self, offset=0, dim1=0, dim2=1):
+    """diagonal(Tensor(a) self, int offset=0, int dim1=0, int dim2=1) -> Tensor(a)"""
+    d1, d2 = axis(dim1, self.rank), axis(dim2, self.rank)
+    rest = [a for a in range(self.rank) if a not in (d1, d2)]
+    x = b.op("transpose", self, axes=[d1, d2] + rest)
+    rows = np.arange(self.shape[d1])
+    cols = rows + offset
+    keep = (cols >= 0) & (cols < self.shape[d2])
+    index = np.stack([rows[keep], cols[keep]], axis=-1).reshape(-1, 2)
+    if index.shape[0] == 0 or 0 in self.shape:
+        raise NotImplementedError("an empty diagonal")
+    b.require("tract_core")
+    out = b.op("tract_core_gather_nd", x, b.const(index, "i64", "diagonal"), batch_dims=0)
+    perm = list(range(1, len(rest) + 1)) + [0]
+    return b.op("transpose", out, axes=perm) if rest else out
+
+
+def _topk(b, x, k: int, dim: int, largest: bool):
+    b.require("tract_core")
+    if x.rank == 0:
+        return x, b.const(0, "i64", "index")
+    values, indices = b.op("tract_core_topk", x, b.const(k, "i64", "k"), axis=axis(dim, x.rank),
+                           largest=largest, outputs=2)
+    return values, indices
+
+
+@lower("aten::topk")
+def aten_topk(b, self, k, dim=-1, largest=True, sorted=True):
+    """topk(Tensor self, SymInt k, int dim=-1, bool largest=True, bool sorted=True) -> (Tensor values, Tensor indices)"""
+    return _topk(b, self, k, dim, largest)
+
+
+@lower(("aten::sort", "aten::sort.stable"))
+def aten_sort(b, self, dim=-1, descending=False, stable=False):
+    """sort(Tensor self, int dim=-1, bool descending=False) -> (Tensor values, Tensor indices)"""
+    n = self.shape[axis(dim, self.rank)] if self.rank else 1
+    return _topk(b, self, n, dim, bool(descending))
+
+
+def _scatter(b, self, dim, index, src, reduction: str):
+    b.require("tract_core")
+    if self.rank == 0:
+        return src if reduction == "none" else b.op({"add": "add", "mul": "mul", "min": "min", "max": "max"}[reduction],
+                                                     self, src)
+    if not hasattr(src, "name"):
+        src = b.op("tract_core_broadcast", b.const(src, self.dtype, "value"), shape=list(index.shape))
+    elif tuple(src.shape) != tuple(index.shape):
+        src = b.op("slice", src, axes=list(range(src.rank)), begin=[0] * src.rank, end=list(index.shape))
+    return b.op("tract_core_scatter_elements", self, b.cast(index, "i64"), src, axis=axis(dim, self.rank),
+                reduction=reduction)
+
+
+@lower(("aten::scatter.src", "aten::scatter.value"))
+def aten_scatter(b, self, dim, index, src=None, value=None):
+    """scatter.src(Tensor self, int dim, Tensor index, Tensor src) -> Tensor"""
+    return _scatter(b, self, dim, index, src if src is not None else value, "none")
+
+
+@lower(("aten::scatter.reduce", "aten::scatter.value_reduce"))
+def aten_scatter_reduce_old(b, self, dim, index, src=None, value=None, reduce="add"):
+    """scatter.reduce(Tensor self, int dim, Tensor index, Tensor src, *, str reduce) -> Tensor"""
+    return _scatter(b, self, dim, index, src if src is not None else value, {"add": "add", "multiply": "mul"}[reduce])
+
+
+@lower("aten::scatter_add")
+def aten_scatter_add(b, self, dim, index, src):
+    """scatter_add(Tensor self, int dim, Tensor index, Tensor src) -> Tensor"""
+    return _scatter(b, self, dim, index, src, "add")
+
+
+@lower("aten::scatter_reduce.two")
+def aten_scatter_reduce(b, self, dim, index, src, reduce, include_self=True):
+    """scatter_reduce.two(Tensor self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor"""
+    reductions = {"sum": "add", "prod": "mul", "amax": "max", "amin": "min"}
+    if reduce not in reductions or not include_self:
+        raise NotImplementedError(f"scatter_reduce(reduce={reduce!r}, include_self={include_self}): tract's "
+                                  "scatter_elements has reductions none/add/mul/min/max including self only")
+    return _scatter(b, self, dim, index, src, reductions[reduce])
+
+
+@lower("aten::index_put")
+def aten_index_put(b, self, indices, values, accumulate=False):
+    """index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor"""
+    used = [i for i, t in enumerate(indices) if t is not None]
+    if len(used) == 1 and indices[used[0]].dtype == "bool" and used == [0] \
+            and tuple(indices[0].shape) == tuple(self.shape[:indices[0].rank]) and int(np.prod(values.shape)) == 1:
+        mask = indices[0]
+        if mask.rank < self.rank:
+            mask = b.op("unsqueeze", mask, axes=list(range(mask.rank, self.rank)))
+        fill = b.op("squeeze", values, axes=list(range(values.rank))) if values.rank else values
+        return b.op("select", mask, b.op("add", self, fill) if accumulate else fill, self)
+    if used != list(range(len(used))) or any(indices[i].dtype == "bool" for i in used):
+        raise NotImplementedError("index_put with boolean or non-leading indices")
+    b.require("tract_core")
+    index_shape = list(b.shape_of(b.node.args[1][used[0]].meta["val"]))
+    for i in used[1:]:
+        other = list(b.shape_of(b.node.args[1][i].meta["val"]))
+        index_shape = list(np.broadcast_shapes(tuple(index_shape), tuple(other)))
+    parts = [b.op("unsqueeze", b.op("tract_core_broadcast", b.cast(indices[i], "i64"), shape=index_shape),
+                  axes=[len(index_shape)]) for i in used]
+    stacked = parts[0] if len(parts) == 1 else b.op("concat", parts, axis=len(index_shape))
+    update_shape = index_shape + list(self.shape[len(used):])
+    updates = b.op("tract_core_broadcast", values, shape=update_shape) if tuple(values.shape) != tuple(update_shape) \
+        else values
+    return b.op("tract_core_scatter_nd", self, stacked, updates, reduction="add" if accumulate else "none")
+
+
+@lower("aten::unfold")
+def aten_unfold(b, self, dimension, size, step):
+    """unfold(Tensor(a) self, int dimension, int size, int step) -> Tensor(a)"""
+    if self.rank == 0:
+        return b.op("unsqueeze", self, axes=[0])
+    d = axis(dimension, self.rank)
+    windows = (self.shape[d] - size) // step + 1
+    index = np.arange(windows)[:, None] * step + np.arange(size)[None, :]
+    taken = _gather(b, self, index, d)  # [..., windows, size, ...]
+    perm = [a for a in range(self.rank + 1) if a != d + 1] + [d + 1]
+    return b.op("transpose", taken, axes=perm)
+
+
+@lower("aten::slice_scatter")
+def aten_slice_scatter(b, self, src, dim=0, start=None, end=None, step=1):
+    """slice_scatter(Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor"""
+    d = axis(dim, self.rank)
+    n = self.shape[d]
+    begin = 0 if start is None else (start + n if start < 0 else min(start, n))
+    positions = begin + np.arange(src.shape[d]) * step
+    if src.shape[d] == 0:
+        return self
+    shape = [1] * self.rank
+    shape[d] = len(positions)
+    index = np.broadcast_to(positions.reshape(shape), tuple(src.shape))
+    b.require("tract_core")
+    return b.op("tract_core_scatter_elements", self, b.const(np.ascontiguousarray(index), "i64", "positions"), src,
+                axis=d, reduction="none")

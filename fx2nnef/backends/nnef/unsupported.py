@@ -1,0 +1,48 @@
+"""ATen ops that NNEF + tract cannot express, with the reason an export that meets them fails."""
+from __future__ import annotations
+
+RANDOM = "random sampling: tract has no seeded random generator matching PyTorch's"
+DATA_SHAPE = "data-dependent output shape (NNEF shapes are known before the data)"
+LINALG = "linear-algebra factorization/solver: no NNEF or tract operator (iterative, pivoting)"
+COMPLEX = "complex numbers: tract has no complex dtype"
+NO_CLOSED_FORM = "special function with no closed form in NNEF's elementwise ops"
+SPARSE = "sparse tensors have no NNEF representation"
+
+NOT_EXPRESSIBLE: dict[str, str] = {
+    **{f"aten::{op}": RANDOM for op in (
+        "rand", "randn", "randint", "randint.low", "randperm", "rand_like", "randn_like", "randint_like",
+        "randint_like.low_dtype", "bernoulli", "bernoulli.p", "multinomial", "normal.Tensor_Tensor",
+        "normal.Tensor_float", "normal.float_Tensor", "normal_functional", "uniform", "exponential", "cauchy",
+        "geometric", "log_normal", "native_dropout", "poisson", "_standard_gamma", "binomial",
+        "rrelu_with_noise", "rrelu_with_noise_functional")},
+    **{f"aten::{op}": DATA_SHAPE for op in (
+        "nonzero", "nonzero_static", "masked_select", "unique_consecutive", "unique_dim", "_unique2",
+        "unique_dim_consecutive", "bincount", "histc", "histogram.bin_ct", "repeat_interleave.Tensor",
+        "_local_scalar_dense", "argwhere")},
+    **{f"aten::{op}": LINALG for op in (
+        "linalg_cholesky_ex", "cholesky", "cholesky_inverse", "cholesky_solve", "linalg_lu_factor_ex",
+        "linalg_lu", "linalg_lu_solve", "lu_unpack", "linalg_qr", "geqrf", "ormqr", "linalg_householder_product",
+        "linalg_eigh", "_linalg_eigh", "linalg_eig", "_linalg_svd", "linalg_svd", "linalg_solve_triangular",
+        "_linalg_solve_ex", "linalg_inv_ex", "_linalg_det", "_linalg_slogdet", "linalg_ldl_factor_ex",
+        "linalg_ldl_solve", "linalg_matrix_exp", "triangular_solve", "linalg_pinv", "_linalg_check_errors",
+        "linalg_lstsq", "linalg_eigvals", "_linalg_eigvals", "logdet", "linalg_eigvalsh")},
+    **{f"aten::{op}": COMPLEX for op in (
+        "_fft_r2c", "_fft_c2r", "_fft_c2c", "view_as_complex", "view_as_real", "complex", "polar", "angle")},
+    **{f"aten::{op}": NO_CLOSED_FORM for op in (
+        "lgamma", "digamma", "polygamma", "mvlgamma", "erfinv", "i0", "special_i0e", "special_i1", "special_i1e",
+        "special_ndtri", "special_log_ndtr", "igamma", "igammac", "special_zeta", "special_bessel_j0",
+        "special_bessel_j1", "special_bessel_y0", "special_bessel_y1", "special_modified_bessel_i0",
+        "special_modified_bessel_i1", "special_modified_bessel_k0", "special_modified_bessel_k1",
+        "special_scaled_modified_bessel_k0", "special_scaled_modified_bessel_k1",
+        "special_spherical_bessel_j0", "special_airy_ai", "special_entr", "special_erfcx")},
+    **{f"aten::{op}": SPARSE for op in ("sparse_sampled_addmm", "_sparse_mm_reduce_impl", "to_sparse")},
+    "aten::median": "median needs a sort with a data-dependent pick; use topk/kthvalue when k is known",
+    "aten::nanmedian": "NaN-aware median: tract has no NaN-skipping sort",
+    "aten::frexp.Tensor": "frexp reads the float's bit layout: tract has no bitcast",
+    "aten::_cdist_forward": "cdist's p-norm kernel has no tract operator (x @ y.T expansions differ in precision)",
+}
+
+
+def reason(op: str) -> str | None:
+    """Return why `op` cannot be expressed in NNEF + tract, or None if it is not known to be impossible."""
+    return NOT_EXPRESSIBLE.get(op)

@@ -1,0 +1,147 @@
+"""The declarative table of OpInfo entries the default test run checks, and per-op sweep settings.
+
+Each key is an OpInfo full name (`name` or `name.variant_test_name` from op_db). `lowering` names the
+ATen op whose lowering the entry exercises; `tolerance` maps a dtype to (atol, rtol) where the default
+abs 1e-4 + rel 1e-4 is too tight (with the reason in `notes`); `xfail`/`skip` give the reason an entry is
+expected to fail (prefer xfail: it shows when the op starts passing); `dtypes` are the dtypes the
+default run checks (the full sweep in benchmarks/opinfo_coverage.py runs float32 on every op_db entry).
+Importing this module checks every key against op_db, so a renamed OpInfo fails loudly.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+F32, I64, BOOL = torch.float32, torch.int64, torch.bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """How the default run checks one OpInfo entry."""
+
+    lowering: str
+    dtypes: tuple[torch.dtype, ...] = (F32,)
+    tolerance: dict = dataclasses.field(default_factory=dict)
+    xfail: str | None = None
+    skip: str | None = None
+    notes: str = ""
+
+
+def _ints(lowering: str, **kw) -> Spec:
+    """An entry checked in float32, int64 and bool (where the op supports them)."""
+    return Spec(lowering, (F32, I64, BOOL), **kw)
+
+
+TABLE: dict[str, Spec] = {
+    # element-wise maths and comparisons
+    "abs": _ints("aten::abs"),
+    "neg": Spec("aten::neg", (F32, I64)),
+    "exp": Spec("aten::exp"),
+    "log": Spec("aten::log"),
+    "log2": Spec("aten::log2"),
+    "sqrt": Spec("aten::sqrt"),
+    "rsqrt": Spec("aten::rsqrt"),
+    "sin": Spec("aten::sin"),
+    "atan2": Spec("aten::atan2"),
+    "sigmoid": Spec("aten::sigmoid"),
+    "tanh": Spec("aten::tanh"),
+    "erf": Spec("aten::erf"),
+    "trunc": Spec("aten::trunc"),
+    "round": Spec("aten::round"),
+    "add": _ints("aten::add.Tensor"),
+    "sub": Spec("aten::sub.Tensor", (F32, I64)),
+    "mul": _ints("aten::mul.Tensor"),
+    "div.no_rounding_mode": Spec("aten::div.Tensor"),
+    "div.floor_rounding": Spec("aten::div.Tensor_mode", (F32, I64)),
+    "remainder": Spec("aten::remainder.Tensor", (F32, I64)),
+    "fmod": Spec("aten::fmod.Tensor", (F32, I64)),
+    "pow": Spec("aten::pow.Tensor_Tensor"),
+    "maximum": _ints("aten::maximum"),
+    "clamp": Spec("aten::clamp", (F32, I64)),
+    "eq": _ints("aten::eq.Tensor"),
+    "lt": Spec("aten::lt.Tensor", (F32, I64)),
+    "logical_and": _ints("aten::logical_and"),
+    "logical_xor": _ints("aten::logical_xor"),
+    "bitwise_xor": Spec("aten::bitwise_xor.Tensor", (I64, BOOL)),
+    "where": _ints("aten::where.self"),
+    "isinf": Spec("aten::isinf"),
+    "nn.functional.gelu": Spec("aten::gelu"),
+    "nn.functional.silu": Spec("aten::silu"),
+    "nn.functional.elu": Spec("aten::elu"),
+    "nn.functional.hardswish": Spec("aten::hardswish"),
+    "nn.functional.softplus": Spec("aten::softplus"),
+    "nn.functional.mish": Spec("aten::mish"),
+    # reductions
+    "sum": Spec("aten::sum.dim_IntList", (F32, I64)),
+    "mean": Spec("aten::mean.dim"),
+    "prod": Spec("aten::prod.dim_int"),
+    "amax": Spec("aten::amax", (F32, I64)),
+    "argmax": Spec("aten::argmax", (F32, I64)),
+    "var": Spec("aten::var.correction"),
+    "std": Spec("aten::std.correction"),
+    "logsumexp": Spec("aten::logsumexp"),
+    "cumsum": Spec("aten::cumsum"),
+    "any": _ints("aten::any.dims"),
+    "max.reduction_with_dim": Spec("aten::max.dim"),
+    "linalg.vector_norm": Spec("aten::linalg_vector_norm"),
+    # indexing
+    "gather": Spec("aten::gather"),
+    "index_select": Spec("aten::index_select", (F32, I64)),
+    "take_along_dim": Spec("aten::gather"),
+    "scatter": Spec("aten::scatter.src"),
+    "scatter_add": Spec("aten::scatter_add"),
+    "index_put": Spec("aten::index_put"),
+    "masked_fill": Spec("aten::masked_fill.Scalar"),
+    "narrow": Spec("aten::slice.Tensor"),
+    "select": Spec("aten::select.int"),
+    "topk": Spec("aten::topk"),
+    # shape
+    "flip": Spec("aten::flip", (F32, I64, BOOL)),
+    "roll": Spec("aten::roll"),
+    "repeat": Spec("aten::repeat"),
+    "tril": Spec("aten::tril"),
+    "split": Spec("aten::split_with_sizes"),
+    "chunk": Spec("aten::split_with_sizes"),
+    "stack": Spec("aten::stack"),
+    "cat": _ints("aten::cat"),
+    "permute": Spec("aten::permute"),
+    "diagonal": Spec("aten::diagonal"),
+    "nn.functional.pad.constant": Spec("aten::constant_pad_nd"),
+    "nn.functional.pad.reflect": Spec("aten::reflection_pad2d"),
+    "nn.functional.pad.replicate": Spec("aten::replication_pad2d"),
+    # nn
+    "nn.functional.conv2d": Spec("aten::convolution", tolerance={F32: (1e-4, 1e-3)},
+                                 notes="accumulation order differs from oneDNN's"),
+    "nn.functional.linear": Spec("aten::linear"),
+    "nn.functional.layer_norm": Spec("aten::layer_norm"),
+    "nn.functional.group_norm": Spec("aten::native_group_norm"),
+    "softmax": Spec("aten::_softmax"),
+    "log_softmax": Spec("aten::_log_softmax"),
+    "nn.functional.embedding": Spec("aten::embedding"),
+    "nn.functional.max_pool2d": Spec("aten::max_pool2d_with_indices"),
+    "nn.functional.interpolate.nearest": Spec("aten::upsample_nearest2d.vec"),
+    # matmul family
+    "matmul": Spec("aten::matmul"),
+    "bmm": Spec("aten::bmm"),
+    "baddbmm": Spec("aten::baddbmm"),
+    "addmm": Spec("aten::addmm"),
+    "einsum": Spec("aten::bmm"),
+    # creation
+    "full_like": Spec("aten::full_like"),
+    "zeros_like": Spec("aten::zeros_like"),
+    "arange": Spec("aten::arange.start_step"),
+    # not expressible: must fail at export, with the reason
+    "nonzero": Spec("aten::nonzero", xfail="data-dependent output shape"),
+}
+
+
+def _check_names() -> None:
+    """Raise if a table key is not an OpInfo full name in op_db."""
+    from opinfo_harness import op_db
+    unknown = sorted(set(TABLE) - set(op_db()))
+    if unknown:
+        raise ValueError(f"opinfo_table names not in op_db: {', '.join(unknown)}")
+
+
+_check_names()
