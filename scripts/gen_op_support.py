@@ -58,7 +58,9 @@ def rows() -> list[tuple[str, str, str]]:
         if target not in table and aten_op_exists(target):
             table[target] = ("not expressible", why)
     for target in core - table.keys():
-        if target in decomposed:
+        if target.startswith("aten::sym_"):
+            table[target] = ("folded", "a size query: evaluated into static or symbolic dims, never lowered")
+        elif target in decomposed:
             table[target] = ("decomposed", "rewritten by torch's decomposition table into lowered ops")
         else:
             table[target] = ("unsupported", "no lowering yet")
@@ -81,8 +83,8 @@ def render() -> str:
         "every op NNEF + tract cannot express (an export that meets one fails with the reason below).",
         "",
         "Statuses: **lowered** (fx2nnef emits NNEF for it), **decomposed** (torch rewrites it into lowered",
-        "ops before lowering), **not expressible** (fails at export with the reason), **unsupported**",
-        "(fails at export; no lowering yet).",
+        "ops before lowering), **folded** (evaluated at export time), **not expressible** (fails at export",
+        "with the reason), **unsupported** (fails at export; no lowering yet).",
         "",
         "Summary: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items())),
         "",

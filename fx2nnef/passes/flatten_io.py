@@ -8,12 +8,12 @@ from typing import Sequence
 import torch
 import torch.utils._pytree as pytree
 from torch.export import ExportedProgram
-from torch.export.graph_signature import ExportGraphSignature, InputKind
+from torch.export.graph_signature import ExportGraphSignature, InputKind, OutputKind
 
 from ..backends.nnef.graph import IDENTIFIER
 from ..compiler.pass_base import Pass, PassResult
 from ..compiler.program import INPUT_NAME, OUTPUT_NAMES, output_node, placeholders, replace
-from ..errors import ExportInputError
+from ..errors import ExportInputError, UnsupportedOpError
 
 
 def key_path(path: Sequence) -> str:
@@ -84,6 +84,10 @@ class FlattenIOPass(Pass):
 
         out = output_node(program)
         values, out_specs = list(out.args[0]), program.graph_signature.output_specs
+        mutated = [spec.target for spec in out_specs if spec.kind == OutputKind.USER_INPUT_MUTATION]
+        if mutated:
+            raise UnsupportedOpError(f"the model writes into its input(s) {', '.join(mutated)} in place: an NNEF graph "
+                                     "cannot mutate its inputs; return a new tensor instead")
         paths = leaf_paths(program.call_spec.out_spec)
         keep = [i for i, v in enumerate(values)
                 if isinstance(v, torch.fx.Node) and isinstance(v.meta.get("val"), torch.Tensor)]

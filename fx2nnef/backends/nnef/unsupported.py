@@ -7,6 +7,8 @@ LINALG = "linear-algebra factorization/solver: no NNEF or tract operator (iterat
 COMPLEX = "complex numbers: tract has no complex dtype"
 NO_CLOSED_FORM = "special function with no closed form in NNEF's elementwise ops"
 SPARSE = "sparse tensors have no NNEF representation"
+TRAINING = "gradient (backward) op: fx2nnef exports inference graphs"
+STRIDES = "reads or writes raw memory strides, which NNEF tensors do not have"
 
 NOT_EXPRESSIBLE: dict[str, str] = {
     **{f"aten::{op}": RANDOM for op in (
@@ -27,7 +29,7 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "linalg_ldl_solve", "linalg_matrix_exp", "triangular_solve", "linalg_pinv", "_linalg_check_errors",
         "linalg_lstsq", "linalg_eigvals", "_linalg_eigvals", "logdet", "linalg_eigvalsh")},
     **{f"aten::{op}": COMPLEX for op in (
-        "_fft_r2c", "_fft_c2r", "_fft_c2c", "view_as_complex", "view_as_real", "complex", "polar", "angle")},
+        "_fft_r2c", "_fft_c2r", "_fft_c2c", "view_as_complex", "view_as_real", "complex", "polar")},
     **{f"aten::{op}": NO_CLOSED_FORM for op in (
         "lgamma", "digamma", "polygamma", "mvlgamma", "erfinv", "i0", "special_i0e", "special_i1", "special_i1e",
         "special_ndtri", "special_log_ndtr", "igamma", "igammac", "special_zeta", "special_bessel_j0",
@@ -36,9 +38,19 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "special_scaled_modified_bessel_k0", "special_scaled_modified_bessel_k1",
         "special_spherical_bessel_j0", "special_airy_ai", "special_entr", "special_erfcx")},
     **{f"aten::{op}": SPARSE for op in ("sparse_sampled_addmm", "_sparse_mm_reduce_impl", "to_sparse")},
+    **{f"aten::{op}": TRAINING for op in (
+        "_adaptive_avg_pool2d_backward", "avg_pool2d_backward", "convolution_backward", "embedding_dense_backward",
+        "max_pool2d_with_indices_backward", "native_group_norm_backward", "native_layer_norm_backward")},
+    **{f"aten::{op}": STRIDES for op in ("sym_storage_offset", "as_strided_scatter")},
+    "aten::atan2.out": "out= variant: torch.export functionalizes it to aten::atan2, which is lowered",
     "aten::median": "median needs a sort with a data-dependent pick; use topk/kthvalue when k is known",
     "aten::nanmedian": "NaN-aware median: tract has no NaN-skipping sort",
     "aten::frexp.Tensor": "frexp reads the float's bit layout: tract has no bitcast",
+    "aten::nextafter": "nextafter steps through the float's bit layout: tract has no bitcast",
+    "aten::mode": "mode needs a sort plus run-length counting with a data-dependent pick",
+    "aten::fractional_max_pool2d": RANDOM,
+    "aten::fractional_max_pool3d": RANDOM,
+    "aten::_upsample_bilinear2d_aa": "antialiased resize: tract's resize has no antialias filter",
     "aten::_cdist_forward": "cdist's p-norm kernel has no tract operator (x @ y.T expansions differ in precision)",
 }
 

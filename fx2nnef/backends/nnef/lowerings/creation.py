@@ -6,31 +6,38 @@ these lowerings handle the rest (a shape taken from an input, or an output that 
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..registry import lower
 
 
 def _range(b, start, end, step):
-    """Emit tract_core_range(start, end, step) cast to the node's dtype (ints and symbols stay exact)."""
+    """Return arange(start, end, step) in the node's dtype: a constant when the bounds are numbers,
+    else tract_core_range (ints and symbols stay exact)."""
+    if all(isinstance(v, (int, float)) for v in (start, end, step)):
+        return b.const(np.arange(start, end, step), b.out_dtype, "range")
     if any(isinstance(v, float) for v in (start, end, step)):
+        b.require("tract_core")
         r = b.op("tract_core_range", float(start), float(end), float(step), out_dtype="f32")
     else:
+        b.require("tract_core")
         r = b.op("tract_core_range", start, end, step, out_dtype="i64")
     return b.op("tract_core_cast", r, to=b.out_dtype)
 
 
-@lower("aten::arange.start_step", registries=("tract_core",))
+@lower("aten::arange.start_step")
 def aten_arange_start_step(b, start, end, step=1, dtype=None, layout=None, device=None, pin_memory=None):
     """arange.start_step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
     return _range(b, start, end, step)
 
 
-@lower("aten::arange.start", registries=("tract_core",))
+@lower("aten::arange.start")
 def aten_arange_start(b, start, end, dtype=None, layout=None, device=None, pin_memory=None):
     """arange.start(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
     return _range(b, start, end, 1)
 
 
-@lower("aten::arange", registries=("tract_core",))
+@lower("aten::arange")
 def aten_arange(b, end, dtype=None, layout=None, device=None, pin_memory=None):
     """arange(Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
     return _range(b, 0, end, 1)

@@ -583,3 +583,18 @@ def aten_round_decimals(b, self, decimals=0):
 def aten_hypot(b, self, other):
     """hypot(Tensor self, Tensor other) -> Tensor"""
     return b.op("sqrt", b.op("add", b.op("mul", self, self), b.op("mul", other, other)))
+
+
+@lower(("aten::ldexp.Tensor",))
+def aten_ldexp(b, self, other):
+    """ldexp.Tensor(Tensor self, Tensor other) -> Tensor"""
+    return b.op("mul", self, b.op("pow", 2.0, b.cast(other, b.out_dtype)))
+
+
+@lower("aten::angle")
+def aten_angle(b, self):
+    """angle(Tensor self) -> Tensor"""
+    x = b.cast(self, b.out_dtype)
+    angle = b.op("select", b.op("lt", x, 0.0), b.const(math.pi, b.out_dtype, "pi"), b.const(0.0, b.out_dtype, "zero"))
+    b.require("tract_core")
+    return b.op("select", b.op("tract_core_is_nan", x), x, angle)

@@ -256,3 +256,65 @@ def aten_slice_scatter(b, self, src, dim=0, start=None, end=None, step=1):
     b.require("tract_core")
     return b.op("tract_core_scatter_elements", self, b.const(np.ascontiguousarray(index), "i64", "positions"), src,
                 axis=d, reduction="none")
+
+
+@lower(("aten::as_strided", "aten::as_strided_copy"))
+def aten_as_strided(b, self, size, stride, storage_offset=None):
+    """as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a)"""
+    index = np.full(tuple(size), storage_offset or 0, dtype=np.int64)
+    for d, (n, st) in enumerate(zip(size, stride)):
+        shape = [1] * len(size)
+        shape[d] = n
+        index = index + (np.arange(n) * st).reshape(shape)
+    flat = b.op("reshape", self, shape=[-1], out_shape=(int(np.prod(self.shape)),))
+    if index.size == 0:
+        raise NotImplementedError("an empty strided view")
+    return _gather(b, flat, index, 0)
+
+
+@lower("aten::masked_scatter")
+def aten_masked_scatter(b, self, mask, source):
+    """masked_scatter(Tensor self, Tensor mask, Tensor source) -> Tensor"""
+    shape = [int(d) for d in b.shape_of(b.out)]
+    n = int(np.prod(shape))
+    b.require("tract_core")
+    full = b.op("tract_core_broadcast", mask, shape=shape) if tuple(mask.shape) != tuple(shape) else mask
+    flat_mask = b.op("reshape", full, shape=[n], out_shape=(n,))
+    # the k-th true element of the mask takes source's k-th element: k = (running count of trues) - 1
+    counts = b.op("matmul", b.op("unsqueeze", b.cast(flat_mask, "f32"), axes=[0]),
+                  b.const(np.triu(np.ones((n, n))), "f32", "triangle"))
+    k = b.op("max", b.op("sub", b.op("squeeze", counts, axes=[0]), 1.0), 0.0)
+    flat_source = b.op("reshape", source, shape=[-1], out_shape=(int(np.prod(source.shape)),))
+    picked = b.op("tract_core_gather", flat_source, b.cast(k, "i64"), axis=0, out_shape=(n,))
+    values = b.op("reshape", picked, shape=shape, out_shape=tuple(shape))
+    return b.op("select", full, values, self)
+
+
+@lower("aten::kthvalue")
+def aten_kthvalue(b, self, k, dim=-1, keepdim=False):
+    """kthvalue(Tensor self, SymInt k, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices)"""
+    if self.rank == 0:
+        return self, b.const(0, "i64", "index")
+    d = axis(dim, self.rank)
+    values, indices = _topk(b, self, k, d, False)
+    pick = [b.op("slice", t, axes=[d], begin=[k - 1], end=[k]) for t in (values, indices)]
+    return tuple(p if keepdim else b.op("squeeze", p, axes=[d]) for p in pick)
+
+
+@lower("aten::diagonal_scatter")
+def aten_diagonal_scatter(b, self, src, offset=0, dim1=0, dim2=1):
+    """diagonal_scatter(Tensor self, Tensor src, int offset=0, int dim1=0, int dim2=1) -> Tensor"""
+    d1, d2 = axis(dim1, self.rank), axis(dim2, self.rank)
+    rest = [a for a in range(self.rank) if a not in (d1, d2)]
+    rows = np.arange(self.shape[d1])
+    cols = rows + offset
+    keep = (cols >= 0) & (cols < self.shape[d2])
+    index = np.stack([rows[keep], cols[keep]], axis=-1).reshape(-1, 2)
+    if index.shape[0] == 0:
+        return self
+    perm = [d1, d2] + rest
+    x = b.op("transpose", self, axes=perm)
+    updates = b.op("transpose", src, axes=[src.rank - 1] + list(range(src.rank - 1))) if rest else src
+    b.require("tract_core")
+    out = b.op("tract_core_scatter_nd", x, b.const(index, "i64", "diagonal"), updates, reduction="none")
+    return b.op("transpose", out, axes=[perm.index(a) for a in range(self.rank)])

@@ -1,6 +1,8 @@
 """Neural-network lowerings: linear algebra, normalization, softmax, convolution, pooling."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..registry import lower
 from .common import axis, literal
 
@@ -64,6 +66,29 @@ def aten_addmm(b, self, mat1, mat2, beta=1, alpha=1):
         out = b.op("mul", out, literal(alpha))
     bias = self if beta == 1 else b.op("mul", self, literal(beta))
     return b.op("add", out, bias) if beta != 0 else out
+
+
+@lower("aten::addmv")
+def aten_addmv(b, self, mat, vec, beta=1, alpha=1):
+    """addmv(Tensor self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
+    out = _matmul(b, mat, vec)
+    if alpha != 1:
+        out = b.op("mul", out, literal(alpha))
+    if beta == 0:
+        return out
+    return b.op("add", out, self if beta == 1 else b.op("mul", self, literal(beta)))
+
+
+@lower("aten::addbmm")
+def aten_addbmm(b, self, batch1, batch2, beta=1, alpha=1):
+    """addbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
+    products = b.op("matmul", batch1, batch2)
+    out = b.op("squeeze", b.op("sum_reduce", products, axes=[0]), axes=[0])
+    if alpha != 1:
+        out = b.op("mul", out, literal(alpha))
+    if beta == 0:
+        return out
+    return b.op("add", out, self if beta == 1 else b.op("mul", self, literal(beta)))
 
 
 @lower("aten::layer_norm")
@@ -173,18 +198,48 @@ def aten_avg_pool2d(b, self, kernel_size, stride=(), padding=0, ceil_mode=False,
                 padding=pads, stride=[1, 1] + stride)
 
 
-@lower(("aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool1d", "aten::_adaptive_avg_pool2d"))
+@lower(("aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool1d", "aten::_adaptive_avg_pool2d",
+        "aten::adaptive_avg_pool3d", "aten::_adaptive_avg_pool3d"))
 def aten_adaptive_avg_pool2d(b, self, output_size):
     """adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor"""
-    spatial = list(self.shape[2:])
-    out = list(output_size)
+    n = len(output_size)
+    first = self.rank - n
+    spatial = list(self.shape[first:])
+    out = [s if o is None else o for s, o in zip(spatial, output_size)]
     if all(o == 1 for o in out):
-        return b.op("mean_reduce", self, axes=list(range(2, self.rank)))
-    if any(s % o for s, o in zip(spatial, out)):
-        raise NotImplementedError(f"adaptive pooling from {spatial} to {out} with uneven windows")
-    kernel = [s // o for s, o in zip(spatial, out)]
-    return b.op("avg_pool", self, size=[1, 1] + kernel, border="constant", padding=[(0, 0)] * self.rank,
-                stride=[1, 1] + kernel)
+        return b.op("mean_reduce", self, axes=list(range(first, self.rank)))
+    if not any(s % o for s, o in zip(spatial, out)):
+        kernel = [s // o for s, o in zip(spatial, out)]
+        return b.op("avg_pool", self, size=[1] * first + kernel, border="constant", padding=[(0, 0)] * self.rank,
+                    stride=[1] * first + kernel)
+    x = self
+    for i, (size, o) in enumerate(zip(spatial, out)):  # uneven windows: one averaging matrix per axis
+        x = _average_axis(b, x, first + i, _window_matrix(size, o))
+    return x
+
+
+def _window_matrix(size: int, out: int) -> np.ndarray:
+    """Return the [size, out] matrix averaging torch's adaptive windows [floor(i*s/o), ceil((i+1)*s/o))."""
+    matrix = np.zeros((size, out))
+    for i in range(out):
+        lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
+        matrix[lo:hi, i] = 1.0 / (hi - lo)
+    return matrix
+
+
+def _average_axis(b, x, d: int, matrix: np.ndarray):
+    """Contract axis d of x with `matrix` ([size, out]) and put the result back on axis d."""
+    perm = [a for a in range(x.rank) if a != d] + [d]
+    moved = b.op("transpose", x, axes=perm) if d != x.rank - 1 else x
+    weights = b.const(matrix, x.dtype, "windows")
+    weights = b.op("unsqueeze", weights, axes=list(range(x.rank - 2))) if x.rank > 2 else weights
+    if x.rank == 1:
+        moved = b.op("unsqueeze", moved, axes=[0])
+    out = b.op("matmul", moved, weights)
+    if x.rank == 1:
+        return b.op("squeeze", out, axes=[0])
+    back = [perm.index(a) for a in range(x.rank)]
+    return b.op("transpose", out, axes=back) if d != x.rank - 1 else out
 
 
 @lower("aten::_native_batch_norm_legit_no_training")
@@ -212,27 +267,32 @@ def aten_max_pool2d_with_indices(b, self, kernel_size, stride=(), padding=0, dil
 @lower("aten::native_layer_norm")
 def aten_native_layer_norm(b, input, normalized_shape, weight, bias, eps):
     """native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)"""
-    if any(user.args[1] != 0 for user in b.node.users):
-        raise NotImplementedError("native_layer_norm's mean and rstd outputs")
-    return aten_layer_norm(b, input, normalized_shape, weight, bias, eps), None, None
+    ax = list(range(input.rank - len(normalized_shape), input.rank))
+    mean = b.op("mean_reduce", input, axes=ax)
+    centered = b.op("sub", input, mean)
+    rstd = b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("mul", centered, centered), axes=ax), literal(eps)))
+    out = b.op("mul", centered, rstd)
+    if weight is not None:
+        out = b.op("mul", out, weight)
+    if bias is not None:
+        out = b.op("add", out, bias)
+    return out, mean, rstd
 
 
 @lower("aten::native_group_norm")
 def aten_native_group_norm(b, input, weight, bias, N, C, HxW, group, eps):
     """native_group_norm(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps) -> (Tensor, Tensor, Tensor)"""
-    if any(user.args[1] != 0 for user in b.node.users):
-        raise NotImplementedError("native_group_norm's mean and rstd outputs")
     grouped = b.op("reshape", input, shape=[N, group, -1], out_shape=(N, group, C // group * HxW))
-    centered = b.op("sub", grouped, b.op("mean_reduce", grouped, axes=[2]))
-    var = b.op("mean_reduce", b.op("mul", centered, centered), axes=[2])
-    normed = b.op("mul", centered, b.op("rsqrt", b.op("add", var, literal(eps))))
-    out = b.op("reshape", normed, shape=list(input.shape), out_shape=tuple(input.shape))
+    mean = b.op("mean_reduce", grouped, axes=[2])
+    centered = b.op("sub", grouped, mean)
+    rstd = b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("mul", centered, centered), axes=[2]), literal(eps)))
+    out = b.op("reshape", b.op("mul", centered, rstd), shape=list(input.shape), out_shape=tuple(input.shape))
     per_channel = [C] + [1] * (input.rank - 2)
     if weight is not None:
         out = b.op("mul", out, b.op("reshape", weight, shape=per_channel, out_shape=tuple(per_channel)))
     if bias is not None:
         out = b.op("add", out, b.op("reshape", bias, shape=per_channel, out_shape=tuple(per_channel)))
-    return out, None, None
+    return out, b.op("squeeze", mean, axes=[2]), b.op("squeeze", rstd, axes=[2])
 
 
 def _resize(b, x, sizes, coord: str, interpolator: str, nearest_mode: str = "floor"):
@@ -254,3 +314,11 @@ def aten_upsample_bilinear2d(b, input, output_size, align_corners, scale_factors
     cubic = "bicubic" in b.node.target.name()
     return _resize(b, input, b.shape_of(b.out)[2:], "align_corners" if align_corners else "pytorch_half_pixel",
                    "cubic" if cubic else "linear")
+
+
+@lower("aten::grid_sampler_2d")
+def aten_grid_sampler_2d(b, input, grid, interpolation_mode, padding_mode, align_corners):
+    """grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor"""
+    b.require("tract_core")
+    return b.op("tract_core_grid_sample", input, grid, mode=("bilinear", "nearest", "bicubic")[interpolation_mode],
+                padding_mode=("zeros", "border", "reflection")[padding_mode], align_corners=bool(align_corners))

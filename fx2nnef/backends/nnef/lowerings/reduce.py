@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import lower
-from .common import axes, axis, literal
+from .common import axes, literal
 
 
 def _reduce(b, op: str, x, dim, keepdim: bool):
@@ -180,3 +180,9 @@ def aten_linalg_vector_norm(b, self, ord=2, dim=None, keepdim=False, dtype=None)
         return b.op("sqrt", _reduce(b, "sum_reduce", b.op("mul", x, x), dim, keepdim))
     total = _reduce(b, "sum_reduce", b.op("pow", magnitude, literal(ord)), dim, keepdim)
     return b.op("pow", total, literal(1 / ord))
+
+
+@lower("aten::dist")
+def aten_dist(b, self, other, p=2):
+    """dist(Tensor self, Tensor other, Scalar p=2) -> Tensor"""
+    return aten_linalg_vector_norm(b, b.op("sub", self, other), p)
