@@ -29,6 +29,7 @@ SENSITIVE = {
     aten.softmax.int, aten._softmax.default, aten.log_softmax.int, aten._log_softmax.default,
     aten.layer_norm.default, aten.native_layer_norm.default, aten.group_norm.default,
     aten.native_group_norm.default, aten._native_batch_norm_legit_no_training.default,
+    aten.linalg_vector_norm.default,
     aten.scaled_dot_product_attention.default,
     aten.linear.default, aten.matmul.default, aten.mm.default, aten.bmm.default, aten.addmm.default,
     aten.baddbmm.default, aten.convolution.default,
