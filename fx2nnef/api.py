@@ -25,6 +25,7 @@ from .compiler.frontend import bind_inputs, eval_mode
 from .compiler.pass_base import PassLike, PassRecord
 from .compiler.pipeline import CompileResult, compile_bound, default_passes
 from .errors import ExportInputError, FX2NNEFError, TractCheckError
+from .onnx_check import OnnxCheck, cross_check, raise_unless_agree, run_onnx_path
 from .targets import KhronosNNEF, TractNNEF
 
 log = logging.getLogger("fx2nnef")
@@ -104,6 +105,7 @@ def export_model_to_nnef(
     got: list[np.ndarray] | None = None
     expected: list[np.ndarray] = []
     fed: dict[str, np.ndarray] | None = None
+    onnx_check: OnnxCheck | None = None
     try:
         if passes is None:
             passes = default_passes(input_names=input_names, output_names=output_names, registry=registry,
@@ -142,6 +144,7 @@ def export_model_to_nnef(
             start = time.perf_counter()
             tolerance = resolve_tolerance(target.check_io_tolerance)
             sizes = dynamic.check_sizes(ranges) if dynamic else [{}]
+            names = [t.name for t in graph.outputs]
             for i, size in enumerate(sizes):
                 label = ", ".join(f"{k}={v}" for k, v in size.items()) or "example"
                 run_args, run_kwargs = (args, kwargs) if i == 0 else dynamic.resize(model, args, kwargs, size, seed=i)
@@ -149,7 +152,13 @@ def export_model_to_nnef(
                 fed, got = _feed(run_args, run_kwargs, compiled, graph), None
                 try:
                     got = run(temporary, list(fed.values()), graph.registries)
-                    checks[label] = check_close([t.name for t in graph.outputs], expected, got, tolerance)
+                    if i == 0 and target.check_io_onnx:
+                        onnx_inputs = [_to_numpy(t) for t in compiled.example_inputs]
+                        onnx_check = cross_check(names, got, run_onnx_path(model, args, kwargs, onnx_inputs),
+                                                 tolerance)
+                    checks[label] = check_close(names, expected, got, tolerance)
+                    if onnx_check is not None and i == 0:
+                        raise_unless_agree(onnx_check)
                 except TractCheckError as error:
                     if i == 0:
                         raise
@@ -162,7 +171,8 @@ def export_model_to_nnef(
         serializer.move(temporary, final)
     except FX2NNEFError as error:
         if debug_bundle_path is not None and compiled is not None:
-            _bundle(debug_bundle_path, temporary, compiled, records, expected, got, error, fed)
+            _bundle(debug_bundle_path, temporary, compiled, records, expected, got, error, fed,
+                    onnx_check.outputs if onnx_check is not None else None)
         serializer.remove(temporary)
         raise
     except BaseException:
@@ -211,13 +221,14 @@ def _properties(target: TractNNEF) -> dict[str, Any]:
 
 def _bundle(path, archive: Path, compiled: CompileResult, records: list[PassRecord],
             expected: list[np.ndarray], got: list[np.ndarray] | None, error: Exception,
-            inputs: dict[str, np.ndarray] | None = None) -> None:
+            inputs: dict[str, np.ndarray] | None = None, onnx_got: list[np.ndarray] | None = None) -> None:
     """Write the debug bundle for a failed export (never raises); `inputs` are those of the failing check."""
     names = compiled.output_names
     bundle = write_debug_bundle(
         path, archive_path=archive if archive.exists() else None,
         inputs=inputs or {n: _to_numpy(t) for n, t in zip(compiled.input_names, compiled.example_inputs)},
         expected=dict(zip(names, expected)), got=dict(zip(names, got)) if got is not None else None,
-        ir_dumps={r.name: r.ir for r in records}, error_text=f"{type(error).__name__}: {error}")
+        ir_dumps={r.name: r.ir for r in records}, error_text=f"{type(error).__name__}: {error}",
+        onnx_got=dict(zip(names, onnx_got)) if onnx_got is not None else None)
     if bundle is not None:
         log.error("debug bundle written to %s", bundle)

@@ -33,6 +33,8 @@ class TractNNEF:
         outputs become the chosen dtype (logged). See docs/dtypes.md.
     f16_sensitive_in_f32: compute softmax, normalizations, attention, matmul/linear/conv of f16
         tensors in f32 (cast in, cast the result back to f16): slower, closer to eager f32.
+    check_io_onnx: with check_io, also export the model with torch.onnx.export, run that in
+        tract's ONNX loader, and require its outputs to agree with the archive's.
     """
 
     version: str = LATEST_TRACT
@@ -43,6 +45,7 @@ class TractNNEF:
     float64: str = "f32"
     bfloat16: str = "f32"
     f16_sensitive_in_f32: bool = False
+    check_io_onnx: bool = False
 
     def __post_init__(self):
         for option in ("float64", "bfloat16"):

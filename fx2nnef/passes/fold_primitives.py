@@ -1,12 +1,14 @@
 """FoldPrimitivesPass: evaluate at export time everything that does not depend on runtime data."""
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch.export import ExportedProgram
 from torch.export.graph_signature import ExportGraphSignature, InputKind, InputSpec, OutputSpec, TensorArgument
 
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import placeholders, replace
+from ..compiler.program import output_values, placeholders, replace
 
 aten = torch.ops.aten
 
@@ -61,14 +63,15 @@ def _is_foldable(node: torch.fx.Node, constant: set[torch.fx.Node]) -> bool:
     return True
 
 
-def _renamed(spec: OutputSpec, renamed: dict[str, str]) -> OutputSpec:
-    """Return an output spec that names the node which replaced its own, if any."""
-    name = getattr(spec.arg, "name", None)
-    while name in renamed:
-        name = renamed[name]
-    if name is None or name == spec.arg.name:
-        return spec
-    return OutputSpec(spec.kind, TensorArgument(name), spec.target)
+def _output_specs(program: ExportedProgram) -> list[OutputSpec]:
+    """Return the output specs renamed to the nodes the output now returns (a bypassed or folded
+    output node leaves its spec naming a node that is gone)."""
+    specs = []
+    for spec, value in zip(program.graph_signature.output_specs, output_values(program)):
+        if isinstance(spec.arg, TensorArgument) and isinstance(value, torch.fx.Node):
+            spec = dataclasses.replace(spec, arg=TensorArgument(value.name))
+        specs.append(spec)
+    return specs
 
 
 class FoldPrimitivesPass(Pass):
@@ -80,13 +83,11 @@ class FoldPrimitivesPass(Pass):
     def call(self, program: ExportedProgram) -> PassResult:
         graph = program.graph
         modified = False
-        renamed: dict[str, str] = {}  # an output node that was replaced -> its replacement
         for node in list(graph.nodes):
             if node.op == "call_function" and node.target in ASSERTIONS and not node.users:
                 graph.erase_node(node)
                 modified = True
             elif node.op == "call_function" and _is_identity(node):
-                renamed[node.name] = node.args[0].name
                 node.replace_all_uses_with(node.args[0])
                 graph.erase_node(node)
                 modified = True
@@ -116,7 +117,6 @@ class FoldPrimitivesPass(Pass):
             name = f"c_{node.name}"
             placeholder = self._placeholder(graph, name, first_user_input)
             placeholder.meta = dict(node.meta)
-            renamed[node.name] = placeholder.name
             node.replace_all_uses_with(placeholder)
             constants[name] = values[node].detach().clone().contiguous()
             specs.insert(insert_at, InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(placeholder.name), name))
@@ -126,7 +126,7 @@ class FoldPrimitivesPass(Pass):
         if not modified:
             return PassResult(program, False)
         program.graph_module.recompile()
-        signature = ExportGraphSignature(specs, [_renamed(s, renamed) for s in program.graph_signature.output_specs])
+        signature = ExportGraphSignature(specs, _output_specs(program))
         return PassResult(replace(program, graph_signature=signature, constants=constants), True)
 
     @staticmethod

@@ -19,8 +19,8 @@ from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import NUMPY_DTYPES, Expr, Graph, Operation, Tensor
 from .registry import LoweringRegistry
-from .standard import GENERIC_OPS, KEYWORDS, LOGICAL_OPS, STANDARD_OPS, khronos_type
 from .unsupported import reason as not_expressible
+from .standard import GENERIC_OPS, KEYWORDS, LOGICAL_OPS, STANDARD_OPS, khronos_type
 
 log = logging.getLogger("fx2nnef")
 

@@ -36,6 +36,7 @@ def write_debug_bundle(
     error_text: str,
     extra: Mapping | None = None,
     registries: Iterable[str] = (),
+    onnx_got: Mapping[str, np.ndarray] | None = None,
 ) -> Path | None:
     """Write the bundle as a .tgz (or a directory when the path has another suffix); None if that fails.
 
@@ -53,6 +54,7 @@ def write_debug_bundle(
             error_text=error_text,
             extra=extra,
             registries=tuple(registries),
+            onnx_got=onnx_got,
         )
         return _write_atomically(Path(bundle_path), fill)
     except Exception:  # whatever went wrong, the original error must still be raised
@@ -71,6 +73,7 @@ def _fill(
     error_text: str,
     extra: Mapping | None,
     registries: tuple[str, ...],
+    onnx_got: Mapping[str, np.ndarray] | None = None,
 ) -> None:
     """Write every member of the bundle into `directory`."""
     model_name = _copy_archive(archive_path, directory)
@@ -78,6 +81,8 @@ def _fill(
     _write_npz(directory / "expected.npz", expected)
     if got is not None:
         _write_npz(directory / "got.npz", got)
+    if onnx_got is not None:
+        _write_npz(directory / "onnx_got.npz", onnx_got)
     _write_ir_dumps(directory / "ir", ir_dumps)
     (directory / "error.txt").write_text(error_text)
     (directory / "versions.json").write_text(json.dumps(_versions(), indent=2) + "\n")
@@ -209,6 +214,7 @@ _MEMBER_DESCRIPTIONS = {
     "inputs.npz": "the example inputs, in the order of the graph inputs",
     "expected.npz": "the outputs of the PyTorch model",
     "got.npz": "the outputs tract returned",
+    "onnx_got.npz": "the outputs of the torch.onnx.export model in tract (check_io_onnx)",
     "ir": "the program after each compiler pass, in order",
     "error.txt": "the error fx2nnef raised",
     "versions.json": "python, platform, numpy, tract and torch versions",

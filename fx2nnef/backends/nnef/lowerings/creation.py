@@ -1,46 +1,41 @@
-"""Creation lowerings: ranges and tensors filled with a value, shaped like an input, by a static size
-or by symbolic dims.
-
-Creations that depend on nothing at run time are folded to constants by the fold_primitives pass;
-these lowerings handle the rest (a shape taken from an input, or an output that is itself a creation).
-"""
+"""Tensor-creation lowerings whose sizes depend on symbolic dims (static ones are folded before lowering)."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..registry import lower
+from .common import literal
 
 
 def _range(b, start, end, step):
-    """Return arange(start, end, step) in the node's dtype: a constant when the bounds are numbers,
-    else tract_core_range (ints and symbols stay exact)."""
-    if all(isinstance(v, (int, float)) for v in (start, end, step)):
-        return b.const(np.arange(start, end, step), b.out_dtype, "range")
+    """Emit tract_core_range(start, end, step) cast to the node's dtype (ints and symbols stay exact)."""
     if any(isinstance(v, float) for v in (start, end, step)):
-        b.require("tract_core")
         r = b.op("tract_core_range", float(start), float(end), float(step), out_dtype="f32")
     else:
-        b.require("tract_core")
         r = b.op("tract_core_range", start, end, step, out_dtype="i64")
     return b.op("tract_core_cast", r, to=b.out_dtype)
 
 
-@lower("aten::arange.start_step")
+@lower("aten::arange.start_step", registries=("tract_core",))
 def aten_arange_start_step(b, start, end, step=1, dtype=None, layout=None, device=None, pin_memory=None):
     """arange.start_step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
     return _range(b, start, end, step)
 
 
-@lower("aten::arange.start")
+@lower("aten::arange.start", registries=("tract_core",))
 def aten_arange_start(b, start, end, dtype=None, layout=None, device=None, pin_memory=None):
     """arange.start(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
     return _range(b, start, end, 1)
 
 
-@lower("aten::arange")
+@lower("aten::arange", registries=("tract_core",))
 def aten_arange(b, end, dtype=None, layout=None, device=None, pin_memory=None):
     """arange(Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
     return _range(b, 0, end, 1)
+
+
+@lower("aten::full", registries=("tract_core",))
+def aten_full(b, size, fill_value, dtype=None, layout=None, device=None, pin_memory=None):
+    """full(SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
+    return b.op("tract_core_broadcast", b.const(fill_value, b.out_dtype, "fill"), shape=list(size))
 
 
 def _filled(b, value, shape):
@@ -62,12 +57,6 @@ def aten_full_like(b, self, fill_value, dtype=None, layout=None, device=None, pi
 def aten_zeros_like(b, self, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
     """zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor"""
     return _filled(b, 0 if b.node.target.name() == "aten::zeros_like" else 1, b.shape_of(b.out))
-
-
-@lower("aten::full")
-def aten_full(b, size, fill_value, dtype=None, layout=None, device=None, pin_memory=None):
-    """full(SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
-    return _filled(b, fill_value, b.shape_of(b.out))
 
 
 @lower("aten::scalar_tensor")

@@ -77,14 +77,20 @@ def _bool_binary(b, op: str, x, y):
     kind = BOOL_BINARY[op]
     if kind in ("or", "and"):
         return _logical(b, kind, x, y)
-    b.require("tract_core")
     if kind in ("xor", "xnor"):
-        out = b.op("tract_core_xor", x, y, out_dtype="bool")
+        out = _xor(b, x, y)
         return out if kind == "xor" else b.op("not", out)
     first, second = (x, y) if kind in ("gt", "ge") else (y, x)
-    strict = b.op("and", first, b.op("not", second))  # True > False is the only strict order
-    return strict if kind in ("gt", "lt") else b.op("or", strict, b.op("not", b.op("tract_core_xor", x, y,
-                                                                                    out_dtype="bool")))
+    strict = _logical(b, "and", first, b.op("not", second))  # True > False is the only strict order
+    return strict if kind in ("gt", "lt") else _logical(b, "or", strict, b.op("not", _xor(b, x, y)))
+
+
+def _xor(b, x, y):
+    """Emit a bool xor (tract_core_xor on tract; and/or/not on Khronos NNEF)."""
+    if b.khronos:
+        return b.op("or", b.op("and", x, b.op("not", y)), b.op("and", b.op("not", x), y))
+    b.require("tract_core")
+    return b.op("tract_core_xor", x, y, out_dtype="bool")
 
 
 def _zero(b, x):
@@ -137,7 +143,7 @@ def _logical(b, op: str, self, other):
 def aten_mul(b, self, other):
     """mul.Tensor(Tensor self, Tensor other) -> Tensor"""
     if b.out_dtype == "bool":
-        return _bool_binary(b, "mul", self, other)
+        return _logical(b, "and", self, other)
     return b.op("mul", _operand(self), _operand(other))
 
 
@@ -158,7 +164,14 @@ def aten_div_mode(b, self, other, rounding_mode=None):
         return b.op("mul", b.op("sign", q), b.op("floor", b.op("abs", q))) if is_float else q
     if is_float:
         return b.op("floor", q)
-    return _floor_div(b, _operand(self), _operand(other), b.out_dtype)
+    # integer floor division: tract truncates, so step down where the remainder's sign differs
+    r = b.op("sub", _operand(self), b.op("mul", q, _operand(other)))
+    if hasattr(other, "name"):
+        b.require("tract_core")  # tract's ne rejects bools: the sign mismatch is a xor
+        fix = b.op("and", b.op("ne", r, 0.0), b.op("tract_core_xor", b.op("lt", r, 0.0), b.op("lt", other, 0.0)))
+    else:  # a scalar divisor: its sign is known now
+        fix = b.op("lt", r, 0.0) if other > 0 else b.op("gt", r, 0.0)
+    return b.op("select", fix, b.op("sub", q, 1.0), q)
 
 
 @lower(("aten::pow.Tensor_Scalar", "aten::pow.Tensor_Tensor"))
@@ -183,10 +196,10 @@ def aten_pow_scalar(b, self, exponent):
 def _binary(aten_names: tuple[str, ...], nnef_op: str, schema: str):
     """Register a binary aten op (Tensor and Scalar overloads) that maps to one NNEF op."""
     def fn(b, self, other):
-        if _is_bool(self) and nnef_op in BOOL_BINARY:
-            return _bool_binary(b, nnef_op, self, other)
         if b.khronos and nnef_op in COMPARISONS:  # standard comparisons take scalars: compare integers as such
             self, other = (b.cast(x, "f32") if hasattr(x, "name") and x.dtype != "bool" else x for x in (self, other))
+        if _is_bool(self) and nnef_op in BOOL_BINARY:
+            return _bool_binary(b, nnef_op, self, other)
         return b.op(nnef_op, _operand(self), _operand(other))
     fn.__name__ = "aten_" + aten_names[0].split("::")[1].split(".")[0]
     fn.__doc__ = schema

@@ -43,17 +43,6 @@ def aten_roll(b, self, shifts, dims=()):
     return out
 
 
-@lower("aten::repeat")
-def aten_repeat(b, self, repeats):
-    """repeat(Tensor self, SymInt[] repeats) -> Tensor"""
-    x = self
-    if len(repeats) > x.rank:
-        x = b.op("unsqueeze", x, axes=list(range(len(repeats) - x.rank)))
-    if all(r == 1 for r in repeats):
-        return x
-    return b.op("tile", x, repeats=list(repeats))
-
-
 def _pad(b, x, pad, border: str, value=0.0):
     """Pad x with torch's pad list (last dim first, (before, after) pairs); negative pads crop."""
     pairs = [(0, 0)] * x.rank
@@ -66,13 +55,8 @@ def _pad(b, x, pad, border: str, value=0.0):
     pairs = [(max(lo, 0), max(hi, 0)) for lo, hi in pairs]
     if all(p == (0, 0) for p in pairs):
         return x
-    return b.op("pad", x, padding=pairs, border=border, value=literal(value))
-
-
-@lower("aten::constant_pad_nd")
-def aten_constant_pad_nd(b, self, pad, value=0):
-    """constant_pad_nd(Tensor self, SymInt[] pad, Scalar value=0) -> Tensor"""
-    return _pad(b, self, list(pad), "constant", value)
+    return b.op("pad", x, padding=pairs, border=border, value=literal(value), out_shape=b.shape_of(b.out),
+                out_dtype=x.dtype)
 
 
 @lower(("aten::reflection_pad1d", "aten::reflection_pad2d", "aten::reflection_pad3d"))
@@ -95,13 +79,12 @@ def aten_tril(b, self, diagonal=0):
     return b.op("tract_core_trilu", self, b.const(diagonal, "i64", "k"), upper=upper)
 
 
-@lower(("aten::split_with_sizes", "aten::split.Tensor", "aten::split_with_sizes_copy", "aten::split_copy.Tensor"))
-def aten_split_with_sizes(b, self, split_sizes=None, dim=0, split_size=None):
-    """split_with_sizes(Tensor(a -> *) self, SymInt[] split_sizes, int dim=0) -> Tensor(a)[]"""
+@lower(("aten::split.Tensor", "aten::split_copy.Tensor"))
+def aten_split(b, self, split_size, dim=0):
+    """split.Tensor(Tensor(a -> *) self, SymInt split_size, int dim=0) -> Tensor(a)[]"""
     d = axis(dim, self.rank)
     n = self.shape[d]
-    if split_sizes is None:
-        split_sizes = [min(split_size, n - i) for i in range(0, n, split_size)] if split_size else [n]
+    split_sizes = [min(split_size, n - i) for i in range(0, n, split_size)] if split_size else [n]
     parts, start = [], 0
     for size in split_sizes:
         if start == 0 and size == n:

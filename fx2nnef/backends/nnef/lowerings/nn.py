@@ -47,8 +47,8 @@ def aten_matmul(b, self, other):
 
 
 @lower(("aten::mm", "aten::bmm"))
-def aten_mm(b, self, mat2):
-    """mm(Tensor self, Tensor mat2) -> Tensor"""
+def aten_bmm(b, self, mat2):
+    """bmm(Tensor self, Tensor mat2) -> Tensor"""
     return _matmul(b, self, mat2)
 
 
@@ -245,6 +245,18 @@ def _average_axis(b, x, d: int, matrix: np.ndarray):
 @lower("aten::_native_batch_norm_legit_no_training")
 def aten__native_batch_norm_legit_no_training(b, input, weight, bias, running_mean, running_var, momentum, eps):
     """_native_batch_norm_legit_no_training(Tensor input, Tensor? weight, Tensor? bias, Tensor running_mean, Tensor running_var, float momentum, float eps) -> (Tensor, Tensor, Tensor)"""
+    per_channel = [input.shape[1]] + [1] * (input.rank - 2)
+    known = [running_mean, running_var] + [t for t in (weight, bias) if t is not None]
+    if all(t.data is not None for t in known):  # fold to one scale and shift, which tract fuses into a conv
+        scale = 1.0 / np.sqrt(np.asarray(running_var.data, np.float64) + eps)
+        if weight is not None:
+            scale = scale * np.asarray(weight.data, np.float64)
+        shift = -np.asarray(running_mean.data, np.float64) * scale
+        if bias is not None:
+            shift = shift + np.asarray(bias.data, np.float64)
+        out = b.op("mul", input, b.const(scale.reshape(per_channel), input.dtype, "bn_scale"))
+        return b.op("add", out, b.const(shift.reshape(per_channel), input.dtype, "bn_shift")), None, None
+
     def channel(t):
         return b.op("reshape", t, shape=[t.shape[0]] + [1] * (input.rank - 2))
     out = b.op("mul", b.op("sub", input, channel(running_mean)),
@@ -322,3 +334,21 @@ def aten_grid_sampler_2d(b, input, grid, interpolation_mode, padding_mode, align
     b.require("tract_core")
     return b.op("tract_core_grid_sample", input, grid, mode=("bilinear", "nearest", "bicubic")[interpolation_mode],
                 padding_mode=("zeros", "border", "reflection")[padding_mode], align_corners=bool(align_corners))
+
+
+@lower("aten::constant_pad_nd")
+def aten_constant_pad_nd(b, self, pad, value=0):
+    """constant_pad_nd(Tensor self, SymInt[] pad, Scalar value=0) -> Tensor"""
+    pairs = [(0, 0)] * self.rank
+    for i in range(len(pad) // 2):
+        pairs[self.rank - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    crops = [(a, -lo if lo < 0 else 0, hi if hi < 0 else None) for a, (lo, hi) in enumerate(pairs)
+             if isinstance(lo, int) and lo < 0 or isinstance(hi, int) and hi < 0]
+    for a, begin, end in crops:  # negative padding crops
+        self = b.op("slice", self, axes=[a], begin=[begin], end=[self.shape[a] + end if end else self.shape[a]])
+    pairs = [(max(lo, 0) if isinstance(lo, int) else lo, max(hi, 0) if isinstance(hi, int) else hi)
+             for lo, hi in pairs]
+    if all(p == (0, 0) for p in pairs):
+        return self
+    return b.op("pad", self, padding=pairs, border="constant", value=literal(value),
+                out_shape=b.shape_of(b.out), out_dtype=self.dtype)

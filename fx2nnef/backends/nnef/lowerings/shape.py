@@ -102,6 +102,27 @@ def aten_slice(b, self, dim=0, start=None, end=None, step=1):
     return b.op("slice", self, axes=[d], begin=[begin], end=[stop], stride=[step])
 
 
+@lower(("aten::split_with_sizes", "aten::split_with_sizes_copy"))
+def aten_split_with_sizes(b, self, split_sizes, dim=0):
+    """split_with_sizes(Tensor(a -> *) self, SymInt[] split_sizes, int dim=0) -> Tensor(a)[]"""
+    d = axis(dim, self.rank)
+    chunks, begin = [], 0
+    for size in split_sizes:
+        chunks.append(b.op("slice", self, axes=[d], begin=[begin], end=[begin + size]))
+        begin = begin + size
+    return chunks
+
+
+@lower("aten::repeat")
+def aten_repeat(b, self, repeats):
+    """repeat(Tensor self, SymInt[] repeats) -> Tensor"""
+    extra = len(repeats) - self.rank
+    x = b.op("unsqueeze", self, axes=list(range(extra))) if extra > 0 else self
+    if all(r == 1 for r in repeats):  # also a 0-d tensor repeated [] times: tile has nothing to do
+        return x
+    return b.op("tile", x, repeats=list(repeats), out_shape=b.shape_of(b.out), out_dtype=self.dtype)
+
+
 @lower(("aten::select.int", "aten::select_copy.int"))
 def aten_select(b, self, dim, index):
     """select.int(Tensor(a) self, int dim, SymInt index) -> Tensor(a)"""

@@ -1,0 +1,264 @@
+"""Benchmark fx2nnef against the torch.onnx.export -> tract path, model by model.
+
+Each model runs in its own child process (so peak memory is its own), and reports:
+export time by stage, peak memory of the export, archive size, tract load+optimize time,
+tract latency (median of repeated runs after warm-up), and the op counts of tract's optimized
+graph; then the same for torch.onnx.export -> tract's ONNX loader.
+
+    python benchmarks/bench_models.py                      # the tiny zoo + albert-base
+    python benchmarks/bench_models.py albert-base llama    # chosen models
+    python benchmarks/bench_models.py --big-llama 1.1      # a ~1.1 B parameter Llama, export only
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODELS = ["albert-base", "bert", "distilbert", "gpt2", "llama", "t5", "vit", "resnet", "whisper"]
+
+
+def catalogue():
+    """Import the zoo catalogue (tests/zoo/models.py) by path."""
+    spec = importlib.util.spec_from_file_location("fx2nnef_zoo_models", ROOT / "tests/zoo/models.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def rss_mib(field: str = "VmRSS") -> float:
+    """Return this process's resident memory (VmRSS) or its peak since the last reset (VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak() -> None:
+    """Reset VmHWM to the current RSS (Linux: write 5 to clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def latencies_ms(runs: dict, warmup: int = 3, budget_s: float = 3.0, max_rounds: int = 60) -> dict[str, float]:
+    """Return {path: median wall time of runnable.run(inputs) in ms} for runs = {path: (runnable,
+    inputs)}, after `warmup` runs each; the paths take turns, so a change of machine load hits
+    all of them alike."""
+    for runnable, inputs in runs.values():
+        for _ in range(warmup):
+            runnable.run(inputs)
+    times: dict[str, list[float]] = {path: [] for path in runs}
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < 5 or (rounds < max_rounds and time.perf_counter() - start < budget_s):
+        for path, (runnable, inputs) in runs.items():
+            t = time.perf_counter()
+            runnable.run(inputs)
+            times[path].append((time.perf_counter() - t) * 1000)
+        rounds += 1
+    return {path: statistics.median(values) for path, values in times.items()}
+
+
+def op_counts(runnable, inputs) -> dict[str, int]:
+    """Return {tract op name: count} over the nodes of tract's optimized graph (Const excluded)."""
+    nodes = json.loads(runnable.profile_json(inputs))["nodes"]
+    return dict(collections.Counter(n["op_name"] for n in nodes if n["op_name"] != "Const"))
+
+
+def arrays_by_name(inputs: dict, names: list[str]) -> list:
+    """Return the numpy inputs in the order of `names` (the model's input names)."""
+    return [inputs[name].detach().numpy() for name in names]
+
+
+def bench_nnef(model, inputs, directory: Path, check: bool, suffix: str = ".nnef.tgz", run: bool = True) -> dict:
+    """Export with fx2nnef, then (with `run`) load, optimize and time the archive in tract."""
+    from fx2nnef import TractNNEF, export_model_to_nnef
+    from fx2nnef.backends.tract.runner import load, prepare
+
+    path = directory / f"model{suffix}"
+    reset_peak()
+    before = rss_mib()
+    start = time.perf_counter()
+    report = export_model_to_nnef(model, inputs, path, TractNNEF(check_io=check))
+    total = time.perf_counter() - start
+    peak_rss = rss_mib("VmHWM")
+    result = {"export_s": total, "stages": report.timings, "peak_mib": peak_rss - before, "peak_rss_mib": peak_rss,
+              "size_mib": path.stat().st_size / 2**20, "nnef_ops": len(report.graph.operations)}
+    if not run:
+        return result
+    arrays = arrays_by_name(inputs, report.input_names)
+    start = time.perf_counter()
+    runnable = prepare(load(path, report.graph.registries), path)
+    result["load_s"] = time.perf_counter() - start
+    return {**result, "run": (runnable, arrays), "tract_ops": op_counts(runnable, arrays)}
+
+
+def bench_onnx(model, inputs, directory: Path) -> dict:
+    """Export with torch.onnx.export (dynamo), then load, optimize and time it in tract's ONNX loader."""
+    from fx2nnef.backends.tract.onnx_runner import prepare_onnx
+    from fx2nnef.onnx_check import export_onnx
+    import tract
+
+    path = directory / "model.onnx"
+    reset_peak()
+    before = rss_mib()
+    start = time.perf_counter()
+    export_onnx(model, (), dict(inputs), path)
+    total = time.perf_counter() - start
+    peak = rss_mib("VmHWM") - before
+    names = [tract.onnx().load(str(path)).input_name(i) for i in range(len(inputs))]
+    arrays = arrays_by_name(inputs, names)
+    start = time.perf_counter()
+    runnable = prepare_onnx(path, arrays)
+    load_s = time.perf_counter() - start
+    return {"export_s": total, "peak_mib": peak, "size_mib": path.stat().st_size / 2**20, "load_s": load_s,
+            "run": (runnable, arrays), "tract_ops": op_counts(runnable, arrays)}
+
+
+def big_llama(billions: float):
+    """Return a Llama with about `billions` B random parameters, built without initializing them."""
+    import torch
+    import transformers
+    hidden, layers = 2048, max(1, round((billions * 1e9 - 2 * 32000 * 2048) / (16 * 2048 * 2048 + 2 * 2048)))
+    config = transformers.LlamaConfig(vocab_size=32000, hidden_size=hidden, intermediate_size=4 * hidden,
+                                      num_hidden_layers=layers, num_attention_heads=16, num_key_value_heads=16,
+                                      use_cache=False, tie_word_embeddings=False)
+    with torch.device("meta"):
+        model = transformers.LlamaForCausalLM(config)
+    model = model.to_empty(device="cpu").eval()
+    with torch.no_grad():
+        for parameter in model.parameters():  # touch every page, so the weights are resident
+            parameter.uniform_(-0.02, 0.02)
+    for buffer_name, buffer in model.named_buffers():
+        if "inv_freq" in buffer_name:
+            buffer.copy_(1.0 / (10000 ** (torch.arange(0, buffer.numel()) * 2.0 / (2 * buffer.numel()))))
+    return model, {"input_ids": torch.zeros(1, 8, dtype=torch.long), "attention_mask": torch.ones(1, 8, dtype=torch.long)}
+
+
+def child(name: str, check: bool, onnx: bool, big: float | None, suffix: str) -> dict:
+    """Benchmark one model in this process; return the result row."""
+    import torch
+    torch.set_num_threads(2)
+    warnings.simplefilter("ignore")
+    if big:
+        model, inputs = big_llama(big)
+        onnx = False
+    else:
+        entry = catalogue().ZOO[name]
+        model, inputs = entry.build(), entry.inputs()
+    weights = sum(t.numel() * t.element_size() for t in {id(t): t for t in
+                  [*model.parameters(), *model.buffers()]}.values())
+    row = {"model": name, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+           "weights_mib": weights / 2**20, "rss_before_mib": rss_mib()}
+    with tempfile.TemporaryDirectory(prefix="fx2nnef-bench-") as tmp:
+        with contextlib.redirect_stdout(io.StringIO()):
+            row["nnef"] = bench_nnef(model, inputs, Path(tmp), check, suffix, run=not big)
+        if onnx:
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    row["onnx"] = bench_onnx(model, inputs, Path(tmp))
+            except Exception as exc:  # the ONNX path failing is a result, not a crash
+                row["onnx"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+        runs = {path: row[path].pop("run") for path in ("nnef", "onnx") if "run" in row.get(path, {})}
+        for path, latency in latencies_ms(runs).items():
+            row[path]["latency_ms"] = latency
+    return row
+
+
+def run_child(name: str, args) -> dict:
+    """Run `child` for one model in a fresh process; return its row (or the error it died with)."""
+    command = [sys.executable, __file__, "--child", name, "--suffix", args.suffix,
+               *(["--check"] if args.check else []),
+               *(["--no-onnx"] if args.no_onnx else []), *(["--big-llama", str(args.big_llama)] if args.big_llama else [])]
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout)
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return {"model": name, "error": (done.stderr.strip().splitlines() or ["died"])[-1][:300]}
+
+
+def total_ops(counts: dict | None) -> str:
+    return "-" if not counts else str(sum(counts.values()))
+
+
+def table(rows: list[dict]) -> str:
+    """Render the rows as a markdown table."""
+    head = ("| model | params (M) | capture s | decompose s | other passes s | lower s | serialize s | check s "
+            "| export s (no check) | peak MiB "
+            "| weights MiB | archive MiB | tract ops | tract latency ms | onnx export s | onnx peak MiB "
+            "| onnx MiB | onnx tract ops | onnx latency ms |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['model']} | error: {row['error']} |")
+            continue
+        n, o = row["nnef"], row.get("onnx") or {}
+        stages = n["stages"]
+        passes = sum(v for k, v in stages.items() if k not in ("capture", "lower", "serialize", "check",
+                                                               "DecomposePass"))
+        onnx_cells = ([f"{o['export_s']:.2f}", f"{o['peak_mib']:.0f}", f"{o['size_mib']:.2f}",
+                       total_ops(o["tract_ops"]), f"{o['latency_ms']:.3f}"] if "latency_ms" in o
+                      else [o.get("error", "-")] + ["-"] * 4)
+        cells = [row["model"], f"{row['params_m']:.1f}", f"{stages.get('capture', 0):.2f}",
+                 f"{stages.get('DecomposePass', 0):.2f}", f"{passes:.2f}",
+                 f"{stages.get('lower', 0):.2f}", f"{stages.get('serialize', 0):.2f}",
+                 f"{stages['check']:.2f}" if "check" in stages else "-",
+                 f"{n['export_s'] - stages.get('check', 0):.2f}",
+                 f"{n['peak_mib']:.0f}", f"{row['weights_mib']:.0f}", f"{n['size_mib']:.2f}",
+                 total_ops(n.get("tract_ops")), f"{n['latency_ms']:.3f}" if "latency_ms" in n else "-", *onnx_cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*", help=f"zoo names (default: {' '.join(DEFAULT_MODELS)})")
+    parser.add_argument("--check", action="store_true", help="export with check_io=True (adds the check stage)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the torch.onnx.export -> tract path")
+    parser.add_argument("--big-llama", type=float, metavar="B", help="benchmark a Llama of about B billion params")
+    parser.add_argument("--suffix", default=".nnef.tgz", help="archive kind: .nnef.tgz, .nnef.tar or .nnef (directory)")
+    parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.check, not args.no_onnx, args.big_llama, args.suffix)))
+        return
+    names = [f"llama-{args.big_llama}B"] if args.big_llama else (args.models or DEFAULT_MODELS)
+    rows = []
+    for name in names:
+        rows.append(run_child(name, args))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    print(table(rows))
+    for row in rows:
+        if "nnef" in row:
+            print(f"\n{row['model']}: peak RSS during export {row['nnef']['peak_rss_mib']:.0f} MiB = "
+                  f"{row['nnef']['peak_rss_mib'] / row['weights_mib']:.2f} x the weights ({row['weights_mib']:.0f} MiB); "
+                  f"RSS before export {row['rss_before_mib']:.0f} MiB; stages (s): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in row["nnef"]["stages"].items()))
+    for row in rows:
+        if "tract_ops" in row.get("nnef", {}):
+            ops = ", ".join(f"{k} {v}" for k, v in sorted(row["nnef"]["tract_ops"].items()))
+            print(f"\n{row['model']} tract ops (NNEF): {ops}")
+            if "tract_ops" in (row.get("onnx") or {}):
+                ops = ", ".join(f"{k} {v}" for k, v in sorted(row["onnx"]["tract_ops"].items()))
+                print(f"{row['model']} tract ops (ONNX): {ops}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
