@@ -47,11 +47,11 @@ def export_onnx(model: torch.nn.Module, args: tuple, kwargs: dict, path: str | P
                                   f"torch.onnx.export: {type(exc).__name__}: {first}") from exc
 
 
-def run_onnx_path(model: torch.nn.Module, args: tuple, kwargs: dict, inputs: Sequence[np.ndarray],
-                  directory: str | Path | None = None) -> list[np.ndarray]:
-    """Export `model` to ONNX (in `directory`, else a temporary one) and run it in tract on `inputs`."""
+def run_onnx_path(model: torch.nn.Module, args: tuple, kwargs: dict, inputs: Sequence[np.ndarray]
+                  ) -> list[np.ndarray]:
+    """Export `model` to ONNX in a temporary directory and run it in tract on `inputs`."""
     with tempfile.TemporaryDirectory(prefix="fx2nnef-onnx-") as tmp:
-        path = Path(directory or tmp) / "model.onnx"
+        path = Path(tmp) / "model.onnx"
         export_onnx(model, args, kwargs, path)
         return run_onnx(path, inputs)
 

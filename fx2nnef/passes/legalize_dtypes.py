@@ -10,7 +10,8 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, TensorArgument
 
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import fake_mode, output_node, placeholders, propagate_meta, replace, source_line
+from ..compiler.program import (OUTPUT_NAMES, fake_mode, input_name, output_node, placeholders, propagate_meta,
+                                replace, source_line)
 from ..errors import UnsupportedOpError
 
 log = logging.getLogger("fx2nnef")
@@ -28,6 +29,7 @@ SENSITIVE = {
     aten.softmax.int, aten._softmax.default, aten.log_softmax.int, aten._log_softmax.default,
     aten.layer_norm.default, aten.native_layer_norm.default, aten.group_norm.default,
     aten.native_group_norm.default, aten._native_batch_norm_legit_no_training.default,
+    aten.linalg_vector_norm.default,
     aten.scaled_dot_product_attention.default,
     aten.linear.default, aten.matmul.default, aten.mm.default, aten.bmm.default, aten.addmm.default,
     aten.baddbmm.default, aten.convolution.default,
@@ -90,8 +92,8 @@ class LegalizeDtypesPass(Pass):
     converted on copies; the user's model is untouched."""
 
     def __init__(self, float64: torch.dtype = torch.float32, bfloat16: torch.dtype = torch.float32,
-                 float16: torch.dtype = torch.float16, *, io_dtypes: frozenset = frozenset({torch.float64}),
-                 f16_sensitive_in_f32: bool = False):
+                 float16: torch.dtype = torch.float16, *,
+                 io_dtypes: frozenset = frozenset({torch.float64, torch.float16}), f16_sensitive_in_f32: bool = False):
         swap = {torch.float64: float64, torch.bfloat16: bfloat16, torch.float16: float16}
         self.replacements = {k: v for k, v in swap.items() if k != v}
         self.io_dtypes = frozenset(io_dtypes)
@@ -140,11 +142,12 @@ class LegalizeDtypesPass(Pass):
             new = swap[val.dtype]
             if spec.kind == InputKind.USER_INPUT:
                 if val.dtype in self.io_dtypes:
-                    log.info("input %s stays %s in the NNEF signature and is cast to %s", node.name, val.dtype, new)
+                    log.info("input %s stays %s in the NNEF signature and is cast to %s", input_name(node),
+                             val.dtype, new)
                     kept_inputs.append((node, new))
                     continue
                 log.warning("input %s is %s: the NNEF graph takes it as %s (the target cannot express %s)",
-                            node.name, val.dtype, new, val.dtype)
+                            input_name(node), val.dtype, new, val.dtype)
             store = state_dict if spec.target in state_dict else constants
             if spec.target in store:
                 converted = store[spec.target].detach().to(new)
@@ -169,13 +172,14 @@ class LegalizeDtypesPass(Pass):
     def _restore_outputs(self, program: ExportedProgram, out: torch.fx.Node, dtypes: list) -> None:
         """Cast outputs back to their original dtype where the target can express it; log the others."""
         values, casts = list(out.args[0]), []
+        names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(values))]
         for i, (value, dtype) in enumerate(zip(values, dtypes)):
             now = _dtype_of(value)
             if dtype is None or now == dtype:
                 continue
             if dtype not in self.io_dtypes:
-                log.warning("output %d is %s in PyTorch: the NNEF graph returns it as %s (the target cannot "
-                            "express %s)", i, dtype, now, dtype)
+                log.warning("output %s is %s in PyTorch: the NNEF graph returns it as %s (the target cannot "
+                            "express %s)", names[i], dtype, now, dtype)
                 continue
             with program.graph.inserting_before(out):
                 cast = program.graph.call_function(aten._to_copy.default, (value,), {"dtype": dtype})

@@ -107,7 +107,7 @@ def test_bf16_becomes_the_chosen_dtype_with_a_warning(choice, dtype, tmp_path, c
         report = export(Affine().bfloat16(), (torch.randn(2, 8).bfloat16(),),
                         TractNNEF(bfloat16=choice, check_io_tolerance=BF16), tmp_path)
     assert io_dtypes(report) == ([dtype], [dtype])
-    assert "input x is torch.bfloat16" in caplog.text and "output 0 is torch.bfloat16" in caplog.text
+    assert "input x is torch.bfloat16" in caplog.text and "output output is torch.bfloat16" in caplog.text
 
 
 def test_bf16_is_scalar_for_khronos(tmp_path):

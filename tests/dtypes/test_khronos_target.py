@@ -153,3 +153,18 @@ def test_parser_rejection_is_a_khronos_check_error(tmp_path):
 def test_unknown_version_is_rejected():
     with pytest.raises(ExportInputError, match="1.0.5"):
         KhronosNNEF(version="2.0")
+
+
+def test_bert_with_attention_mask(tmp_path):
+    """HF BERT's mask building indexes with constant index tensors: one standard gather."""
+    from transformers import BertConfig, BertModel
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=32)
+    ids = torch.randint(0, 100, (1, 8))
+    mask = torch.ones(1, 8, dtype=torch.long)
+    mask[0, 6:] = 0
+    report = export_model_to_nnef(BertModel(config).eval(), (ids, mask), tmp_path / "bert.nnef", KhronosNNEF())
+    text = (report.path / "graph.nnef").read_text()
+    assert "tract" not in text and emitted_ops(text) <= STANDARD_OPS | {"erf"}
+    assert all(r.ok for r in report.check)

@@ -137,6 +137,29 @@ TABLE: dict[str, Spec] = {
 }
 
 
+# -- more dtypes (issue #6): every float32 entry also runs in float16, every int64 entry in int32 and
+# uint8 (a dtype an op does not support is skipped). The default run checks them on DEFAULT_EXTENDED;
+# the slow run (-m slow) on every entry.
+F16, I32, U8 = torch.float16, torch.int32, torch.uint8
+EXTENDED = (F16, I32, U8)
+HALF_TOLERANCE = (1e-2, 1e-2)   # OpInfo samples reach |x| ~ 10: one f16 ulp there is ~1e-2
+DEFAULT_EXTENDED = {"add", "mul", "exp", "sigmoid", "where", "sum", "cat", "softmax", "nn.functional.layer_norm",
+                    "nn.functional.linear", "nn.functional.conv2d", "remainder", "index_select"}
+DTYPE_XFAIL = {
+    ("linalg.vector_norm", F16): "tract sums the squares in f16 and overflows to inf where PyTorch accumulates "
+                                 "in f32",
+}
+
+
+def _extended(spec: Spec) -> Spec:
+    """Return the entry with f16 added next to f32 and int32/uint8 next to int64."""
+    extra = ((F16,) if F32 in spec.dtypes else ()) + ((I32, U8) if I64 in spec.dtypes else ())
+    return dataclasses.replace(spec, dtypes=spec.dtypes + extra, tolerance={F16: HALF_TOLERANCE, **spec.tolerance})
+
+
+TABLE = {name: _extended(spec) for name, spec in TABLE.items()}
+
+
 def _check_names() -> None:
     """Raise if a table key is not an OpInfo full name in op_db, or a lowering names no known op."""
     from fx2nnef.backends.nnef.registry import LoweringRegistry

@@ -10,7 +10,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 import opinfo_harness as h  # noqa: E402
-from opinfo_table import TABLE  # noqa: E402
+from opinfo_table import DEFAULT_EXTENDED, DTYPE_XFAIL, EXTENDED, TABLE  # noqa: E402
 
 SAMPLES = 1  # per entry and dtype in the default run (each takes ~1-2 s); the benchmark sweeps more
 
@@ -21,8 +21,10 @@ def _cases():
             marks = []
             if spec.skip:
                 marks.append(pytest.mark.skip(reason=spec.skip))
-            elif spec.xfail:
-                marks.append(pytest.mark.xfail(reason=spec.xfail, strict=True))
+            elif spec.xfail or (name, dtype) in DTYPE_XFAIL:
+                marks.append(pytest.mark.xfail(reason=spec.xfail or DTYPE_XFAIL[name, dtype], strict=True))
+            if dtype in EXTENDED and name not in DEFAULT_EXTENDED:
+                marks.append(pytest.mark.slow)
             yield pytest.param(name, dtype, marks=marks, id=f"{name}-{str(dtype).replace('torch.', '')}")
 
 

@@ -164,7 +164,9 @@ def _entries() -> list[ZooModel]:
         ZooModel("mobilenet-v2", "vision", _from_config("MobileNetV2Model", "MobileNetV2Config", image_size=32,
                  depth_multiplier=0.25), image_inputs()),
         ZooModel("swin", "vision", _from_config("SwinModel", "SwinConfig", image_size=32, patch_size=4, embed_dim=16,
-                 depths=[1, 1], num_heads=[2, 2], window_size=4), image_inputs()),
+                 depths=[1, 1], num_heads=[2, 2], window_size=4), image_inputs(),
+                 onnx="torch.onnx.export (dynamo) fails in its decomposition step: 'Cannot view a tensor with "
+                      "shape [8, 16, 2, 8] and strides (256, 8, 128, 1) as (8, 16, 16)' in SwinSelfAttention"),
         ZooModel("segformer", "vision", _from_config("SegformerModel", "SegformerConfig", num_encoder_blocks=2,
                  depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[16, 32], patch_sizes=[7, 3], strides=[4, 2],
                  num_attention_heads=[1, 2], mlp_ratios=[2, 2]), image_inputs()),

@@ -162,6 +162,8 @@ class Builder:
             target = khronos_type(dtype)
             if khronos_type(x.dtype) == target:
                 return x
+            if target == "logical":  # `x != 0`, as tract's cast does (nnef_tools cannot cast<logical>)
+                return self.op("ne", self.cast(x, "f32"), 0.0)
             return self.op("cast", x, out_dtype=dtype, generic=target)
         self.require("tract_core")
         return self.op("tract_core_cast", x, to=dtype)

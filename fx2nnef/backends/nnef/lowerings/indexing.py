@@ -60,7 +60,8 @@ def _pad(b, x, pad, border: str, value=0.0):
     pairs = [(max(lo, 0), max(hi, 0)) for lo, hi in pairs]
     if all(p == (0, 0) for p in pairs):
         return x
-    return b.op("pad", x, padding=pairs, border=border, value=literal(value))
+    return b.op("pad", x, padding=pairs, border=border, value=literal(value), out_shape=b.shape_of(b.out),
+                out_dtype=x.dtype)
 
 
 @lower(("aten::reflection_pad1d", "aten::reflection_pad2d", "aten::reflection_pad3d"))

@@ -245,6 +245,18 @@ def _average_axis(b, x, d: int, matrix: np.ndarray):
 @lower("aten::_native_batch_norm_legit_no_training")
 def aten__native_batch_norm_legit_no_training(b, input, weight, bias, running_mean, running_var, momentum, eps):
     """_native_batch_norm_legit_no_training(Tensor input, Tensor? weight, Tensor? bias, Tensor running_mean, Tensor running_var, float momentum, float eps) -> (Tensor, Tensor, Tensor)"""
+    per_channel = [input.shape[1]] + [1] * (input.rank - 2)
+    known = [running_mean, running_var] + [t for t in (weight, bias) if t is not None]
+    if all(t.data is not None for t in known):  # fold to one scale and shift, which tract fuses into a conv
+        scale = 1.0 / np.sqrt(np.asarray(running_var.data, np.float64) + eps)
+        if weight is not None:
+            scale = scale * np.asarray(weight.data, np.float64)
+        shift = -np.asarray(running_mean.data, np.float64) * scale
+        if bias is not None:
+            shift = shift + np.asarray(bias.data, np.float64)
+        out = b.op("mul", input, b.const(scale.reshape(per_channel), input.dtype, "bn_scale"))
+        return b.op("add", out, b.const(shift.reshape(per_channel), input.dtype, "bn_shift")), None, None
+
     def channel(t):
         return b.op("reshape", t, shape=[t.shape[0]] + [1] * (input.rank - 2))
     out = b.op("mul", b.op("sub", input, channel(running_mean)),

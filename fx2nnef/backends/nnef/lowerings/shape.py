@@ -4,6 +4,8 @@ Output shapes come from the fx node's meta (what PyTorch computed), so views nev
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..graph import Expr
 from ..registry import lower
 from .common import INT64_SENTINEL, axes, axis, static
@@ -196,6 +198,20 @@ def aten_gather(b, self, dim, index, sparse_grad=False):
     return b.op("tract_core_gather_elements", self, index, axis=axis(dim, self.rank))
 
 
+def _constant_index(b, x, indices, first: int):
+    """Emit x[..., i0, i1, ...] for adjacent constant index tensors as one standard `gather` over the
+    indexed dims merged into one (the flat indices are computed now)."""
+    if any(t.data is None for t in indices):
+        raise b.not_standard("advanced indexing with several run-time index tensors needs tract's gather_nd")
+    dims = list(x.shape[first:first + len(indices)])
+    if not static(x.shape):
+        raise b.not_standard("standard NNEF shapes are static")
+    arrays = np.broadcast_arrays(*(np.asarray(t.data) % d for t, d in zip(indices, dims)))
+    flat = np.ravel_multi_index(arrays, dims)
+    merged = list(x.shape[:first]) + [int(np.prod(dims))] + list(x.shape[first + len(indices):])
+    return b.op("gather", b.op("reshape", x, shape=merged), b.const(flat, "i64", "index"), axis=first)
+
+
 @lower("aten::index.Tensor")
 def aten_index(b, self, indices):
     """index.Tensor(Tensor self, Tensor?[] indices) -> Tensor"""
@@ -204,9 +220,11 @@ def aten_index(b, self, indices):
         raise NotImplementedError("boolean mask indexing has a data-dependent shape")
     if len(used) == 1:
         return _gather(b, self, indices[used[0]], used[0])
-    b.require("tract_core")
     if used != list(range(used[0], used[0] + len(used))):
         raise NotImplementedError("non-adjacent advanced indices")
+    if b.khronos:
+        return _constant_index(b, self, [indices[i] for i in used], used[0])
+    b.require("tract_core")
     first = used[0]
     x = self
     if first:  # move the indexed dims to the front for gather_nd, then the result's leading dims are the index dims
