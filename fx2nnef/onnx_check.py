@@ -36,7 +36,7 @@ class OnnxCheck:
 
 def export_onnx(model: torch.nn.Module, args: tuple, kwargs: dict, path: str | Path) -> None:
     """Export `model` on (args, kwargs) to ONNX at `path` with torch.onnx.export (dynamo exporter)."""
-    with eval_mode(model), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with eval_mode(model, warn=False), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(model, args, str(path), kwargs=kwargs, dynamo=True, verbose=False,

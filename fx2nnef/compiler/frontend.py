@@ -108,10 +108,10 @@ def forward_parameter_names(model: torch.nn.Module) -> list[str]:
 
 
 @contextlib.contextmanager
-def eval_mode(model: torch.nn.Module):
+def eval_mode(model: torch.nn.Module, warn: bool = True):
     """Put every submodule in eval mode for the duration, then restore each training flag."""
     flags = [(m, m.training) for m in model.modules()]
-    if model.training:
+    if model.training and warn:
         log.warning("model is in training mode: exporting it in eval mode (its flag is restored after)")
     model.eval()
     try:

@@ -21,6 +21,9 @@ def aten_scaled_dot_product_attention(b, query, key, value, attn_mask=None, drop
     if query.rank not in (3, 4):
         raise NotImplementedError(f"tract's sdpa takes rank 3 or 4 inputs, got rank {query.rank}")
     dtype = b.out_dtype
+    rows, cols = query.shape[-2], key.shape[-2]
+    if is_causal and rows != cols:  # tract aligns a causal mask bottom-right, torch top-left
+        attn_mask, is_causal = _top_left_causal_mask(b, rows, cols), False
     attribs = {"datum_type": dtype, "acc_datum_type": "f32", "is_causal": bool(is_causal)}
     if scale is not None:
         attribs["scale"] = float(scale)
@@ -29,6 +32,13 @@ def aten_scaled_dot_product_attention(b, query, key, value, attn_mask=None, drop
             attn_mask = b.op("select", attn_mask, b.const(0.0, dtype, "zero"), b.const(float("-inf"), dtype, "neg_inf"))
         attribs["mask"] = b.cast(attn_mask, dtype)
     return b.op("tract_transformers_sdpa", query, key, value, **attribs)
+
+
+def _top_left_causal_mask(b, rows, cols):
+    """Return the bool mask [rows, cols] that is true where key j <= query i (torch's is_causal)."""
+    query_index = b.op("tract_core_range", 0, rows, 1, out_dtype="i64", out_shape=(rows,))
+    key_index = b.op("tract_core_range", 0, cols, 1, out_dtype="i64", out_shape=(cols,))
+    return b.op("le", b.op("unsqueeze", key_index, axes=[0]), b.op("unsqueeze", query_index, axes=[1]))
 
 
 def _standard_sdpa(b, query, key, value, attn_mask, is_causal: bool, scale):

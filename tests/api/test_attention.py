@@ -1,0 +1,35 @@
+"""Scaled dot-product attention against PyTorch in the cases where tract's fused operator differs."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fx2nnef import TractNNEF, export_model_to_nnef
+
+
+class Attention(torch.nn.Module):
+    def __init__(self, **options):
+        super().__init__()
+        self.options = options
+
+    def forward(self, q, k, v, mask=None):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **self.options)
+
+
+@pytest.mark.parametrize("options, q_len, k_len, mask", [
+    ({"is_causal": True}, 5, 5, None),
+    ({"is_causal": True}, 3, 6, None),   # torch aligns top-left, tract's causal flag bottom-right
+    ({"scale": 0.3}, 4, 6, None),
+    ({}, 4, 6, "bool"),
+    ({}, 4, 6, "float"),
+])
+def test_sdpa_matches(tmp_path, options, q_len, k_len, mask):
+    q, k, v = torch.randn(2, 4, q_len, 8), torch.randn(2, 4, k_len, 8), torch.randn(2, 4, k_len, 8)
+    args = [q, k, v]
+    if mask == "bool":
+        args.append(torch.rand(q_len, k_len) > 0.3)
+    elif mask == "float":
+        args.append(torch.randn(q_len, k_len))
+    report = export_model_to_nnef(Attention(**options).eval(), args, tmp_path / "a", TractNNEF())
+    assert all(r.ok for r in report.check)
