@@ -175,11 +175,7 @@ def _entries() -> list[ZooModel]:
         ZooModel("wav2vec2", "audio", _from_config("Wav2Vec2Model", "Wav2Vec2Config", hidden_size=64,
                  num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, conv_dim=(32, 32),
                  conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
-                 num_conv_pos_embedding_groups=4, feat_extract_norm="layer"), audio_inputs(),
-                 xfail="fx2nnef has no lowering yet for aten::index_put and aten::flip (the feature-level "
-                       "attention mask is built by scattering each row's length then flip/cumsum/flip) nor "
-                       "aten::linalg_vector_norm (weight_norm of the positional conv, computed from "
-                       "parameters at run time); tract itself has the needed ops (scatter_nd, slice, reduce)"),
+                 num_conv_pos_embedding_groups=4, feat_extract_norm="layer"), audio_inputs()),
         ZooModel("whisper", "audio", _from_config("WhisperModel", "WhisperConfig", vocab_size=VOCAB, d_model=64,
                  encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
                  encoder_ffn_dim=128, decoder_ffn_dim=128, num_mel_bins=16, max_source_positions=16,

@@ -38,7 +38,7 @@ def _params():
     entries whose default run does not cross-check."""
     params = []
     for entry in ZOO.values():
-        marks = [pytest.mark.xfail(reason=entry.xfail)] if entry.xfail else []
+        marks = [pytest.mark.xfail(reason=entry.xfail, strict=True)] if entry.xfail else []
         slow = [pytest.mark.slow] if entry.slow else []
         in_ci = entry.onnx is True and (entry.name in ONNX_IN_CI or entry.slow)
         params.append(pytest.param(entry, in_ci, id=entry.name, marks=marks + slow))
