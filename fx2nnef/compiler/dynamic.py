@@ -304,7 +304,7 @@ class DynamicAxes:
                 where = self._where("equal", str(expr))
                 raise CaptureError(f"the model forces {name} (input '{leaf.name}' axis {axis}) to equal {other}"
                                    + (f"\n  at {where}" if where else "") +
-                                   f"\nUse one symbol name for both in dynamic_axes (step 1/5: capture)")
+                                   "\nUse one symbol name for both in dynamic_axes (step 1/5: capture)")
         return mapping
 
     def ranges(self, program: ExportedProgram, mapping: dict[str, str]) -> dict[str, tuple[int, int | None]]:

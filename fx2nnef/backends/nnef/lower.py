@@ -18,6 +18,7 @@ from ...compiler.program import OUTPUT_NAMES, input_name, output_node, placehold
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import NUMPY_DTYPES, Expr, Graph, Operation, Tensor
+from .lowerings.common import static
 from .registry import LoweringRegistry
 from .unsupported import reason as not_expressible
 from .standard import GENERIC_OPS, KEYWORDS, LOGICAL_OPS, STANDARD_OPS, khronos_type
@@ -224,10 +225,6 @@ def _reshaped(shape: tuple, target: list) -> tuple | None:
             return None
         out[out.index(-1)] = math.prod(shape) // max(math.prod(known), 1)
     return tuple(out)
-
-
-def static(dims) -> bool:
-    return all(isinstance(d, int) for d in dims)
 
 
 def _infer_shape(name: str, args: tuple, attribs: dict) -> tuple | None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from ..graph import Tensor
 
 INT64_SENTINEL = 2 ** 62  # torch.export writes `x[a:]` as end=sys.maxsize
 
@@ -33,7 +32,3 @@ def literal(value: bool | int | float) -> float | bool:
 def static(dims: Iterable) -> bool:
     """Tell whether every dim is a plain int."""
     return all(isinstance(d, int) for d in dims)
-
-
-def rank(x: Tensor) -> int:
-    return x.rank
