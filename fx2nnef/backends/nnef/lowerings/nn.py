@@ -61,34 +61,29 @@ def aten_baddbmm(b, self, batch1, batch2, beta=1, alpha=1):
 @lower("aten::addmm")
 def aten_addmm(b, self, mat1, mat2, beta=1, alpha=1):
     """addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
-    out = b.op("matmul", mat1, mat2, out_shape=tuple(b.shape_of(b.out)))
+    return _add_scaled(b, b.op("matmul", mat1, mat2, out_shape=tuple(b.shape_of(b.out))), self, beta, alpha)
+
+
+def _add_scaled(b, product, self, beta, alpha):
+    """Return beta * self + alpha * product (the epilogue of addmm, addmv, addbmm, baddbmm)."""
     if alpha != 1:
-        out = b.op("mul", out, literal(alpha))
-    bias = self if beta == 1 else b.op("mul", self, literal(beta))
-    return b.op("add", out, bias) if beta != 0 else out
+        product = b.op("mul", product, literal(alpha))
+    if beta == 0:
+        return product
+    return b.op("add", product, self if beta == 1 else b.op("mul", self, literal(beta)))
 
 
 @lower("aten::addmv")
 def aten_addmv(b, self, mat, vec, beta=1, alpha=1):
     """addmv(Tensor self, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
-    out = _matmul(b, mat, vec)
-    if alpha != 1:
-        out = b.op("mul", out, literal(alpha))
-    if beta == 0:
-        return out
-    return b.op("add", out, self if beta == 1 else b.op("mul", self, literal(beta)))
+    return _add_scaled(b, _matmul(b, mat, vec), self, beta, alpha)
 
 
 @lower("aten::addbmm")
 def aten_addbmm(b, self, batch1, batch2, beta=1, alpha=1):
     """addbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
     products = b.op("matmul", batch1, batch2)
-    out = b.op("squeeze", b.op("sum_reduce", products, axes=[0]), axes=[0])
-    if alpha != 1:
-        out = b.op("mul", out, literal(alpha))
-    if beta == 0:
-        return out
-    return b.op("add", out, self if beta == 1 else b.op("mul", self, literal(beta)))
+    return _add_scaled(b, b.op("squeeze", b.op("sum_reduce", products, axes=[0]), axes=[0]), self, beta, alpha)
 
 
 @lower("aten::layer_norm")
