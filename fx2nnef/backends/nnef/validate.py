@@ -105,6 +105,17 @@ def _negative_axes(op: Operation) -> str | None:
     return None
 
 
+def _empty_reduction(op: Operation) -> str | None:
+    """Reject a reduction over an axis of static size 0 (tract divides by zero and aborts)."""
+    if not op.name.endswith("_reduce") or not op.args or not isinstance(op.args[0], Tensor):
+        return None
+    shape = op.args[0].shape or ()
+    empty = [a for a in op.attribs.get("axes", ()) if _is_int(a) and a < len(shape) and shape[a] == 0]
+    if empty:
+        return f"reduces over axes {empty} of size 0 (tract aborts the process): fold it to a constant"
+    return None
+
+
 def _argument_count(op: Operation) -> str | None:
     """Require exactly two operands for binary ops and three for `select`."""
     expected = 3 if op.name == "select" else 2 if op.name in BINARY_OPS else None
@@ -218,7 +229,7 @@ def _variable_attributes(op: Operation) -> str | None:
 
 
 RULES: tuple[Rule, ...] = (
-    _negative_axes, _argument_count, _broadcast_ranks, _matmul_ranks, _slice_bounds,
+    _negative_axes, _empty_reduction, _argument_count, _broadcast_ranks, _matmul_ranks, _slice_bounds,
     _pool_ranks, _border, _variable_attributes,
 )
 

@@ -306,3 +306,9 @@ def test_remove_dead_operations_keeps_multi_output_ops():
     graph = Graph(inputs=[x.outputs[0]], outputs=[pool.outputs[1]], operations=[x, pool])
     assert remove_dead_operations(graph) == 0
     assert graph.operations == [x, pool]
+
+
+@pytest.mark.parametrize("name", ["sum_reduce", "mean_reduce", "max_reduce", "argmax_reduce"])
+def test_reduction_over_an_empty_axis_rejected(name):
+    assert_invalid(single(name, shape=(3, 0), axes=[1]), f"y = {name}(...)", "size 0")
+    validate(single(name, shape=(3, 0), axes=[0]))

@@ -4,7 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import lower
-from .common import axes, literal
+from .common import axes, literal, static
+
+
+# what a reduction over an empty axis gives (tract aborts the process on one)
+EMPTY_REDUCTION = {"sum_reduce": 0, "tract_core_product_reduce": 1, "any_reduce": False, "all_reduce": True,
+                   "mean_reduce": float("nan")}
 
 
 def _reduce(b, op: str, x, dim, keepdim: bool):
@@ -12,6 +17,9 @@ def _reduce(b, op: str, x, dim, keepdim: bool):
     if x.rank == 0:
         return x
     ax = axes(dim, x.rank)
+    if op in EMPTY_REDUCTION and any(x.shape[a] == 0 for a in ax) and static(x.shape):
+        shape = [1 if i in ax else d for i, d in enumerate(x.shape) if keepdim or i not in ax]
+        return b.const(np.full(shape, EMPTY_REDUCTION[op]), x.dtype, "empty_reduction")
     if op.startswith("tract_core_"):
         b.require("tract_core")
     out = b.op(op, x, axes=ax)
