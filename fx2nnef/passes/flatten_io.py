@@ -12,7 +12,7 @@ from torch.export.graph_signature import ExportGraphSignature, InputKind, Output
 
 from ..backends.nnef.graph import IDENTIFIER
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import INPUT_NAME, OUTPUT_NAMES, output_node, placeholders, replace
+from ..compiler.program import INPUT_NAME, OUTPUT_NAMES, output_node, placeholders, replace, source_line
 from ..errors import ExportInputError, UnsupportedOpError
 
 
@@ -57,6 +57,17 @@ def check_names(kind: str, names: Sequence[str]) -> None:
         raise ExportInputError(f"duplicate {kind} names: {', '.join(dupes)}")
 
 
+def _reject_side_effects(program: ExportedProgram) -> None:
+    """Raise UnsupportedOpError naming the ops torch.export threads effect tokens through
+    (e.g. linalg ops that check their input at run time): an NNEF graph has no side effects."""
+    effects = [n for n in program.graph.nodes if n.op == "call_function" and
+               getattr(n.target, "__name__", "") == "with_effects"]
+    if effects:
+        lines = "\n".join(f"  {n.args[1]}  at {source_line(n) or n.format_node()}" for n in effects)
+        raise UnsupportedOpError(f"the model calls op(s) with side effects (run-time checks), which an NNEF graph "
+                                 f"cannot express:\n{lines}")
+
+
 class FlattenIOPass(Pass):
     """After it, the program takes a flat tuple of tensors and returns a flat tuple of tensors;
     each user-input placeholder's meta[INPUT_NAME] is its NNEF name, non-tensor inputs are gone
@@ -68,6 +79,7 @@ class FlattenIOPass(Pass):
 
     def call(self, program: ExportedProgram) -> PassResult:
         graph = program.graph
+        _reject_side_effects(program)
         specs, tensor_inputs = [], []
         for node, spec in placeholders(program):
             if spec.kind == InputKind.USER_INPUT and not isinstance(node.meta.get("val"), torch.Tensor):

@@ -31,3 +31,16 @@ def test_user_names():
     flat = FlattenIOPass(["p", "q", "r"], ["out"]).call(program).program
     assert [input_name(n) for n in user_inputs(flat)] == ["p", "q", "r"]
     assert output_node(flat).meta[OUTPUT_NAMES] == ["out_y", "out_z_0", "out_z_1"]
+
+
+def test_side_effect_ops_are_named():
+    import pytest
+
+    from fx2nnef import UnsupportedOpError
+
+    class Inverse(torch.nn.Module):
+        def forward(self, x):
+            return torch.linalg.inv(x)
+
+    with pytest.raises(UnsupportedOpError, match="side effects.*_linalg_check_errors"):
+        FlattenIOPass()(captured(Inverse(), torch.randn(3, 3)))
