@@ -225,22 +225,24 @@ def aten_logical_or(b, self, other):
     return _logical(b, "or", b.cast(self, "bool"), b.cast(other, "bool"))
 
 
+def _bitwise(b, kind: str, self, other):
+    """Emit a bitwise and/or/xor: logical ops on bool tensors, tract_core_bit<kind> on integers."""
+    if b.out_dtype == "bool":
+        return _bool_binary(b, "ne", self, other) if kind == "xor" else _logical(b, kind, self, other)
+    b.require("tract_core")
+    return b.op(f"tract_core_bit{kind}", _operand(self), _operand(other))
+
+
 @lower(("aten::bitwise_and.Tensor", "aten::bitwise_and.Scalar"))
 def aten_bitwise_and(b, self, other):
     """bitwise_and.Tensor(Tensor self, Tensor other) -> Tensor"""
-    if b.out_dtype == "bool":
-        return _logical(b, "and", self, other)
-    b.require("tract_core")
-    return b.op("tract_core_bitand", _operand(self), _operand(other))
+    return _bitwise(b, "and", self, other)
 
 
 @lower(("aten::bitwise_or.Tensor", "aten::bitwise_or.Scalar"))
 def aten_bitwise_or(b, self, other):
     """bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor"""
-    if b.out_dtype == "bool":
-        return _logical(b, "or", self, other)
-    b.require("tract_core")
-    return b.op("tract_core_bitor", _operand(self), _operand(other))
+    return _bitwise(b, "or", self, other)
 
 
 @lower("aten::bitwise_not")
@@ -541,10 +543,7 @@ def aten_logical_xor(b, self, other):
 @lower(("aten::bitwise_xor.Tensor", "aten::bitwise_xor.Scalar"))
 def aten_bitwise_xor(b, self, other):
     """bitwise_xor.Tensor(Tensor self, Tensor other) -> Tensor"""
-    if b.out_dtype == "bool":
-        return _bool_binary(b, "ne", self, other)
-    b.require("tract_core")
-    return b.op("tract_core_bitxor", _operand(self), _operand(other))
+    return _bitwise(b, "xor", self, other)
 
 
 @lower(("aten::bitwise_left_shift.Tensor", "aten::bitwise_left_shift.Tensor_Scalar",
