@@ -1,4 +1,4 @@
-"""Helpers for pass tests: capture a module, run passes, compare numerics before/after."""
+"""Test helpers: capture a module and compare numerics before/after passes; small models."""
 from __future__ import annotations
 
 import torch
@@ -23,3 +23,15 @@ def flat_outputs(program, *args):
 def assert_same_numerics(before, after, *args, atol=1e-6):
     for a, b in zip(flat_outputs(before, *args), flat_outputs(after, *args), strict=True):
         torch.testing.assert_close(b, a.to(b.dtype), atol=atol, rtol=1e-5)
+
+
+def tiny_bert():
+    """Return a 2-layer, hidden-32 random-weight BERT and (ids, mask) with the last two tokens padded."""
+    from transformers import BertConfig, BertModel
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=32)
+    ids = torch.randint(0, 100, (1, 8))
+    mask = torch.ones(1, 8, dtype=torch.long)
+    mask[0, 6:] = 0
+    return BertModel(config).eval(), (ids, mask)

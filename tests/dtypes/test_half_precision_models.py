@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from fx2nnef import KhronosNNEF, TractNNEF, export_model_to_nnef
+from testing_utils import tiny_bert
 
 # (atol, rtol) per op family and dtype: the check passes where |got - expected| <= atol + rtol * |expected|
 TOLERANCES = {
@@ -74,17 +75,6 @@ def test_bf16_elementwise_in_tract(tmp_path):
 
 # -- whole models -------------------------------------------------------------------------------
 
-def bert():
-    from transformers import BertConfig, BertModel
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=32)
-    ids = torch.randint(0, 100, (1, 8))
-    mask = torch.ones(1, 8, dtype=torch.long)
-    mask[0, 6:] = 0
-    return BertModel(config).eval(), (ids, mask)
-
-
 class SmallCNN(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -107,7 +97,7 @@ def _cast_inputs(args, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
-@pytest.mark.parametrize("name, make", [("transformer", bert), ("cnn", cnn)], ids=["bert", "cnn"])
+@pytest.mark.parametrize("name, make", [("transformer", tiny_bert), ("cnn", cnn)], ids=["bert", "cnn"])
 def test_half_model_in_tract(name, make, dtype, tmp_path):
     model, args = make()
     tol = TOLERANCES[(name, dtype)]
@@ -119,7 +109,7 @@ def test_half_model_in_tract(name, make, dtype, tmp_path):
 
 
 def test_f16_bert_with_sensitive_ops_in_f32_is_closer(tmp_path):
-    model, args = bert()
+    model, args = tiny_bert()
     model = model.half()
     plain = export_model_to_nnef(copy.deepcopy(model), args, tmp_path / "a.nnef",
                                  TractNNEF(check_io_tolerance=TOLERANCES[("transformer", torch.float16)]))
@@ -130,7 +120,7 @@ def test_f16_bert_with_sensitive_ops_in_f32_is_closer(tmp_path):
 
 
 def test_bf16_bert_as_f16_in_tract(tmp_path):
-    model, args = bert()
+    model, args = tiny_bert()
     report = export_model_to_nnef(model.bfloat16(), args, tmp_path / "m.nnef",
                                   TractNNEF(bfloat16="f16", check_io_tolerance=TOLERANCES[("transformer", torch.bfloat16)]))
     assert {t.dtype for t in report.graph.outputs} == {"f16"}

@@ -14,6 +14,7 @@ from fx2nnef.backends.nnef.graph import Graph, Operation, Tensor
 from fx2nnef.backends.nnef.lower import Builder
 from fx2nnef.backends.nnef.serializer import save
 from fx2nnef.backends.nnef.standard import STANDARD_OPS
+from testing_utils import tiny_bert
 
 nnef = pytest.importorskip("nnef", reason="the Khronos target needs the nnef parser")
 pytest.importorskip("nnef_tools", reason="the Khronos target needs nnef_tools")
@@ -157,14 +158,8 @@ def test_unknown_version_is_rejected():
 
 def test_bert_with_attention_mask(tmp_path):
     """HF BERT's mask building indexes with constant index tensors: one standard gather."""
-    from transformers import BertConfig, BertModel
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=32)
-    ids = torch.randint(0, 100, (1, 8))
-    mask = torch.ones(1, 8, dtype=torch.long)
-    mask[0, 6:] = 0
-    report = export_model_to_nnef(BertModel(config).eval(), (ids, mask), tmp_path / "bert.nnef", KhronosNNEF())
+    model, args = tiny_bert()
+    report = export_model_to_nnef(model, args, tmp_path / "bert.nnef", KhronosNNEF())
     text = (report.path / "graph.nnef").read_text()
     assert "tract" not in text and emitted_ops(text) <= STANDARD_OPS | {"erf"}
     assert all(r.ok for r in report.check)
