@@ -17,7 +17,8 @@ DTYPE_OPTIONS = {"f32": torch.float32, "f16": torch.float16, "f64": torch.float6
 class TractNNEF:
     """Target tract's NNEF dialect (standard NNEF + tract_* extensions).
 
-    version: the tract version the archive is for (gates which tract operators are emitted).
+    version: the tract version the archive is for (written as the tract_target_version property;
+        every operator fx2nnef emits exists in tract 0.23.9).
     check_io: after export, run the archive in tract on the example inputs and compare each
         output with eager PyTorch at `check_io_tolerance` ("exact", "approx", "close", "very",
         "super", or an (atol, rtol) pair).
@@ -61,10 +62,6 @@ class TractNNEF:
     def latest_version() -> str:
         """Return the newest tract version fx2nnef targets."""
         return LATEST_TRACT
-
-    @property
-    def version_tuple(self) -> tuple[int, ...]:
-        return tuple(int(p) for p in self.version.split("."))
 
     def dtype_rules(self) -> dict[str, Any]:
         """Return the LegalizeDtypesPass options this target implies."""

@@ -98,15 +98,6 @@ def bind_inputs(model: torch.nn.Module, args: Any, kwargs: Mapping[str, Any] | N
     return args, kwargs
 
 
-def forward_parameter_names(model: torch.nn.Module) -> list[str]:
-    """Return the names of model.forward's parameters (without *args/**kwargs)."""
-    try:
-        params = inspect.signature(model.forward).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    return [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-
-
 @contextlib.contextmanager
 def eval_mode(model: torch.nn.Module, warn: bool = True):
     """Put every submodule in eval mode for the duration, then restore each training flag."""

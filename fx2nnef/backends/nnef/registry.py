@@ -26,10 +26,6 @@ class Lowering:
     fn: Callable
     registries: tuple[str, ...] = ()   # tract registries the emitted ops need
 
-    @property
-    def schema(self) -> str:
-        return (self.fn.__doc__ or "").strip().splitlines()[0] if self.fn.__doc__ else ""
-
 
 class LoweringRegistry:
     """A mapping from qualified ATen op names to Lowerings."""
