@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+import numpy as np
+
 
 INT64_SENTINEL = 2 ** 62  # torch.export writes `x[a:]` as end=sys.maxsize
 
@@ -32,3 +34,13 @@ def literal(value: bool | int | float) -> float | bool:
 def static(dims: Iterable) -> bool:
     """Tell whether every dim is a plain int."""
     return all(isinstance(d, int) for d in dims)
+
+
+def extreme(dtype: str, largest: bool) -> float | int | bool:
+    """Return the largest (or smallest) value of a tract dtype: +-inf for floats."""
+    if dtype.startswith("f"):
+        return np.inf if largest else -np.inf
+    if dtype == "bool":
+        return largest
+    info = np.iinfo(np.dtype(("uint" if dtype[0] == "u" else "int") + dtype[1:]))
+    return int(info.max if largest else info.min)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import lower
-from .common import axes, axis, literal
+from .common import axes, axis, extreme, literal
 
 
 def _gather(b, x, index: np.ndarray, dim: int):
@@ -150,6 +150,10 @@ def aten_sort(b, self, dim=-1, descending=False, stable=False):
 
 def _scatter(b, self, dim, index, src, reduction: str):
     b.require("tract_core")
+    if self.dtype == "bool" and self.rank:  # tract's scatter reductions need numbers
+        numbers = _scatter(b, b.cast(self, "i32"), dim, index, b.cast(src, "i32") if hasattr(src, "name") else src,
+                           reduction)
+        return b.cast(numbers, "bool")
     if self.rank == 0:
         return src if reduction == "none" else b.op({"add": "add", "mul": "mul", "min": "min", "max": "max"}[reduction],
                                                      self, src)
@@ -158,7 +162,7 @@ def _scatter(b, self, dim, index, src, reduction: str):
     elif tuple(src.shape) != tuple(index.shape):
         src = b.op("slice", src, axes=list(range(src.rank)), begin=[0] * src.rank, end=list(index.shape))
     return b.op("tract_core_scatter_elements", self, b.cast(index, "i64"), src, axis=axis(dim, self.rank),
-                reduction=reduction)
+                reduction=reduction, out_dtype=self.dtype, out_shape=self.shape)
 
 
 @lower(("aten::scatter.src", "aten::scatter.value"))
@@ -179,14 +183,51 @@ def aten_scatter_add(b, self, dim, index, src):
     return _scatter(b, self, dim, index, src, "add")
 
 
+REDUCTIONS = {"sum": "add", "prod": "mul", "amax": "max", "amin": "min"}
+
+
+def _reduce_into(b, self, d: int, index, src, reduce: str, include_self: bool):
+    """Reduce src into self at index along axis d (index and src of one shape), as scatter_reduce
+    does: without include_self, the indexed entries of self are first reset to the reduction's
+    identity; `mean` divides a sum by the per-entry counts (flooring on integers, as torch)."""
+    if self.rank == 0:
+        flat = [b.op("reshape", t, shape=[1], out_shape=(1,)) for t in (self, index, src)]
+        out = _reduce_into(b, *flat[:1], 0, *flat[1:], reduce, include_self)
+        return b.op("squeeze", out, axes=[0])
+    if reduce != "mean":
+        identity = {"sum": 0, "prod": 1, "amax": extreme(self.dtype, False), "amin": extreme(self.dtype, True)}
+        base = self if include_self else _scatter(b, self, d, index, identity[reduce], "none")
+        return _scatter(b, base, d, index, src, REDUCTIONS[reduce])
+    total = _reduce_into(b, self, d, index, src, "sum", include_self)
+    start = b.op("tract_core_broadcast", b.const(int(include_self), self.dtype, "count"), shape=list(self.shape))
+    counts = b.op("max", _scatter(b, start, d, index, 1, "add"), b.const(1, self.dtype, "one"))
+    quotient = b.op("div", total, counts)
+    if self.dtype.startswith("f"):
+        return quotient
+    rest = b.op("sub", total, b.op("mul", quotient, counts))  # integer div truncates: floor it
+    return b.op("select", b.op("lt", rest, b.const(0, self.dtype, "zero")),
+                b.op("sub", quotient, b.const(1, self.dtype, "one")), quotient)
+
+
 @lower("aten::scatter_reduce.two")
 def aten_scatter_reduce(b, self, dim, index, src, reduce, include_self=True):
     """scatter_reduce.two(Tensor self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor"""
-    reductions = {"sum": "add", "prod": "mul", "amax": "max", "amin": "min"}
-    if reduce not in reductions or not include_self:
-        raise NotImplementedError(f"scatter_reduce(reduce={reduce!r}, include_self={include_self}): tract's "
-                                  "scatter_elements has reductions none/add/mul/min/max including self only")
-    return _scatter(b, self, dim, index, src, reductions[reduce])
+    d = axis(dim, self.rank)
+    if index.rank and tuple(src.shape) != tuple(index.shape):
+        src = b.op("slice", src, axes=list(range(src.rank)), begin=[0] * src.rank, end=list(index.shape))
+    return _reduce_into(b, self, d, index, src, reduce, include_self)
+
+
+@lower("aten::index_reduce")
+def aten_index_reduce(b, self, dim, index, source, reduce, include_self=True):
+    """index_reduce(Tensor self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor"""
+    d = axis(dim, self.rank)
+    if source.rank > 1:  # index [m] names the target of each slice of source along d
+        index = b.op("reshape", index, shape=[1] * d + [-1] + [1] * (source.rank - d - 1),
+                     out_shape=tuple(1 if a != d else source.shape[d] for a in range(source.rank)))
+        b.require("tract_core")
+        index = b.op("tract_core_broadcast", index, shape=list(source.shape))
+    return _reduce_into(b, self, d, index, source, reduce, include_self)
 
 
 @lower("aten::index_put")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import lower
-from .common import axis
+from .common import axis, extreme
 
 
 def _upper(b, n):
@@ -70,15 +70,6 @@ class _Table:
         return self.reduce("max_reduce", b.op("select", hit, self.j, b.const(-1, "i64", "none")))
 
 
-def _extreme(dtype: str, largest: bool):
-    """Return the largest (or smallest) value of a tract dtype."""
-    if dtype.startswith("f"):
-        return np.inf if largest else -np.inf
-    info = np.iinfo(np.dtype({"u8": "uint8", "u16": "uint16", "u32": "uint32", "u64": "uint64", "i8": "int8",
-                              "i16": "int16", "i32": "int32", "i64": "int64"}[dtype]))
-    return info.max if largest else info.min
-
-
 @lower("aten::cumprod", registries=("tract_core",))
 def aten_cumprod(b, self, dim, dtype=None):
     """cumprod(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor"""
@@ -99,7 +90,7 @@ def aten_cummax(b, self, dim):
     largest = b.node.target.name() == "aten::cummax"
     x = b.cast(self, "u8") if self.dtype == "bool" else self
     table = _Table(b, x, axis(dim, x.rank))
-    values = table.reduce("max_reduce" if largest else "min_reduce", table.fill(_extreme(x.dtype, not largest)))
+    values = table.reduce("max_reduce" if largest else "min_reduce", table.fill(extreme(x.dtype, not largest)))
     return b.cast(values, self.dtype), table.last_index(values)
 
 
