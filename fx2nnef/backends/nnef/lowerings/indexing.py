@@ -356,3 +356,39 @@ def aten_bucketize(b, self, boundaries, out_int32=False, right=False):
     below = b.op("ge" if right else "gt", x, boundaries)
     counts = b.op("sum_reduce", b.cast(below, "i64"), axes=[self.rank])
     return b.cast(b.op("squeeze", counts, axes=[self.rank]), b.out_dtype)
+
+
+@lower(("aten::searchsorted.Tensor", "aten::searchsorted.Scalar"))
+def aten_searchsorted(b, sorted_sequence, self, out_int32=False, right=False, side=None, sorter=None):
+    """searchsorted.Tensor(Tensor sorted_sequence, Tensor self, *, bool out_int32=False, bool right=False, str? side=None, Tensor? sorter=None) -> Tensor"""
+    if not hasattr(self, "name"):
+        self = b.const(self, sorted_sequence.dtype, "value")
+    last = sorted_sequence.rank - 1
+    if sorted_sequence.shape[last] == 0:
+        return b.const(np.zeros(b.shape_of(b.out)), b.out_dtype, "positions")
+    if sorter is not None:
+        b.require("tract_core")
+        sorted_sequence = b.op("tract_core_gather_elements", sorted_sequence, b.cast(sorter, "i64"), axis=last)
+    if sorted_sequence.rank == 1:  # one sequence for every value
+        values, sequence = b.op("unsqueeze", self, axes=[self.rank]), sorted_sequence
+    else:  # one sequence per row of values: [..., m, 1] against [..., 1, n]
+        values, sequence = b.op("unsqueeze", self, axes=[last + 1]), b.op("unsqueeze", sorted_sequence, axes=[last])
+    below = b.op("ge" if right or side == "right" else "gt", values, sequence)
+    counts = b.op("sum_reduce", b.cast(below, "i64"), axes=[values.rank - 1])
+    return b.cast(b.op("squeeze", counts, axes=[values.rank - 1]), b.out_dtype)
+
+
+@lower("aten::put")
+def aten_put(b, self, index, source, accumulate=False):
+    """put(Tensor self, Tensor index, Tensor source, bool accumulate=False) -> Tensor"""
+    n = int(np.prod(self.shape))
+    flat = b.op("reshape", self, shape=[n], out_shape=(n,))
+    count = int(np.prod(index.shape))
+    if count == 0:
+        return self
+    where = b.cast(b.op("reshape", index, shape=[count], out_shape=(count,)), "i64")
+    where = b.op("select", b.op("lt", where, b.const(0, "i64", "zero")), b.op("add", where, b.const(n, "i64", "size")),
+                 where)  # torch counts negative indices from the end
+    values = b.op("reshape", source, shape=[count], out_shape=(count,))
+    out = _scatter(b, flat, 0, where, values, "add" if accumulate else "none")
+    return b.op("reshape", out, shape=list(self.shape), out_shape=tuple(self.shape))
