@@ -119,8 +119,8 @@ TABLE: dict[str, Spec] = {
     "softmax": Spec("aten::_softmax"),
     "log_softmax": Spec("aten::_log_softmax"),
     "nn.functional.embedding": Spec("aten::embedding"),
-    "nn.functional.max_pool2d": Spec("aten::max_pool2d_with_indices",
-                                     xfail="the first sample returns the indices, which fx2nnef does not lower"),
+    "nn.functional.max_pool2d": Spec("aten::max_pool2d_with_indices"),
+    "nn.functional.adaptive_max_pool2d": Spec("aten::adaptive_max_pool2d"),
     "nn.functional.interpolate.nearest": Spec("aten::upsample_nearest2d.vec"),
     # matmul family
     "matmul": Spec("aten::matmul"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import lower
-from .common import axis, literal
+from .common import axis, extreme, literal
 
 
 def _same_rank(b, x, rank: int):
@@ -263,12 +263,75 @@ def aten__native_batch_norm_legit_no_training(b, input, weight, bias, running_me
     return out, None, None
 
 
+def _window_max(b, x, positions: list[np.ndarray], indices: bool):
+    """Max over windows of the last len(positions) axes of x, and (if `indices`) where each max is, as a
+    flat index into those axes. positions[i] is an [out_i, k_i] table of input positions along spatial
+    axis i, -1 outside the input. One gather takes every window from the flattened input, padded with
+    one smallest-value slot for the positions outside."""
+    n = len(positions)
+    lead = x.rank - n
+    spatial = list(x.shape[lead:])
+    if not all(isinstance(d, int) for d in spatial):
+        raise NotImplementedError("pooling with indices (or adaptive max pooling) needs static spatial dims")
+    size = int(np.prod(spatial))
+    flat_index = np.zeros([p.shape[0] for p in positions] + [p.shape[1] for p in positions], np.int64)
+    outside = np.zeros(flat_index.shape, bool)
+    for i, p in enumerate(positions):  # out axes first, then kernel axes
+        shape = [1] * (2 * n)
+        shape[i], shape[n + i] = p.shape
+        flat_index = flat_index * spatial[i] + p.reshape(shape)
+        outside |= (p < 0).reshape(shape)
+    table = np.where(outside, size, flat_index).reshape([p.shape[0] for p in positions] + [-1])
+    flat = b.op("reshape", x, shape=[0] * lead + [size], out_shape=tuple(x.shape[:lead]) + (size,))
+    padded = b.op("pad", flat, padding=[(0, 0)] * lead + [(0, 1)], border="constant",
+                  value=literal(extreme(x.dtype, False)), out_shape=tuple(x.shape[:lead]) + (size + 1,),
+                  out_dtype=x.dtype)
+    b.require("tract_core")
+    windows = b.op("tract_core_gather", padded, b.const(table, "i64", "windows"), axis=lead)
+    last = windows.rank - 1
+    values = b.op("squeeze", b.op("max_reduce", windows, axes=[last]), axes=[last])
+    if not indices:
+        return values, None
+    first = b.op("argmax_reduce", windows, axes=[last])  # torch keeps the first maximum of a window
+    every = b.op("tract_core_broadcast", b.const(table, "i64", "window_index"), shape=list(windows.shape))
+    where = b.op("tract_core_gather_elements", every, first, axis=last, out_dtype="i64", out_shape=first.shape)
+    return values, b.op("squeeze", where, axes=[last])
+
+
+def _indices_used(b) -> bool:
+    """Tell whether the second output (the indices) of the current node is read."""
+    return any(user.args[1] == 1 and user.users for user in b.node.users)
+
+
 @lower(("aten::max_pool2d_with_indices", "aten::max_pool3d_with_indices"))
 def aten_max_pool2d_with_indices(b, self, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
     """max_pool2d_with_indices(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)"""
-    if any(user.args[1] == 1 and user.users for user in b.node.users):
-        raise NotImplementedError("max_pool indices (tract's max_pool_with_index numbers elements differently)")
-    return aten_max_pool2d(b, self, kernel_size, stride, padding, dilation, ceil_mode), None
+    if not _indices_used(b):
+        return aten_max_pool2d(b, self, kernel_size, stride, padding, dilation, ceil_mode), None
+    n = 2 if "2d" in b.node.target.name() else 3
+    kernel = _expand(kernel_size, n)
+    stride = _expand(stride, n) or kernel
+    padding, dilation = _expand(padding, n), _expand(dilation, n)
+    positions = []
+    for i in range(n):
+        out = int(b.out[0].shape[self.rank - n + i])
+        p = np.arange(out)[:, None] * stride[i] - padding[i] + np.arange(kernel[i])[None, :] * dilation[i]
+        positions.append(np.where((p >= 0) & (p < self.shape[self.rank - n + i]), p, -1))
+    return _window_max(b, self, positions, True)
+
+
+@lower(("aten::adaptive_max_pool2d", "aten::adaptive_max_pool3d"))
+def aten_adaptive_max_pool2d(b, self, output_size):
+    """adaptive_max_pool2d(Tensor self, int[2] output_size) -> (Tensor, Tensor)"""
+    n = len(output_size)
+    positions = []
+    for size, out in zip(self.shape[self.rank - n:], output_size):
+        starts = [(i * size) // out for i in range(out)]
+        ends = [-(-((i + 1) * size) // out) for i in range(out)]
+        k = max(e - s for s, e in zip(starts, ends))
+        p = np.array(starts)[:, None] + np.arange(k)[None, :]
+        positions.append(np.where(p < np.array(ends)[:, None], p, -1))
+    return _window_max(b, self, positions, _indices_used(b))
 
 
 @lower("aten::native_layer_norm")
