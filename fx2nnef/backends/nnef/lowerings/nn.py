@@ -5,6 +5,7 @@ import numpy as np
 
 from ..registry import lower
 from .common import axis, extreme, literal
+from .reduce import aten_linalg_vector_norm
 
 
 def _same_rank(b, x, rank: int):
@@ -410,3 +411,73 @@ def aten_constant_pad_nd(b, self, pad, value=0):
         return self
     return b.op("pad", self, padding=pairs, border="constant", value=literal(value),
                 out_shape=b.shape_of(b.out), out_dtype=self.dtype)
+
+
+@lower(("aten::_embedding_bag_forward_only", "aten::_embedding_bag"))
+def aten__embedding_bag_forward_only(b, weight, indices, offsets, scale_grad_by_freq=False, mode=0, sparse=False,
+                                     per_sample_weights=None, include_last_offset=False, padding_idx=-1):
+    """_embedding_bag_forward_only(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)"""
+    if any(user.args[1] != 0 and user.users for user in b.node.users):
+        raise NotImplementedError("embedding_bag's offset2bag, bag_size and max_indices outputs")
+    length, bags = indices.shape[0], offsets.shape[0] - int(bool(include_last_offset))
+    b.require("tract_core")
+    offsets = b.cast(offsets, "i64")
+    starts = b.op("slice", offsets, axes=[0], begin=[0], end=[bags]) if include_last_offset else offsets
+    if include_last_offset:
+        ends = b.op("slice", offsets, axes=[0], begin=[1], end=[bags + 1])
+    else:  # the last bag ends with the indices
+        ends = b.op("concat", [b.op("slice", offsets, axes=[0], begin=[1], end=[bags]),
+                               b.const([length], "i64", "length")], axis=0, out_shape=(bags,), out_dtype="i64")
+    position = b.const(np.arange(length)[None, :], "i64", "position")
+    member = b.op("and", b.op("ge", position, b.op("unsqueeze", starts, axes=[1])),
+                  b.op("lt", position, b.op("unsqueeze", ends, axes=[1])))  # [bags, length]
+    if padding_idx is not None and padding_idx >= 0:
+        member = b.op("and", member, b.op("ne", b.op("unsqueeze", b.cast(indices, "i64"), axes=[0]),
+                                          b.const(padding_idx, "i64", "padding_idx")))
+    rows = b.op("tract_core_gather", weight, indices, axis=0, out_shape=(length, weight.shape[1]),
+                out_dtype=weight.dtype)
+    if per_sample_weights is not None:
+        rows = b.op("mul", rows, b.op("unsqueeze", per_sample_weights, axes=[1]))
+    counts = b.op("sum_reduce", b.cast(member, weight.dtype), axes=[1])  # [bags, 1]
+    if mode == 2:
+        taken = b.op("select", b.op("unsqueeze", member, axes=[2]), b.op("unsqueeze", rows, axes=[0]),
+                     b.const(extreme(weight.dtype, False), weight.dtype, "smallest"))
+        largest = b.op("squeeze", b.op("max_reduce", taken, axes=[1]), axes=[1])
+        out = b.op("select", b.op("gt", counts, 0.0), largest, b.const(0.0, weight.dtype, "empty"))  # empty bag: 0
+    else:
+        out = b.op("matmul", b.cast(member, weight.dtype), rows)
+        if mode == 1:
+            out = b.op("div", out, b.op("max", counts, 1.0))
+    return out, None, None, None
+
+
+@lower("aten::_pdist_forward")
+def aten__pdist_forward(b, self, p=2.0):
+    """_pdist_forward(Tensor self, float p=2.) -> Tensor"""
+    n = self.shape[0]
+    if not isinstance(n, int):
+        raise NotImplementedError("pdist needs a static number of rows")
+    first, second = np.triu_indices(n, 1)  # the pairs i < j, row by row as torch orders them
+    if len(first) == 0:
+        return b.const(np.zeros(0), self.dtype, "no_pairs")
+    b.require("tract_core")
+    rows = [b.op("tract_core_gather", self, b.const(i, "i64", "pair"), axis=0) for i in (first, second)]
+    return aten_linalg_vector_norm(b, b.op("sub", *rows), p, [1])
+
+
+@lower("aten::_trilinear")
+def aten__trilinear(b, i1, i2, i3, expand1, expand2, expand3, sumdim, unroll_dim=1):
+    """_trilinear(Tensor i1, Tensor i2, Tensor i3, int[] expand1, int[] expand2, int[] expand3, int[] sumdim, int unroll_dim=1) -> Tensor"""
+    rank = i1.rank + len(expand1)
+    if b.out_dtype in ("f16", "f32", "f64"):  # one einsum: no [.., out, in1, in2] product in memory
+        letters = "abcdefghijklmnopqrstuvwxyz"[:rank]
+        operands = ["".join(letters[a] for a in range(rank) if a not in e) for e in (expand1, expand2, expand3)]
+        kept = "".join(letters[a] for a in range(rank) if a not in sumdim)
+        b.require("tract_core")
+        return b.op("tract_core_einsum", [i1, i2, i3], expr=",".join(operands) + "->" + kept, acc=b.out_dtype,
+                    out_dtype=b.out_dtype)
+    terms = [b.op("unsqueeze", t, axes=sorted(e)) if e else t for t, e in zip((i1, i2, i3), (expand1, expand2, expand3))]
+    product = b.op("mul", b.op("mul", terms[0], terms[1]), terms[2])
+    if not sumdim:
+        return product
+    return b.op("squeeze", b.op("sum_reduce", product, axes=sorted(sumdim)), axes=sorted(sumdim))
