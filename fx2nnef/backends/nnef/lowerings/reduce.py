@@ -194,3 +194,43 @@ def aten_linalg_vector_norm(b, self, ord=2, dim=None, keepdim=False, dtype=None)
 def aten_dist(b, self, other, p=2):
     """dist(Tensor self, Tensor other, Scalar p=2) -> Tensor"""
     return aten_linalg_vector_norm(b, b.op("sub", self, other), p)
+
+
+@lower("aten::segment_reduce")
+def aten_segment_reduce(b, data, reduce, lengths=None, indices=None, offsets=None, axis=0, unsafe=False,
+                        initial=None):
+    """segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor"""
+    bounds = lengths if lengths is not None else offsets
+    if bounds is None:
+        raise NotImplementedError("segment_reduce with indices")
+    d = axes(axis, data.rank)[0]  # bounds are [..., segments] with the leading dims of data before d
+    b.require("tract_core")
+    bounds = b.cast(bounds, "i64")
+    if lengths is not None:  # segment s covers [sum(lengths[:s]), sum(lengths[:s + 1]))
+        count = lengths.shape[d]
+        triangle = b.const(np.triu(np.ones((count, count))).reshape([1] * d + [count, count]), "f32", "triangle")
+        totals = b.op("matmul", b.op("unsqueeze", b.cast(bounds, "f32"), axes=[d]), triangle)
+        ends = b.cast(b.op("squeeze", totals, axes=[d]), "i64")
+        starts = b.op("sub", ends, bounds)
+    else:
+        count = offsets.shape[d] - 1
+        starts = b.op("slice", bounds, axes=[d], begin=[0], end=[count])
+        ends = b.op("slice", bounds, axes=[d], begin=[1], end=[count + 1])
+    trailing = list(range(d + 1, data.rank + 1))
+    position = b.const(np.arange(data.shape[d]).reshape([-1] + [1] * (data.rank - d - 1)), "i64", "position")
+    starts, ends = (b.op("unsqueeze", t, axes=trailing) for t in (starts, ends))
+    member = b.op("and", b.op("ge", position, starts), b.op("lt", position, ends))  # [.., segments, length, 1..]
+    rows = b.op("unsqueeze", data, axes=[d])
+    op, identity = {"sum": ("sum_reduce", 0), "mean": ("sum_reduce", 0), "prod": ("tract_core_product_reduce", 1),
+                    "max": ("max_reduce", -np.inf), "min": ("min_reduce", np.inf)}[reduce]
+    table = b.op("select", member, rows, b.const(identity, data.dtype, "identity"))
+    out = b.op("squeeze", b.op(op, table, axes=[d + 1]), axes=[d + 1])
+    if initial is not None:
+        out = b.op({"sum_reduce": "add", "tract_core_product_reduce": "mul", "max_reduce": "max",
+                    "min_reduce": "min"}[op], out, b.const(initial, data.dtype, "initial"))
+    if reduce == "mean":
+        sizes = b.op("squeeze", b.op("sum_reduce", b.cast(member, data.dtype), axes=[d + 1]), axes=[d + 1])
+        mean = b.op("div", out, sizes)
+        out = mean if initial is None else b.op("select", b.op("gt", sizes, 0.0), mean,
+                                                 b.const(initial, data.dtype, "initial"))
+    return out
