@@ -387,7 +387,7 @@ def aten_upsample_bilinear2d(b, input, output_size, align_corners, scale_factors
                    "cubic" if cubic else "linear")
 
 
-@lower("aten::grid_sampler_2d")
+@lower(("aten::grid_sampler_2d", "aten::grid_sampler_3d"))
 def aten_grid_sampler_2d(b, input, grid, interpolation_mode, padding_mode, align_corners):
     """grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor"""
     b.require("tract_core")
