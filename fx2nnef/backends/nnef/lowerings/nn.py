@@ -391,8 +391,57 @@ def aten_upsample_bilinear2d(b, input, output_size, align_corners, scale_factors
 def aten_grid_sampler_2d(b, input, grid, interpolation_mode, padding_mode, align_corners):
     """grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor"""
     b.require("tract_core")
+    if (interpolation_mode, padding_mode) == (2, 1) and input.rank == 4:
+        return _bicubic_border(b, input, grid, bool(align_corners))
     return b.op("tract_core_grid_sample", input, grid, mode=("bilinear", "nearest", "bicubic")[interpolation_mode],
                 padding_mode=("zeros", "border", "reflection")[padding_mode], align_corners=bool(align_corners))
+
+
+def _cubic_weights(b, t):
+    """Return torch's four bicubic tap weights (A = -0.75) for the fractional offsets t."""
+    a = -0.75
+
+    def near(x):  # ((A + 2) x - (A + 3)) x^2 + 1
+        return b.op("add", b.op("mul", b.op("sub", b.op("mul", x, a + 2.0), a + 3.0), b.op("mul", x, x)), 1.0)
+
+    def far(x):  # ((A x - 5A) x + 8A) x - 4A
+        return b.op("sub", b.op("mul", b.op("add", b.op("mul", b.op("sub", b.op("mul", x, a), 5.0 * a), x), 8.0 * a),
+                                       x), 4.0 * a)
+    rest = b.op("sub", 1.0, t)
+    return [far(b.op("add", t, 1.0)), near(t), near(rest), far(b.op("add", rest, 1.0))]
+
+
+def _bicubic_border(b, input, grid, align_corners: bool):
+    """grid_sample(mode='bicubic', padding_mode='border') as torch computes it: each of the 16 taps is
+    clamped into the input on its own (tract clamps the sampling point instead)."""
+    n, c, h, w = input.shape
+    _, ho, wo, _ = grid.shape
+    if not all(isinstance(d, int) for d in (h, w, ho, wo)):
+        raise NotImplementedError("bicubic grid_sample with border padding needs static spatial dims")
+    points = ho * wo
+    flat = b.op("reshape", input, shape=[0, 0, h * w], out_shape=(n, c, h * w))
+    taps, weights = [], []
+    for k, size in enumerate((w, h)):  # grid holds (x, y)
+        coord = b.op("reshape", b.op("slice", grid, axes=[3], begin=[k], end=[k + 1]), shape=[0, points],
+                     out_shape=(n, points))
+        if align_corners:  # unnormalize: (g + 1) / 2 * (size - 1), or ((g + 1) * size - 1) / 2
+            coord = b.op("mul", b.op("add", coord, 1.0), (size - 1) / 2.0)
+        else:
+            coord = b.op("div", b.op("sub", b.op("mul", b.op("add", coord, 1.0), float(size)), 1.0), 2.0)
+        start = b.op("floor", coord)
+        weights.append(_cubic_weights(b, b.op("sub", coord, start)))
+        taps.append([b.op("min", b.op("max", b.op("add", start, float(i - 1)), 0.0), float(size - 1))
+                     for i in range(4)])
+    out = None
+    for j in range(4):
+        for i in range(4):
+            index = b.cast(b.op("add", b.op("mul", taps[1][j], float(w)), taps[0][i]), "i64")
+            index = b.op("tract_core_broadcast", b.op("unsqueeze", index, axes=[1]), shape=[n, c, points])
+            value = b.op("tract_core_gather_elements", flat, index, axis=2, out_dtype=input.dtype,
+                         out_shape=(n, c, points))
+            term = b.op("mul", value, b.op("unsqueeze", b.op("mul", weights[0][i], weights[1][j]), axes=[1]))
+            out = term if out is None else b.op("add", out, term)
+    return b.op("reshape", out, shape=[0, 0, ho, wo], out_shape=(n, c, ho, wo))
 
 
 @lower("aten::constant_pad_nd")
