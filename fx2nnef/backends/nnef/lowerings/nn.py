@@ -530,3 +530,14 @@ def aten__trilinear(b, i1, i2, i3, expand1, expand2, expand3, sumdim, unroll_dim
     if not sumdim:
         return product
     return b.op("squeeze", b.op("sum_reduce", product, axes=sorted(sumdim)), axes=sorted(sumdim))
+
+
+@lower("aten::_cdist_forward")
+def aten__cdist_forward(b, x1, x2, p, compute_mode=None):
+    """_cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor"""
+    if 0 in b.out.shape:
+        return b.const(np.zeros(b.shape_of(b.out)), b.out_dtype, "no_pairs")
+    rank = max(x1.rank, x2.rank)
+    x1, x2 = _same_rank(b, x1, rank), _same_rank(b, x2, rank)
+    difference = b.op("sub", b.op("unsqueeze", x1, axes=[rank - 1]), b.op("unsqueeze", x2, axes=[rank - 2]))
+    return aten_linalg_vector_norm(b, difference, p, [rank])
