@@ -234,3 +234,32 @@ def aten_segment_reduce(b, data, reduce, lengths=None, indices=None, offsets=Non
         out = mean if initial is None else b.op("select", b.op("gt", sizes, 0.0), mean,
                                                  b.const(initial, data.dtype, "initial"))
     return out
+
+
+@lower("aten::histc")
+def aten_histc(b, self, bins=100, min=0, max=0):
+    """histc(Tensor self, int bins=100, Scalar min=0, Scalar max=0) -> Tensor"""
+    count = int(np.prod(self.shape))
+    if count == 0:
+        return b.const(np.zeros(bins), b.out_dtype, "histogram")
+    x = b.op("reshape", b.cast(self, b.out_dtype), shape=[count], out_shape=(count,))
+    dtype = x.dtype
+    if min == max:  # the data's range, widened by 1 on each side when it is a single value
+        lo, hi = b.op("min_reduce", x, axes=[0]), b.op("max_reduce", x, axes=[0])
+        single = b.op("eq", lo, hi)
+        lo = b.op("select", single, b.op("sub", lo, 1.0), lo)
+        hi = b.op("select", single, b.op("add", hi, 1.0), hi)
+    else:
+        lo, hi = b.const([min], dtype, "min"), b.const([max], dtype, "max")
+    # the inner bin edges as torch.linspace(lo, hi, bins + 1) places them (from both ends)
+    step = b.op("div", b.op("sub", hi, lo), float(bins))
+    k = np.arange(1, bins)
+    from_low = b.op("add", lo, b.op("mul", step, b.const(k, dtype, "steps")))
+    from_high = b.op("sub", hi, b.op("mul", step, b.const(bins - k, dtype, "steps_back")))
+    edges = b.op("select", b.const(k < (bins + 1) // 2, "bool", "low_half"), from_low, from_high)
+    column = b.op("unsqueeze", x, axes=[1])  # [count, 1]
+    index = b.op("sum_reduce", b.cast(b.op("ge", column, b.op("unsqueeze", edges, axes=[0])), "i64"), axes=[1]) \
+        if bins > 1 else b.const(np.zeros((count, 1)), "i64", "bin")
+    inside = b.op("and", b.op("ge", column, lo), b.op("le", column, hi))
+    hits = b.op("and", inside, b.op("eq", index, b.const(np.arange(bins)[None, :], "i64", "bins")))
+    return b.op("squeeze", b.op("sum_reduce", b.cast(hits, dtype), axes=[0]), axes=[0])
