@@ -61,7 +61,6 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     "aten::mode": "mode needs a sort plus run-length counting with a data-dependent pick",
     "aten::fractional_max_pool2d": RANDOM,
     "aten::fractional_max_pool3d": RANDOM,
-    "aten::_upsample_bilinear2d_aa": "antialiased resize: tract's resize has no antialias filter",
 }
 
 

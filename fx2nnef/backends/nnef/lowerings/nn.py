@@ -383,6 +383,11 @@ def aten_upsample_nearest2d(b, input, output_size, scale_factors):
 def aten_upsample_bilinear2d(b, input, output_size, align_corners, scale_factors):
     """upsample_bilinear2d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor"""
     cubic = "bicubic" in b.node.target.name()
+    if scale_factors and not align_corners:  # torch maps coordinates with the given factors, not out / in
+        b.require("tract_core")
+        return b.op("tract_core_resize", input, scales=b.const([1.0, 1.0] + list(scale_factors), "f32", "scales"),
+                    coord_transformer="pytorch_half_pixel", interpolator="cubic" if cubic else "linear",
+                    nearest_mode="floor")
     return _resize(b, input, b.shape_of(b.out)[2:], "align_corners" if align_corners else "pytorch_half_pixel",
                    "cubic" if cubic else "linear")
 
@@ -541,3 +546,42 @@ def aten__cdist_forward(b, x1, x2, p, compute_mode=None):
     x1, x2 = _same_rank(b, x1, rank), _same_rank(b, x2, rank)
     difference = b.op("sub", b.op("unsqueeze", x1, axes=[rank - 1]), b.op("unsqueeze", x2, axes=[rank - 2]))
     return aten_linalg_vector_norm(b, difference, p, [rank])
+
+
+def _antialias_matrix(size: int, out: int, align_corners: bool, scale, cubic: bool) -> np.ndarray:
+    """Return the [size, out] weights of torch's antialiased resize along one axis: a triangle (or
+    a = -0.5 cubic) filter widened by the scale when downsampling, normalized per output."""
+    if align_corners:
+        scale = (size - 1) / (out - 1) if out > 1 else 0.0
+    else:
+        scale = 1.0 / scale if scale else size / out
+    taps = 4 if cubic else 2
+    support = taps / 2 * scale if scale >= 1.0 else taps / 2
+    inverse = 1.0 / scale if scale >= 1.0 else 1.0
+
+    def weight(x):
+        x = abs(x)
+        if not cubic:
+            return max(0.0, 1.0 - x)
+        a = -0.5
+        return ((a + 2) * x - (a + 3)) * x * x + 1 if x < 1 else (((x - 5) * x + 8) * x - 4) * a if x < 2 else 0.0
+    matrix = np.zeros((size, out))
+    for i in range(out):
+        center = scale * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), size)
+        w = np.array([weight((j - center + 0.5) * inverse) for j in range(lo, hi)])
+        matrix[lo:hi, i] = w / w.sum() if w.sum() else w
+    return matrix
+
+
+@lower(("aten::_upsample_bilinear2d_aa", "aten::_upsample_bicubic2d_aa"))
+def aten__upsample_bilinear2d_aa(b, self, output_size, align_corners, scales_h=None, scales_w=None):
+    """_upsample_bilinear2d_aa(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor"""
+    cubic = "bicubic" in b.node.target.name()
+    if not all(isinstance(d, int) for d in list(self.shape[2:]) + list(output_size)):
+        raise NotImplementedError("antialiased resize needs static spatial dims")
+    x = self
+    for d, out, scale in ((2, output_size[0], scales_h), (3, output_size[1], scales_w)):
+        x = _average_axis(b, x, d, _antialias_matrix(self.shape[d], out, align_corners, scale, cubic))
+    return x
