@@ -375,6 +375,10 @@ def _resize(b, x, sizes, coord: str, interpolator: str, nearest_mode: str = "flo
 @lower(("aten::upsample_nearest2d.vec", "aten::upsample_nearest1d.vec", "aten::upsample_nearest3d.vec"))
 def aten_upsample_nearest2d(b, input, output_size, scale_factors):
     """upsample_nearest2d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor"""
+    if scale_factors:  # torch picks floor(i / factor), not floor(i * in / out)
+        b.require("tract_core")
+        return b.op("tract_core_resize", input, scales=b.const([1.0, 1.0] + list(scale_factors), "f32", "scales"),
+                    coord_transformer="asymmetric", interpolator="nearest", nearest_mode="floor")
     return _resize(b, input, b.shape_of(b.out)[2:], "asymmetric", "nearest")
 
 
