@@ -42,3 +42,36 @@ def test_table_follows_the_registry():
     assert torch.ops.aten.glu.default in table
     registry.register("aten::glu", lambda b, self: self)
     assert torch.ops.aten.glu.default not in decomposition_table(registry)
+
+
+class Gated(torch.nn.Module):
+    """GLU on the output (decomposed where it is returned) next to an op the registry lowers."""
+
+    def forward(self, x):
+        return torch.nn.functional.glu(x), torch.tanh(x)
+
+
+def test_functional_graph_is_decomposed_in_place_node_by_node():
+    x = torch.randn(2, 8)
+    raw = captured(Gated(), x, decompose=False)
+    tanh = next(n for n in raw.graph.nodes if n.target is torch.ops.aten.tanh.default)
+    result = DecomposePass(registry_without("aten::glu"))(raw)
+    assert result.modified
+    assert tanh in result.program.graph.nodes  # untouched nodes are the same objects: no retrace
+    assert "aten::glu" not in count_ops(result.program)
+    result.program.validate()  # the output spec names the node that replaced the returned glu
+    assert_same_numerics(captured(Gated(), x, decompose=False), result.program, x)
+
+
+def test_mutating_graph_is_functionalized_whole():
+    class InPlace(torch.nn.Module):
+        def forward(self, x):
+            y = x.clone()
+            y.mul_(2)
+            return torch.nn.functional.glu(y)
+
+    x = torch.randn(2, 8)
+    result = DecomposePass(registry_without("aten::glu"))(captured(InPlace(), x, decompose=False))
+    ops = count_ops(result.program)
+    assert "aten::glu" not in ops and "aten::mul_.Tensor" not in ops
+    assert_same_numerics(captured(InPlace(), x, decompose=False), result.program, x)
