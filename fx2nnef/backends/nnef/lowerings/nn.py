@@ -265,6 +265,21 @@ def aten__native_batch_norm_legit_no_training(b, input, weight, bias, running_me
     return out, None, None
 
 
+@lower("aten::rms_norm")
+def aten_rms_norm(b, input, normalized_shape, weight=None, eps=None):
+    """rms_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight=None, float? eps=None) -> Tensor"""
+    if eps is None:
+        eps = float(np.finfo(np.float16 if input.dtype == "f16" else np.float32).eps)
+    ax = list(range(input.rank - len(normalized_shape), input.rank))
+    if b.khronos or len(ax) != 1:
+        out = b.op("mul", input, b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", input), axes=ax),
+                                                       literal(eps))))
+    else:
+        out = b.op("tract_core_rms_norm", input, axis=ax[0], eps=literal(eps), out_dtype=input.dtype,
+                   out_shape=input.shape)
+    return out if weight is None else b.op("mul", out, weight)
+
+
 @lower("aten::batch_norm")
 def aten_batch_norm(b, input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled):
     """batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps, bool cudnn_enabled) -> Tensor"""
