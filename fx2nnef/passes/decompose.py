@@ -57,6 +57,47 @@ def _needs_functionalization(program: ExportedProgram) -> bool:
     return False
 
 
+def _aliases(node: torch.fx.Node) -> bool:
+    """Tell whether a node's output may share memory with an input (a view, or anything unknown)."""
+    if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload):
+        return True
+    return any(r.alias_info is not None for r in node.target._schema.returns)
+
+
+def _functional_variant(op: torch._ops.OpOverload) -> torch._ops.OpOverload | None:
+    """Return the out-of-place overload of an in-place op (aten.add_.Tensor -> aten.add.Tensor)."""
+    name = op._schema.name.split("::")[-1]
+    if not name.endswith("_") or name.startswith("_"):
+        return None
+    packet = getattr(torch.ops.aten, name[:-1], None)
+    overload = getattr(packet, op._overloadname, None) if packet is not None else None
+    return overload if isinstance(overload, torch._ops.OpOverload) and not overload._schema.is_mutable else None
+
+
+def _functionalize_private_in_place(graph: torch.fx.Graph) -> bool:
+    """Replace each in-place op whose mutation nobody else can observe by its functional form: it
+    writes into an intermediate that is no view, whose other readers all run before it and are no
+    views either (`hidden += residual` in a ResNet block). Tell whether any was replaced."""
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    replaced = False
+    for node in list(graph.nodes):
+        if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload) \
+                or not node.target._schema.is_mutable:
+            continue
+        functional, written = _functional_variant(node.target), node.args[0] if node.args else None
+        if functional is None or not isinstance(written, torch.fx.Node) or _aliases(written) or any(
+                user is not node and (order[user] > order[node] or _aliases(user)) for user in written.users):
+            continue
+        with graph.inserting_before(node):
+            new = graph.call_function(functional, node.args, node.kwargs)
+        new.meta = dict(node.meta)
+        order[new] = order[node]
+        node.replace_all_uses_with(new)
+        graph.erase_node(node)
+        replaced = True
+    return replaced
+
+
 def _decomposition(op, registry: LoweringRegistry, table) -> Callable | None:
     """Return the function that decomposes an op the registry does not lower, or None."""
     if not isinstance(op, torch._ops.OpOverload) or op.name() in registry:
@@ -134,10 +175,14 @@ class DecomposePass(Pass):
 
     def call(self, program: ExportedProgram) -> PassResult:
         before = count_ops(program)
+        signature = program.graph_signature
+        functionalized = not (signature.buffers_to_mutate or signature.user_inputs_to_mutate) and \
+            _functionalize_private_in_place(program.graph)
         if not _needs_functionalization(program):
             decompositions = self._trace_decompositions(program)
             if decompositions is not None:
-                return PassResult(self._inline_all(program, decompositions), bool(decompositions))
+                modified = functionalized or bool(decompositions)
+                return PassResult(self._inline_all(program, decompositions) if modified else program, modified)
         program = program.run_decompositions(decomposition_table(self.registry))
         return PassResult(program, count_ops(program) != before)
 
@@ -157,8 +202,6 @@ class DecomposePass(Pass):
     def _inline_all(self, program: ExportedProgram, decompositions: dict) -> ExportedProgram:
         """Replace, in place, each node by its decomposition; return the program with its output
         specs renamed to the nodes that now compute the outputs."""
-        if not decompositions:
-            return program
         for node, sub in decompositions.items():
             _inline(program.graph, node, sub)
         program.graph.eliminate_dead_code()

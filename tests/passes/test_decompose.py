@@ -1,6 +1,7 @@
 """DecomposePass: ops with a lowering stay whole, others are decomposed."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from fx2nnef import LoweringRegistry
@@ -63,15 +64,38 @@ def test_functional_graph_is_decomposed_in_place_node_by_node():
     assert_same_numerics(captured(Gated(), x, decompose=False), result.program, x)
 
 
-def test_mutating_graph_is_functionalized_whole():
-    class InPlace(torch.nn.Module):
+def test_private_in_place_ops_become_functional_without_a_retrace(monkeypatch):
+    class Residual(torch.nn.Module):
         def forward(self, x):
-            y = x.clone()
-            y.mul_(2)
-            return torch.nn.functional.glu(y)
+            hidden = torch.relu(x)
+            hidden += x  # in place on an intermediate nobody reads afterwards
+            return torch.nn.functional.glu(hidden)
 
     x = torch.randn(2, 8)
-    result = DecomposePass(registry_without("aten::glu"))(captured(InPlace(), x, decompose=False))
+    raw = captured(Residual(), x, decompose=False)
+    monkeypatch.setattr(type(raw), "run_decompositions", lambda *a, **k: pytest.fail("retraced the program"))
+    result = DecomposePass(registry_without("aten::glu"))(raw)
+    ops = count_ops(result.program)
+    assert "aten::add_.Tensor" not in ops and ops["aten::add.Tensor"] == 1
+    monkeypatch.undo()
+    assert_same_numerics(captured(Residual(), x, decompose=False), result.program, x)
+
+
+def test_observable_mutation_is_functionalized_by_torch(monkeypatch):
+    class ThroughAView(torch.nn.Module):
+        def forward(self, x):
+            y = x.clone()
+            flat = y.view(-1)
+            y.mul_(2)  # visible through `flat`
+            return torch.nn.functional.glu(flat.view(2, 8))
+
+    x = torch.randn(2, 8)
+    raw = captured(ThroughAView(), x, decompose=False)
+    calls = []
+    retrace = type(raw).run_decompositions
+    monkeypatch.setattr(type(raw), "run_decompositions", lambda *a, **k: calls.append(1) or retrace(*a, **k))
+    result = DecomposePass(registry_without("aten::glu"))(raw)
+    assert calls == [1]
     ops = count_ops(result.program)
     assert "aten::glu" not in ops and "aten::mul_.Tensor" not in ops
-    assert_same_numerics(captured(InPlace(), x, decompose=False), result.program, x)
+    assert_same_numerics(captured(ThroughAView(), x, decompose=False), result.program, x)
