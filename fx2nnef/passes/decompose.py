@@ -125,6 +125,23 @@ def _trace(node: torch.fx.Node, fn: Callable, table, mode) -> torch.fx.GraphModu
         return make_fx(call, decomposition_table=table)(*[flat[i].meta["val"] for i in positions])
 
 
+def _signature(node: torch.fx.Node):
+    """Return a hashable key of what a node's decomposition depends on (op, input shapes and dtypes,
+    other arguments), or None when an argument is not hashable."""
+    def key(a):
+        if isinstance(a, torch.fx.Node):
+            v = a.meta.get("val")
+            return ("tensor", tuple(v.shape), v.dtype, v.device) if isinstance(v, torch.Tensor) else ("node", a)
+        return a
+    try:
+        flat, spec = pytree.tree_flatten((node.args, node.kwargs))
+        signature = (node.target, str(spec), tuple(key(a) for a in flat))
+        hash(signature)
+        return signature
+    except TypeError:
+        return None
+
+
 def _inlinable(node: torch.fx.Node, sub: torch.fx.GraphModule, registry: LoweringRegistry) -> bool:
     """Tell whether a traced decomposition can replace its node: it creates no constant and no
     mutation, every op it emits is lowered (or returns nothing, like an assertion), and a tuple
@@ -190,13 +207,18 @@ class DecomposePass(Pass):
         """Return node -> traced decomposition for each node the registry cannot lower but torch
         can decompose, or None when one of them cannot be inlined (then the whole program is)."""
         table = {op: fn for op, fn in _default_table().items() if op.name() not in self.registry}
-        mode, decompositions = fake_mode(program), {}
+        mode, decompositions, traced = fake_mode(program), {}, {}
         for node in program.graph.nodes:
             fn = _decomposition(node.target, self.registry, table) if node.op == "call_function" else None
-            if fn is not None:
-                decompositions[node] = _trace(node, fn, table, mode)
-                if not _inlinable(node, decompositions[node], self.registry):
-                    return None
+            if fn is None:
+                continue
+            signature = _signature(node)  # nodes alike (13 dropouts of a BERT) share one trace
+            sub = traced.get(signature) if signature is not None else None
+            if sub is None:
+                sub = traced[signature] = _trace(node, fn, table, mode)
+            if not _inlinable(node, sub, self.registry):
+                return None
+            decompositions[node] = sub
         return decompositions
 
     def _inline_all(self, program: ExportedProgram, decompositions: dict) -> ExportedProgram:
