@@ -626,3 +626,42 @@ def aten__upsample_bilinear2d_aa(b, self, output_size, align_corners, scales_h=N
     for d, out, scale in ((2, output_size[0], scales_h), (3, output_size[1], scales_w)):
         x = _average_axis(b, x, d, _antialias_matrix(self.shape[d], out, align_corners, scale, cubic))
     return x
+
+
+def _linear_nll(b, input, linear_weight, target, linear_bias, weight, ignore_index):
+    """Return the per-row losses -weight[t] * log_softmax(input @ W.T + bias)[t] (0 where t is
+    ignore_index) and the per-row weights (0 where ignored), both [N]."""
+    logits = aten_linear(b, input, linear_weight, linear_bias)
+    b.require("tract_core")
+    log_p = b.op("tract_core_log_softmax", logits, axes=[1], out_dtype=logits.dtype, out_shape=logits.shape)
+    target = b.cast(target, "i64")
+    keep = b.op("ne", target, b.const(ignore_index, "i64", "ignore_index"))
+    safe = b.op("select", keep, target, b.const(0, "i64", "zero"))  # any valid class for ignored rows
+    picked = b.op("squeeze", b.op("tract_core_gather_elements", log_p, b.op("unsqueeze", safe, axes=[1]), axis=1,
+                                  out_dtype=log_p.dtype, out_shape=(log_p.shape[0], 1)), axes=[1])
+    row_weight = b.const(1.0, log_p.dtype, "one") if weight is None else \
+        b.op("tract_core_gather", weight, safe, axis=0, out_dtype=log_p.dtype, out_shape=safe.shape)
+    row_weight = b.op("select", keep, row_weight, b.const(0.0, log_p.dtype, "zero"))
+    return b.op("neg", b.op("mul", picked, row_weight)), row_weight
+
+
+@lower("torch_nn::_linear_cross_entropy_batch_chunked")
+def torch_nn_linear_cross_entropy_batch_chunked(b, input, linear_weight, target, linear_bias, weight, reduction,
+                                                ignore_index, label_smoothing, batch_chunk_size, acc_policy,
+                                                acc_dtype, allow_retain_graph, compute_input_grad,
+                                                compute_linear_weight_grad, compute_linear_bias_grad):
+    """_linear_cross_entropy_batch_chunked(Tensor input, Tensor linear_weight, Tensor target, Tensor? linear_bias, Tensor? weight, str reduction, SymInt ignore_index, float label_smoothing, SymInt batch_chunk_size, str acc_policy, ScalarType acc_dtype, bool allow_retain_graph, bool compute_input_grad, bool compute_linear_weight_grad, bool compute_linear_bias_grad) -> (Tensor, Tensor, Tensor, Tensor)"""
+    if label_smoothing or any(user.args[1] != 0 and user.users for user in b.node.users):
+        raise NotImplementedError("linear_cross_entropy with label smoothing, or reading its gradient outputs")
+    losses, row_weights = _linear_nll(b, input, linear_weight, target, linear_bias, weight, ignore_index)
+    total = b.op("squeeze", b.op("sum_reduce", losses, axes=[0]), axes=[0])
+    if reduction == "mean":
+        total = b.op("div", total, b.op("squeeze", b.op("sum_reduce", row_weights, axes=[0]), axes=[0]))
+    return total, None, None, None
+
+
+@lower("torch_nn::_linear_cross_entropy_batch_chunked_no_reduction")
+def torch_nn_linear_cross_entropy_batch_chunked_no_reduction(b, input, linear_weight, target, linear_bias, weight,
+                                                             ignore_index, batch_chunk_size, acc_policy, acc_dtype):
+    """_linear_cross_entropy_batch_chunked_no_reduction(Tensor input, Tensor linear_weight, Tensor target, Tensor? linear_bias, Tensor? weight, SymInt ignore_index, SymInt batch_chunk_size, str acc_policy, ScalarType acc_dtype) -> Tensor"""
+    return _linear_nll(b, input, linear_weight, target, linear_bias, weight, ignore_index)[0]

@@ -62,7 +62,7 @@ def aten_unsqueeze(b, self, dim):
 @lower(("aten::squeeze", "aten::squeeze.dim", "aten::squeeze.dims", "aten::squeeze_copy.dims"))
 def aten_squeeze(b, self, dim=None):
     """squeeze.dims(Tensor(a) self, int[] dim) -> Tensor(a)"""
-    if isinstance(dim, (list, tuple)) and not dim:
+    if isinstance(dim, (list, tuple)) and not dim or self.rank == 0:
         return self
     unit = [a for a in axes(dim, self.rank) if self.shape[a] == 1]
     return b.op("squeeze", self, axes=unit) if unit else self
