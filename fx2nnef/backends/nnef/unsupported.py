@@ -56,7 +56,6 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     "aten::resize": "resizes storage in place: NNEF tensors have no storage",
     "aten::median": "median needs a sort with a data-dependent pick; use topk/kthvalue when k is known",
     "aten::nanmedian": "NaN-aware median: tract has no NaN-skipping sort",
-    "aten::mode": "mode needs a sort plus run-length counting with a data-dependent pick",
     "aten::fractional_max_pool2d": RANDOM,
     "aten::fractional_max_pool3d": RANDOM,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import lower
-from .common import axes, literal, static
+from .common import axes, extreme, literal, static
 
 
 # what a reduction over an empty axis gives (tract aborts the process on one)
@@ -263,3 +263,26 @@ def aten_histc(b, self, bins=100, min=0, max=0):
     inside = b.op("and", b.op("ge", column, lo), b.op("le", column, hi))
     hits = b.op("and", inside, b.op("eq", index, b.const(np.arange(bins)[None, :], "i64", "bins")))
     return b.op("squeeze", b.op("sum_reduce", b.cast(hits, dtype), axes=[0]), axes=[0])
+
+
+@lower("aten::mode")
+def aten_mode(b, self, dim=-1, keepdim=False):
+    """mode(Tensor self, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices)"""
+    if self.rank == 0:
+        return self, b.const(0, "i64", "index")
+    d = axes(dim, self.rank)[0]
+    n = self.shape[d]
+    if not isinstance(n, int):
+        raise NotImplementedError("mode along a dynamic axis")
+    x = b.cast(self, "u8") if self.dtype == "bool" else self  # tract compares numbers only
+    same = b.op("eq", b.op("unsqueeze", x, axes=[d + 1]), b.op("unsqueeze", x, axes=[d]))  # [.., i, j, ..]
+    counts = b.op("squeeze", b.op("sum_reduce", b.cast(same, "i32"), axes=[d + 1]), axes=[d + 1])
+    best = b.op("eq", counts, b.op("max_reduce", counts, axes=[d]))
+    largest = b.const(extreme(x.dtype, True), x.dtype, "largest")
+    value = b.op("min_reduce", b.op("select", best, x, largest), axes=[d])  # the smallest of the most frequent
+    position = b.const(np.arange(n).reshape([n] + [1] * (x.rank - d - 1)), "i64", "position")
+    index = b.op("max_reduce", b.op("select", b.op("eq", x, value), position, b.const(-1, "i64", "none")),
+                 axes=[d])  # its last occurrence, as torch gives on small inputs (on large ones torch picks
+    # an occurrence by its sort order, which this does not reproduce)
+    value = b.cast(value, self.dtype)
+    return (value, index) if keepdim else (b.op("squeeze", value, axes=[d]), b.op("squeeze", index, axes=[d]))
