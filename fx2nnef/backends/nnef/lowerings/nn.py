@@ -665,3 +665,16 @@ def torch_nn_linear_cross_entropy_batch_chunked_no_reduction(b, input, linear_we
                                                              ignore_index, batch_chunk_size, acc_policy, acc_dtype):
     """_linear_cross_entropy_batch_chunked_no_reduction(Tensor input, Tensor linear_weight, Tensor target, Tensor? linear_bias, Tensor? weight, SymInt ignore_index, SymInt batch_chunk_size, str acc_policy, ScalarType acc_dtype) -> Tensor"""
     return _linear_nll(b, input, linear_weight, target, linear_bias, weight, ignore_index)[0]
+
+
+@lower("aten::native_batch_norm")
+def aten_native_batch_norm(b, input, weight, bias, running_mean, running_var, training, momentum, eps):
+    """native_batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps) -> (Tensor, Tensor, Tensor)"""
+    out = aten_batch_norm(b, input, weight, bias, running_mean, running_var, training, momentum, eps, False)
+    if not training:  # torch saves no statistics in evaluation
+        return out, *(b.const(np.zeros(b.shape_of(v)), input.dtype, "unsaved") for v in b.out[1:])
+    ax = [0] + list(range(2, input.rank))
+    mean = b.op("mean_reduce", input, axes=ax)
+    var = b.op("mean_reduce", b.op("sqr", b.op("sub", input, mean)), axes=ax)
+    inverse_std = b.op("rsqrt", b.op("add", var, literal(eps)))
+    return out, b.op("squeeze", mean, axes=ax), b.op("squeeze", inverse_std, axes=ax)
