@@ -101,3 +101,16 @@ def test_bad_call_arguments(tmp_path):
         export_model_to_nnef(Nested(), nested_args(), tmp_path / "missing" / "m.tgz", TractNNEF())
     with pytest.raises(ExportInputError, match="bfloat16"):
         TractNNEF(bfloat16="f64")
+
+
+def test_decoder_whose_config_says_use_cache_exports_without_its_cache(tmp_path, caplog):
+    from transformers import LlamaConfig, LlamaModel
+    torch.manual_seed(0)
+    model = LlamaModel(LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                   num_attention_heads=4, num_key_value_heads=2)).eval()
+    assert model.config.use_cache
+    ids = torch.randint(0, 100, (1, 5))
+    with caplog.at_level("INFO", logger="fx2nnef"):
+        report = export_model_to_nnef(model, {"input_ids": ids}, tmp_path / "m", TractNNEF(), output_names=["out"])
+    assert "use_cache=False" in caplog.text
+    assert report.output_names == ["out"] and all(r.ok for r in report.check)  # the cache is no output
