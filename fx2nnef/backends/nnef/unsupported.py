@@ -30,12 +30,7 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "linalg_lstsq", "linalg_eigvals", "_linalg_eigvals", "logdet", "linalg_eigvalsh")},
     **{f"aten::{op}": COMPLEX for op in (
         "_fft_r2c", "_fft_c2r", "_fft_c2c", "view_as_complex", "view_as_real", "complex", "polar")},
-    **{f"aten::{op}": NO_CLOSED_FORM for op in (
-        "lgamma", "digamma", "polygamma", "mvlgamma", "igamma", "igammac", "special_zeta", "special_bessel_j0",
-        "special_bessel_j1", "special_bessel_y0", "special_bessel_y1", "special_modified_bessel_i0",
-        "special_modified_bessel_i1", "special_modified_bessel_k0", "special_modified_bessel_k1",
-        "special_scaled_modified_bessel_k0", "special_scaled_modified_bessel_k1",
-        "special_spherical_bessel_j0", "special_airy_ai")},
+    **{f"aten::{op}": NO_CLOSED_FORM for op in ("igamma", "igammac")},
     **{f"aten::{op}": SPARSE for op in ("sparse_sampled_addmm", "_sparse_mm_reduce_impl", "to_sparse")},
     **{f"aten::{op}": TRAINING for op in (
         "_adaptive_avg_pool2d_backward", "avg_pool2d_backward", "convolution_backward", "embedding_dense_backward",
