@@ -205,7 +205,7 @@ def _median(b, x, d: int, keepdim: bool, skip_nan: bool):
         raise NotImplementedError("median along a symbolic or empty axis")
     b.require("tract_core")
     nan = b.op("tract_core_is_nan", x)
-    clean = b.op("select", nan, b.const(float("inf"), x.dtype, "inf"), x)
+    clean = b.op("select", nan, b.const(float("inf"), x.dtype, "top"), x)
     values, indices = b.op("tract_core_topk", clean, b.const(n, "i64", "k"), axis=d, largest=False, outputs=2)
     values.dtype, values.shape, indices.dtype, indices.shape = x.dtype, x.shape, "i64", x.shape
     nan_count = b.op("sum_reduce", b.cast(nan, x.dtype), axes=[d])
@@ -217,12 +217,12 @@ def _median(b, x, d: int, keepdim: bool, skip_nan: bool):
         pick = b.op("eq", position, rank)
         value = b.op("sum_reduce", b.op("select", pick, values, b.const(0, x.dtype, "zero")), axes=[d])
         index = b.op("sum_reduce", b.op("select", pick, indices, b.const(0, "i64", "zero")), axes=[d])
-        value = b.op("select", b.op("eq", valid, 0.0), b.const(float("nan"), x.dtype, "nan"), value)
+        value = b.op("select", b.op("eq", valid, 0.0), b.const(float("nan"), x.dtype, "blank"), value)
     else:
         k = (n - 1) // 2
         value, index = (b.op("slice", t, axes=[d], begin=[k], end=[k + 1]) for t in (values, indices))
         has_nan = b.op("gt", nan_count, 0.0)
-        value = b.op("select", has_nan, b.const(float("nan"), x.dtype, "nan"), value)
+        value = b.op("select", has_nan, b.const(float("nan"), x.dtype, "blank"), value)
         first_nan = b.op("argmax_reduce", b.cast(nan, x.dtype), axes=[d])
         index = b.op("select", has_nan, first_nan, index)
     if keepdim:

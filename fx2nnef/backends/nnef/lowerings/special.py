@@ -5,10 +5,11 @@ asymptotic expansions, fixed recurrences), so each one is a fixed composition of
 ops here too. Every branch is computed for every element and `select` keeps the right one, so a
 branch may produce inf/nan where it is not used. Coefficients are the published Cephes ones (the
 Chebyshev series trimmed to float32 precision), except erfcx's series, fitted for this module.
-The approximations aim at float32 accuracy.
+The approximations aim at float32 accuracy; f16/bf16 inputs are computed in f32, as PyTorch does.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 from ..registry import lower
@@ -18,14 +19,21 @@ from .elementwise import erf
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _float(b, x):
-    """Return x in the node's output dtype (integer inputs are promoted, as PyTorch does)."""
-    return b.cast(x, b.out_dtype)
+def _in_float(fn):
+    """Wrap a lowering so that it computes in f32 (f64 for an f64 result) and casts its result to the
+    output dtype: integer inputs are promoted and f16/bf16 ones upcast, as PyTorch does."""
+    @functools.wraps(fn)
+    def wrapper(b, **args):
+        dtype = "f64" if b.out_dtype == "f64" else "f32"
+        args = {k: b.cast(v, dtype) if hasattr(v, "name") else v for k, v in args.items()}
+        return b.cast(fn(b, **args), b.out_dtype)
+    return wrapper
 
 
 def _where(b, condition, then, otherwise):
-    """select() that also takes Python floats as branches (as constants of the output dtype)."""
-    then, otherwise = (v if hasattr(v, "name") else b.const(v, b.out_dtype, "c") for v in (then, otherwise))
+    """select() that also takes a Python float as one branch (a constant of the other branch's dtype)."""
+    dtype = then.dtype if hasattr(then, "name") else otherwise.dtype
+    then, otherwise = (v if hasattr(v, "name") else b.const(v, dtype, "c") for v in (then, otherwise))
     return b.op("select", condition, then, otherwise)
 
 
@@ -82,9 +90,10 @@ ERFINV_TAIL = ((1.641345311, 3.429567803, -1.624906493, -1.970840454), (1.637067
 
 
 @lower("aten::erfinv")
+@_in_float
 def aten_erfinv(b, self):
     """erfinv(Tensor self) -> Tensor"""
-    y = _float(b, self)
+    y = self
     a = b.op("abs", y)
     z = b.op("mul", y, y)
     central = b.op("mul", y, _ratio(b, z, *ERFINV_CENTRAL))
@@ -94,7 +103,7 @@ def aten_erfinv(b, self):
     for _ in range(2):  # Newton steps on erf(x) = y
         slope = b.op("mul", b.op("exp", b.op("neg", b.op("mul", x, x))), literal(2 / math.sqrt(math.pi)))
         x = b.op("sub", x, b.op("div", b.op("sub", erf(b, x), y), slope))
-    inf = _where(b, b.op("lt", y, 0.0), -math.inf, math.inf)
+    inf = b.op("div", y, 0.0)  # +-inf with the sign of y
     return _cases(b, [(b.op("gt", a, 1.0), math.nan), (b.op("eq", a, 1.0), inf)], x)
 
 
@@ -119,9 +128,10 @@ EXP_M2 = 0.13533528323661269189  # exp(-2)
 
 
 @lower("aten::special_ndtri")
+@_in_float
 def aten_special_ndtri(b, self):
     """special_ndtri(Tensor self) -> Tensor"""
-    p = _float(b, self)
+    p = self
     upper = b.op("gt", p, literal(1 - EXP_M2))
     y = _where(b, upper, b.op("sub", 1.0, p), p)
     c = b.op("sub", y, 0.5)
@@ -161,15 +171,17 @@ def _erfcx(b, x):
 
 
 @lower("aten::special_erfcx")
+@_in_float
 def aten_special_erfcx(b, self):
     """special_erfcx(Tensor self) -> Tensor"""
-    return _erfcx(b, _float(b, self))
+    return _erfcx(b, self)
 
 
 @lower("aten::special_log_ndtr")
+@_in_float
 def aten_special_log_ndtr(b, self):
     """special_log_ndtr(Tensor self) -> Tensor"""
-    x = _float(b, self)
+    x = self
     t = b.op("mul", x, literal(math.sqrt(0.5)))
     scaled = _erfcx(b, b.op("neg", t))  # erfc(-t) = exp(-t^2) erfcx(-t)
     low = b.op("sub", b.op("log", b.op("mul", scaled, 0.5)), b.op("mul", t, t))
@@ -217,27 +229,31 @@ def _bessel_i(b, x, order: int, scaled: bool):
 
 
 @lower("aten::i0")
+@_in_float
 def aten_i0(b, self):
     """i0(Tensor self) -> Tensor"""
-    return _bessel_i(b, _float(b, self), 0, scaled=False)
+    return _bessel_i(b, self, 0, scaled=False)
 
 
 @lower("aten::special_i0e")
+@_in_float
 def aten_special_i0e(b, self):
     """special_i0e(Tensor self) -> Tensor"""
-    return _bessel_i(b, _float(b, self), 0, scaled=True)
+    return _bessel_i(b, self, 0, scaled=True)
 
 
 @lower("aten::special_i1")
+@_in_float
 def aten_special_i1(b, self):
     """special_i1(Tensor self) -> Tensor"""
-    return _bessel_i(b, _float(b, self), 1, scaled=False)
+    return _bessel_i(b, self, 1, scaled=False)
 
 
 @lower("aten::special_i1e")
+@_in_float
 def aten_special_i1e(b, self):
     """special_i1e(Tensor self) -> Tensor"""
-    return _bessel_i(b, _float(b, self), 1, scaled=True)
+    return _bessel_i(b, self, 1, scaled=True)
 
 
 # --- gamma family ----------------------------------------------------------------------------
@@ -288,9 +304,10 @@ def _lgamma(b, x):
 
 
 @lower("aten::lgamma")
+@_in_float
 def aten_lgamma(b, self):
     """lgamma(Tensor self) -> Tensor"""
-    return _lgamma(b, _float(b, self))
+    return _lgamma(b, self)
 
 
 def _digamma(b, x):
@@ -309,15 +326,16 @@ def _digamma(b, x):
     # pi / tan(pi x) on the fractional part of x
     r = b.op("mul", b.op("sub", x, _trunc(b, x)), literal(math.pi))
     reflected = b.op("sub", value, b.op("div", b.op("mul", b.op("cos", r), literal(math.pi)), b.op("sin", r)))
-    zero = _where(b, b.op("lt", b.op("recip", x), 0.0), math.inf, -math.inf)  # -inf at +0, inf at -0
+    zero = b.op("div", literal(-1.0), x)  # -inf at +0, inf at -0
     pole = b.op("and", negative, _is_integer(b, x))
     return _cases(b, [(b.op("eq", x, 0.0), zero), (pole, math.nan), (negative, reflected)], value)
 
 
 @lower("aten::digamma")
+@_in_float
 def aten_digamma(b, self):
     """digamma(Tensor self) -> Tensor"""
-    return _digamma(b, _float(b, self))
+    return _digamma(b, self)
 
 
 def _trigamma(b, x):
@@ -373,22 +391,25 @@ def _zeta(b, x, q):
 
 
 @lower(("aten::special_zeta", "aten::special_zeta.other_scalar", "aten::special_zeta.self_scalar"))
+@_in_float
 def aten_special_zeta(b, self, other):
     """special_zeta(Tensor self, Tensor other) -> Tensor"""
-    x, q = (_float(b, v) if hasattr(v, "name") else b.const(v, b.out_dtype, "c") for v in (self, other))
+    dtype = self.dtype if hasattr(self, "name") else other.dtype
+    x, q = (v if hasattr(v, "name") else b.const(v, dtype, "c") for v in (self, other))
     return _zeta(b, x, q)
 
 
 @lower("aten::polygamma")
+@_in_float
 def aten_polygamma(b, n, self):
     """polygamma(int n, Tensor self) -> Tensor"""
-    x = _float(b, self)
+    x = self
     if n == 0:
         return _digamma(b, x)
     if n == 1:
         return _trigamma(b, x)
     scale = (1 if n % 2 else -1) * math.factorial(n)
-    return b.op("mul", _zeta(b, b.const(float(n + 1), b.out_dtype, "order"), x), literal(scale))
+    return b.op("mul", _zeta(b, b.const(float(n + 1), x.dtype, "order"), x), literal(scale))
 
 
 # --- Bessel functions (Cephes rational approximations) --------------------------------------------
@@ -530,41 +551,47 @@ def _bessel_y(b, x, order: int):
 
 
 @lower("aten::special_bessel_j0")
+@_in_float
 def aten_special_bessel_j0(b, self):
     """special_bessel_j0(Tensor self) -> Tensor"""
-    return _bessel_j(b, b.op("abs", _float(b, self)), 0)
+    return _bessel_j(b, b.op("abs", self), 0)
 
 
 @lower("aten::special_bessel_j1")
+@_in_float
 def aten_special_bessel_j1(b, self):
     """special_bessel_j1(Tensor self) -> Tensor"""
-    x = _float(b, self)
+    x = self
     out = _bessel_j(b, b.op("abs", x), 1)
     return _where(b, b.op("lt", x, 0.0), b.op("neg", out), out)
 
 
 @lower("aten::special_bessel_y0")
+@_in_float
 def aten_special_bessel_y0(b, self):
     """special_bessel_y0(Tensor self) -> Tensor"""
-    return _bessel_y(b, _float(b, self), 0)
+    return _bessel_y(b, self, 0)
 
 
 @lower("aten::special_bessel_y1")
+@_in_float
 def aten_special_bessel_y1(b, self):
     """special_bessel_y1(Tensor self) -> Tensor"""
-    return _bessel_y(b, _float(b, self), 1)
+    return _bessel_y(b, self, 1)
 
 
 @lower("aten::special_modified_bessel_i0")
+@_in_float
 def aten_special_modified_bessel_i0(b, self):
     """special_modified_bessel_i0(Tensor self) -> Tensor"""
-    return _bessel_i(b, _float(b, self), 0, scaled=False)
+    return _bessel_i(b, self, 0, scaled=False)
 
 
 @lower("aten::special_modified_bessel_i1")
+@_in_float
 def aten_special_modified_bessel_i1(b, self):
     """special_modified_bessel_i1(Tensor self) -> Tensor"""
-    return _bessel_i(b, _float(b, self), 1, scaled=False)
+    return _bessel_i(b, self, 1, scaled=False)
 
 
 K_SERIES = {0: (K0_A, K0_B), 1: (K1_A, K1_B)}  # Chebyshev series on [0, 2] (in x^2 - 2) and [2, inf) (in 8/x - 2)
@@ -586,45 +613,49 @@ def _bessel_k(b, x, order: int, scaled: bool):
 
 
 @lower("aten::special_modified_bessel_k0")
+@_in_float
 def aten_special_modified_bessel_k0(b, self):
     """special_modified_bessel_k0(Tensor self) -> Tensor"""
-    return _bessel_k(b, _float(b, self), 0, scaled=False)
+    return _bessel_k(b, self, 0, scaled=False)
 
 
 @lower("aten::special_modified_bessel_k1")
+@_in_float
 def aten_special_modified_bessel_k1(b, self):
     """special_modified_bessel_k1(Tensor self) -> Tensor"""
-    return _bessel_k(b, _float(b, self), 1, scaled=False)
+    return _bessel_k(b, self, 1, scaled=False)
 
 
 @lower("aten::special_scaled_modified_bessel_k0")
+@_in_float
 def aten_special_scaled_modified_bessel_k0(b, x):
     """special_scaled_modified_bessel_k0(Tensor x) -> Tensor"""
-    return _bessel_k(b, _float(b, x), 0, scaled=True)
+    return _bessel_k(b, x, 0, scaled=True)
 
 
 @lower("aten::special_scaled_modified_bessel_k1")
+@_in_float
 def aten_special_scaled_modified_bessel_k1(b, x):
     """special_scaled_modified_bessel_k1(Tensor x) -> Tensor"""
-    return _bessel_k(b, _float(b, x), 1, scaled=True)
+    return _bessel_k(b, x, 1, scaled=True)
 
 
 SPHERICAL_J0_SERIES = (1 / 6227020800, -1 / 39916800, 1 / 362880, -1 / 5040, 1 / 120, -1 / 6, 1.0)  # in x^2
 
 
 @lower("aten::special_spherical_bessel_j0")
+@_in_float
 def aten_special_spherical_bessel_j0(b, x):
     """special_spherical_bessel_j0(Tensor x) -> Tensor"""
-    x = _float(b, x)
     series = _polevl(b, b.op("mul", x, x), SPHERICAL_J0_SERIES)
     out = _where(b, b.op("lt", b.op("abs", x), 0.5), series, b.op("div", b.op("sin", x), x))
     return _where(b, b.op("eq", b.op("abs", x), math.inf), 0.0, out)
 
 
 @lower("aten::special_airy_ai")
+@_in_float
 def aten_special_airy_ai(b, x):
     """special_airy_ai(Tensor x) -> Tensor"""
-    x = _float(b, x)
     # x < -2.09: the oscillating asymptotic form in z = 1 / zeta, zeta = (2/3) |x|^(3/2)
     root = b.op("sqrt", b.op("neg", x))
     zeta = b.op("div", b.op("mul", b.op("mul", x, -2.0), root), 3.0)  # PyTorch's rounding: the phase is large
