@@ -5,7 +5,6 @@ RANDOM = "random sampling: tract has no seeded random generator matching PyTorch
 DATA_SHAPE = "data-dependent output shape (NNEF shapes are known before the data)"
 LINALG = "linear-algebra factorization/solver: no NNEF or tract operator (iterative, pivoting)"
 COMPLEX = "complex numbers: tract has no complex dtype"
-NO_CLOSED_FORM = "special function with no closed form in NNEF's elementwise ops"
 SPARSE = "sparse tensors have no NNEF representation"
 TRAINING = "gradient (backward) op: fx2nnef exports inference graphs"
 STRIDES = "reads or writes raw memory strides, which NNEF tensors do not have"
@@ -30,7 +29,6 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "linalg_lstsq", "linalg_eigvals", "_linalg_eigvals", "logdet", "linalg_eigvalsh")},
     **{f"aten::{op}": COMPLEX for op in (
         "_fft_r2c", "_fft_c2r", "_fft_c2c", "view_as_complex", "view_as_real", "complex", "polar")},
-    **{f"aten::{op}": NO_CLOSED_FORM for op in ("igamma", "igammac")},
     **{f"aten::{op}": SPARSE for op in ("sparse_sampled_addmm", "_sparse_mm_reduce_impl", "to_sparse")},
     **{f"aten::{op}": TRAINING for op in (
         "_adaptive_avg_pool2d_backward", "avg_pool2d_backward", "convolution_backward", "embedding_dense_backward",

@@ -683,3 +683,75 @@ def aten_special_airy_ai(b, x):
     series = b.op("sub", b.op("mul", f, 0.355028053887817239260), b.op("mul", g, 0.258819403792806798405))
     out = _cases(b, [(b.op("lt", x, -2.09), negative), (b.op("lt", x, 2.09), series)], positive)
     return _cases(b, [(b.op("eq", b.op("abs", x), math.inf), math.nan), (b.op("gt", x, 103.892), 0.0)], out)
+
+
+IGAMMA_TERMS = 64  # series terms / continued-fraction depth
+
+
+def _igamma(b, a, x):
+    """Regularized lower and upper incomplete gamma (P, Q): the power series of P below x = a + 1,
+    Legendre's continued fraction of Q (evaluated backward from a fixed depth) above, and for a > 200
+    near x = a (where the float32 prefactor x^a e^-x / Gamma(a) loses accuracy) Temme's expansion."""
+    prefactor = b.op("exp", b.op("sub", b.op("sub", b.op("mul", a, b.op("log", x)), x), _lgamma(b, a)))
+    term, total = None, None
+    for n in range(1, IGAMMA_TERMS):
+        step = b.op("div", x, b.op("add", a, literal(n)))
+        term = step if term is None else b.op("mul", term, step)
+        total = b.op("add", term, 1.0) if total is None else b.op("add", total, term)
+    series = b.op("div", b.op("mul", prefactor, total), a)
+    tail = None
+    for k in range(IGAMMA_TERMS, 0, -1):
+        numerator = b.op("mul", b.op("sub", literal(k), a), literal(k))
+        denominator = b.op("sub", b.op("add", x, literal(2 * k + 1)), a)
+        tail = b.op("div", numerator, denominator if tail is None else b.op("sub", denominator, tail))
+    fraction = b.op("div", prefactor, b.op("sub", b.op("sub", b.op("add", x, 1.0), a), tail))
+    low = b.op("lt", x, b.op("add", a, 1.0))
+    p = _where(b, low, series, b.op("sub", 1.0, fraction))
+    q = _where(b, low, b.op("sub", 1.0, series), fraction)
+    # large a near x = a: the leading terms of Temme's uniform expansion, where PyTorch uses it
+    d = b.op("div", b.op("sub", x, a), a)
+    temme = b.op("and", b.op("gt", a, 200.0), b.op("lt", b.op("abs", d), b.op("div", literal(4.5), b.op("sqrt", a))))
+    q_temme = _temme_q(b, a, d)
+    p = _where(b, temme, b.op("sub", 1.0, q_temme), p)
+    q = _where(b, temme, q_temme, q)
+    bad = b.op("or", b.op("or", b.op("lt", x, 0.0), b.op("lt", a, 0.0)),
+               b.op("and", b.op("eq", a, 0.0), b.op("eq", x, 0.0)))
+    a_inf = b.op("eq", a, math.inf)
+    x_inf = b.op("eq", x, math.inf)
+    cases = [(bad, math.nan), (b.op("and", a_inf, x_inf), math.nan)]
+    p = _cases(b, cases + [(b.op("eq", a, 0.0), 1.0), (b.op("eq", x, 0.0), 0.0), (a_inf, 0.0), (x_inf, 1.0)], p)
+    q = _cases(b, cases + [(b.op("eq", a, 0.0), 0.0), (b.op("eq", x, 0.0), 1.0), (a_inf, 1.0), (x_inf, 0.0)], q)
+    return p, q
+
+
+# (lambda - 1 - log lambda) in d = lambda - 1, and Temme's c0(eta) = 1/d - 1/eta, near 0
+LOG_GAP_SERIES = tuple((-1) ** k / k for k in range(16, 1, -1)) + (0.0, 0.0)
+TEMME_C0_SERIES = (1 / 864, -2 / 135, 1 / 12, -1 / 3)
+
+
+def _temme_q(b, a, d):
+    """Q(a, a (1 + d)) ~ erfc(eta sqrt(a/2)) / 2 + exp(-a eta^2 / 2) c0(eta) / sqrt(2 pi a) (DLMF 8.12)."""
+    gap = _where(b, b.op("lt", b.op("abs", d), 0.25), _polevl(b, d, LOG_GAP_SERIES),
+                 b.op("sub", d, _log1p(b, d)))
+    eta = b.op("mul", b.op("sign", d), b.op("sqrt", b.op("mul", gap, 2.0)))
+    c0 = _where(b, b.op("lt", b.op("abs", eta), 0.3), _polevl(b, eta, TEMME_C0_SERIES),
+                b.op("sub", b.op("recip", d), b.op("recip", eta)))
+    t = b.op("mul", eta, b.op("sqrt", b.op("mul", a, 0.5)))
+    erfc = b.op("mul", b.op("exp", b.op("neg", b.op("mul", t, t))), _erfcx(b, t))
+    r = b.op("div", b.op("mul", b.op("exp", b.op("neg", b.op("mul", t, t))), c0),
+             b.op("sqrt", b.op("mul", a, literal(2 * math.pi))))
+    return b.op("add", b.op("mul", erfc, 0.5), r)
+
+
+@lower("aten::igamma")
+@_in_float
+def aten_igamma(b, self, other):
+    """igamma(Tensor self, Tensor other) -> Tensor"""
+    return _igamma(b, self, other)[0]
+
+
+@lower("aten::igammac")
+@_in_float
+def aten_igammac(b, self, other):
+    """igammac(Tensor self, Tensor other) -> Tensor"""
+    return _igamma(b, self, other)[1]
