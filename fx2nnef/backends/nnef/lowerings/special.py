@@ -267,10 +267,6 @@ DIGAMMA_SERIES = (8.33333333333333333333E-2, -2.10927960927960927961E-2, 7.57575
                   8.33333333333333333333E-2)
 
 
-def _trunc(b, x):
-    return b.op("mul", b.op("sign", x), b.op("floor", b.op("abs", x)))
-
-
 def _is_integer(b, x):
     return b.op("eq", x, b.op("floor", x))
 
@@ -323,9 +319,7 @@ def _digamma(b, x):
     value = b.op("sub", b.op("sub", b.op("log", w), b.op("div", literal(0.5), w)),
                  b.op("mul", inv2, _polevl(b, inv2, DIGAMMA_SERIES)))
     value = _where(b, small, b.op("sub", value, steps), value)
-    # pi / tan(pi x) on the fractional part of x
-    r = b.op("mul", b.op("sub", x, _trunc(b, x)), literal(math.pi))
-    reflected = b.op("sub", value, b.op("div", b.op("mul", b.op("cos", r), literal(math.pi)), b.op("sin", r)))
+    reflected = b.op("sub", value, b.op("mul", _cot_pi(b, x), literal(math.pi)))
     zero = b.op("div", literal(-1.0), x)  # -inf at +0, inf at -0
     pole = b.op("and", negative, _is_integer(b, x))
     return _cases(b, [(b.op("eq", x, 0.0), zero), (pole, math.nan), (negative, reflected)], value)
@@ -408,8 +402,33 @@ def aten_polygamma(b, n, self):
         return _digamma(b, x)
     if n == 1:
         return _trigamma(b, x)
-    scale = (1 if n % 2 else -1) * math.factorial(n)
-    return b.op("mul", _zeta(b, b.const(float(n + 1), x.dtype, "order"), x), literal(scale))
+    order = b.const(float(n + 1), x.dtype, "order")
+    scale = literal((1 if n % 2 else -1) * math.factorial(n))
+    direct = b.op("mul", _zeta(b, order, x), scale)
+    # x < 0: psi_n(x) = (-1)^n psi_n(1 - x) - pi d^n/dx^n cot(pi x), so that zeta's q stays positive
+    cot = _cot_pi(b, x)
+    mirrored = b.op("mul", b.op("mul", _zeta(b, order, b.op("sub", 1.0, x)), scale), literal((-1) ** n))
+    reflected = b.op("sub", mirrored, b.op("mul", _polevl(b, cot, _cot_derivative(n)), literal(math.pi)))
+    return _where(b, b.op("and", b.op("lt", x, 0.0), b.op("not", _is_integer(b, x))), reflected, direct)
+
+
+def _cot_pi(b, x):
+    """cot(pi x) on r = x - round(x): cos/sin for |r| < 1/4, sign(r) tan(pi (1/2 - |r|)) beyond (exact 0 at 1/2)."""
+    r = b.op("sub", x, b.op("floor", b.op("add", x, 0.5)))
+    a = b.op("abs", r)
+    near = b.op("div", b.op("cos", b.op("mul", r, literal(math.pi))), b.op("sin", b.op("mul", r, literal(math.pi))))
+    far = b.op("mul", b.op("sign", r), b.op("tan", b.op("mul", b.op("sub", 0.5, a), literal(math.pi))))
+    return _where(b, b.op("lt", a, 0.25), near, far)
+
+
+def _cot_derivative(n: int) -> list[float]:
+    """Coefficients (highest power first) of the polynomial P in c = cot(pi x) with
+    d^n/dx^n cot(pi x) = P(c), from d/dx c = -pi (1 + c^2)."""
+    poly = [0.0, 1.0]  # ascending powers of c
+    for _ in range(n):
+        derivative = [k * poly[k] for k in range(1, len(poly))] + [0.0, 0.0]
+        poly = [-math.pi * (derivative[k] + (derivative[k - 2] if k >= 2 else 0.0)) for k in range(len(derivative))]
+    return poly[::-1]
 
 
 # --- Bessel functions (Cephes rational approximations) --------------------------------------------
