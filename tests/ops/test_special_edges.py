@@ -57,3 +57,10 @@ def test_half_inputs_are_computed_in_float(tmp_path):
     x = torch.tensor([0.5, 1.0, 2.5, 7.0, -2.5, 0.0], dtype=torch.float16)
     fx2nnef.export_model_to_nnef(model, (x,), tmp_path / "model.nnef.tgz",
                                  inference_target=fx2nnef.TractNNEF(check_io=True, check_io_tolerance=(1e-3, 1e-3)))
+
+
+def test_double_inputs_with_an_f64_target(tmp_path):
+    model = Outputs(lambda x: torch.erfinv(x / 10), torch.lgamma, S.i1e, lambda x: torch.polygamma(2, x))
+    x = torch.linspace(-9.7, 9.3, 40, dtype=torch.float64)
+    fx2nnef.export_model_to_nnef(model, (x,), tmp_path / "model.nnef.tgz",
+                                 inference_target=fx2nnef.TractNNEF(check_io=True, float64="f64"))

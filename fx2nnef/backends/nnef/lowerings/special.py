@@ -84,6 +84,11 @@ def _log1p(b, x):
 
 # --- error function family -----------------------------------------------------------------
 
+def _erf_f32(b, x):
+    """erf(x) computed in f32 (tract's erf has no f64 kernel) and returned in x's dtype."""
+    return b.cast(erf(b, b.cast(x, "f32")), x.dtype)
+
+
 ERFINV_CENTRAL = ((-0.140543331, 0.914624893, -1.645349621, 0.886226899),
                   (0.012229801, -0.329097515, 1.442710462, -2.118377725, 1.0))
 ERFINV_TAIL = ((1.641345311, 3.429567803, -1.624906493, -1.970840454), (1.637067800, 3.543889200, 1.0))
@@ -102,7 +107,7 @@ def aten_erfinv(b, self):
     x = _where(b, b.op("le", a, 0.7), central, _where(b, b.op("lt", y, 0.0), b.op("neg", tail), tail))
     for _ in range(2):  # Newton steps on erf(x) = y
         slope = b.op("mul", b.op("exp", b.op("neg", b.op("mul", x, x))), literal(2 / math.sqrt(math.pi)))
-        x = b.op("sub", x, b.op("div", b.op("sub", erf(b, x), y), slope))
+        x = b.op("sub", x, b.op("div", b.op("sub", _erf_f32(b, x), y), slope))
     inf = b.op("div", y, 0.0)  # +-inf with the sign of y
     return _cases(b, [(b.op("gt", a, 1.0), math.nan), (b.op("eq", a, 1.0), inf)], x)
 
