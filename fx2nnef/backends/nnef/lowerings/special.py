@@ -3,8 +3,9 @@
 PyTorch evaluates these with finite approximations (piecewise polynomials, Chebyshev series,
 asymptotic expansions, fixed recurrences), so each one is a fixed composition of NNEF element-wise
 ops here too. Every branch is computed for every element and `select` keeps the right one, so a
-branch may produce inf/nan where it is not used. Coefficients are the published Cephes ones (the
-Chebyshev series trimmed to float32 precision), except erfcx's series, fitted for this module.
+branch may produce inf/nan where it is not used. Coefficients are published ones (Cephes, the I0/I1
+Chebyshev series trimmed to float32 precision; Pavlis' rational start for erfinv), except erfcx's
+Chebyshev series, fitted for this module with mpmath.
 The approximations aim at float32 accuracy; f16/bf16 inputs are computed in f32, as PyTorch does.
 """
 from __future__ import annotations
@@ -72,6 +73,7 @@ def _chbevl(b, x, coeffs):
 
 
 def _isnan(b, x):
+    """Tell where x is NaN."""
     return b.op("ne", x, x)
 
 
@@ -273,6 +275,7 @@ DIGAMMA_SERIES = (8.33333333333333333333E-2, -2.10927960927960927961E-2, 7.57575
 
 
 def _is_integer(b, x):
+    """Tell where x is a whole number (inf counts as one)."""
     return b.op("eq", x, b.op("floor", x))
 
 
@@ -348,7 +351,8 @@ def _trigamma(b, x):
         total = term if total is None else b.op("add", total, term)
     w = b.op("add", z, 6.0)
     inv2 = b.op("recip", b.op("mul", w, w))
-    tail = b.op("add", b.op("add", b.op("div", literal(0.5), w), 1.0), b.op("mul", inv2, _polevl(b, inv2, (1 / 42, -1 / 30, 1 / 6))))
+    series = b.op("mul", inv2, _polevl(b, inv2, (1 / 42, -1 / 30, 1 / 6)))
+    tail = b.op("add", b.op("add", b.op("div", literal(0.5), w), 1.0), series)
     total = b.op("add", total, b.op("div", tail, w))
     sin = b.op("sin", b.op("mul", x, literal(math.pi)))
     reflected = b.op("sub", b.op("div", literal(math.pi ** 2), b.op("mul", sin, sin)), total)
@@ -693,8 +697,8 @@ def aten_special_airy_ai(b, x):
     # x >= 2.09: the decaying asymptotic form
     zeta = b.op("mul", b.op("mul", x, b.op("sqrt", x)), literal(2 / 3))
     decay = b.op("mul", b.op("sqrt", b.op("sqrt", x)), b.op("exp", zeta))
-    positive = b.op("div", b.op("mul", _ratio(b, b.op("recip", zeta), AIRY_AN, AIRY_AD), literal(0.5 / math.sqrt(math.pi))),
-                    decay)
+    amplitude = b.op("mul", _ratio(b, b.op("recip", zeta), AIRY_AN, AIRY_AD), literal(0.5 / math.sqrt(math.pi)))
+    positive = b.op("div", amplitude, decay)
     # |x| < 2.09: the Maclaurin series Ai = c1 f(x^3) - c2 g(x^3); ten terms reach float precision
     cube = b.op("mul", b.op("mul", x, x), x)
     m, n, f, g = None, x, None, x
