@@ -64,3 +64,9 @@ def test_double_inputs_with_an_f64_target(tmp_path):
     x = torch.linspace(-9.7, 9.3, 40, dtype=torch.float64)
     fx2nnef.export_model_to_nnef(model, (x,), tmp_path / "model.nnef.tgz",
                                  inference_target=fx2nnef.TractNNEF(check_io=True, float64="f64"))
+
+
+def test_khronos_target_uses_standard_ops_only(tmp_path):
+    model = Outputs(torch.lgamma, torch.digamma, S.i0e, S.bessel_y0, S.erfcx, lambda x: torch.polygamma(2, x))
+    fx2nnef.export_model_to_nnef(model, (torch.linspace(-9.7, 9.3, 40),), tmp_path / "model.nnef.tgz",
+                                 inference_target=fx2nnef.KhronosNNEF())

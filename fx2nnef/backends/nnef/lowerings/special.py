@@ -72,6 +72,16 @@ def _chbevl(b, x, coeffs):
     return b.op("mul", b.op("sub", b0, b2), 0.5)
 
 
+def _recip(b, x):
+    """1 / x (as a division: `recip` is tract's name, not standard NNEF's)."""
+    return b.op("div", literal(1.0), x)
+
+
+def _is_inf(b, x):
+    """Tell where x is +inf (compared with a constant: the Khronos parser has no `inf` literal)."""
+    return b.op("eq", x, b.const(math.inf, x.dtype, "c"))
+
+
 def _isnan(b, x):
     """Tell where x is NaN."""
     return b.op("ne", x, x)
@@ -146,7 +156,7 @@ def aten_special_ndtri(b, self):
     central = b.op("mul", b.op("add", c, b.op("mul", c, b.op("mul", c2, _ratio(b, c2, *NDTRI_CENTRAL)))),
                    literal(math.sqrt(2 * math.pi)))
     x = b.op("sqrt", b.op("mul", b.op("log", y), -2.0))
-    z = b.op("recip", x)
+    z = _recip(b, x)
     near, far = (b.op("mul", z, _ratio(b, z, *coeffs)) for coeffs in (NDTRI_TAIL, NDTRI_FAR_TAIL))
     tail = b.op("sub", b.op("sub", x, b.op("div", b.op("log", x), x)), _where(b, b.op("lt", x, 8.0), near, far))
     tail = _where(b, upper, tail, b.op("neg", tail))
@@ -171,7 +181,7 @@ def _erfcx(b, x):
     a2 = b.op("mul", a, a)
     fraction = b.op("div", b.op("add", b.op("mul", a2, b.op("add", a2, 4.5)), 2.0),
                     b.op("mul", a, b.op("add", b.op("mul", a2, b.op("add", a2, 5.0)), 3.75)))
-    positive = b.op("mul", _where(b, b.op("gt", a, 5e7), b.op("recip", a), fraction), literal(1 / math.sqrt(math.pi)))
+    positive = b.op("mul", _where(b, b.op("gt", a, 5e7), _recip(b, a), fraction), literal(1 / math.sqrt(math.pi)))
     positive = _where(b, b.op("gt", a, 50.0), positive, series)
     negative = b.op("sub", b.op("mul", b.op("exp", a2), 2.0), positive)
     return _cases(b, [(_isnan(b, x), x), (b.op("lt", x, 0.0), negative)], positive)
@@ -297,11 +307,11 @@ def _lgamma(b, x):
         product = b.op("mul", product, b.op("add", z, literal(k)))
     w = _where(b, small, b.op("add", z, 8.0), z)
     log_w = b.op("log", w)
-    inv = b.op("recip", w)
+    inv = _recip(b, w)
     series = b.op("mul", _polevl(b, b.op("mul", inv, inv), STIRLING), inv)
     value = b.op("add", b.op("sub", b.op("mul", b.op("sub", w, 0.5), log_w), w), b.op("add", series, LOG_SQRT_2PI))
     value = _where(b, small, b.op("sub", value, b.op("log", product)), value)
-    value = _where(b, b.op("eq", w, math.inf), math.inf, value)
+    value = _where(b, _is_inf(b, w), math.inf, value)
     reflected = b.op("sub", b.op("log", b.op("div", literal(math.pi), b.op("abs", _sin_pi(b, x)))), value)
     pole = b.op("and", b.op("le", x, 0.0), _is_integer(b, x))
     return _cases(b, [(pole, math.inf), (negative, reflected)], value)
@@ -319,11 +329,11 @@ def _digamma(b, x):
     negative = b.op("lt", x, 0.0)
     z = _where(b, negative, b.op("sub", 1.0, x), x)
     small = b.op("lt", z, 10.0)
-    steps = b.op("recip", z)
+    steps = _recip(b, z)
     for k in range(1, 10):
-        steps = b.op("add", steps, b.op("recip", b.op("add", z, literal(k))))
+        steps = b.op("add", steps, _recip(b, b.op("add", z, literal(k))))
     w = _where(b, small, b.op("add", z, 10.0), z)
-    inv2 = b.op("recip", b.op("mul", w, w))
+    inv2 = _recip(b, b.op("mul", w, w))
     value = b.op("sub", b.op("sub", b.op("log", w), b.op("div", literal(0.5), w)),
                  b.op("mul", inv2, _polevl(b, inv2, DIGAMMA_SERIES)))
     value = _where(b, small, b.op("sub", value, steps), value)
@@ -347,10 +357,10 @@ def _trigamma(b, x):
     total = None
     for k in range(6):
         zk = b.op("add", z, literal(k)) if k else z
-        term = b.op("recip", b.op("mul", zk, zk))
+        term = _recip(b, b.op("mul", zk, zk))
         total = term if total is None else b.op("add", total, term)
     w = b.op("add", z, 6.0)
-    inv2 = b.op("recip", b.op("mul", w, w))
+    inv2 = _recip(b, b.op("mul", w, w))
     series = b.op("mul", inv2, _polevl(b, inv2, (1 / 42, -1 / 30, 1 / 6)))
     tail = b.op("add", b.op("add", b.op("div", literal(0.5), w), 1.0), series)
     total = b.op("add", total, b.op("div", tail, w))
@@ -380,7 +390,7 @@ def _zeta(b, x, q):
     power = b.op("pow", w, neg_x)
     total = b.op("add", total, b.op("add", b.op("div", b.op("mul", power, w), b.op("sub", x, 1.0)),
                                     b.op("mul", power, 0.5)))
-    inv2 = b.op("recip", b.op("mul", w, w))
+    inv2 = _recip(b, b.op("mul", w, w))
     term = b.op("div", b.op("mul", power, x), b.op("mul", w, literal(ZETA_TAIL[0])))
     total = b.op("add", total, term)
     for i in range(1, len(ZETA_TAIL)):  # each term from the previous one, so no factor overflows
@@ -569,7 +579,7 @@ def _bessel_y(b, x, order: int):
     x2 = b.op("mul", x, x)
     log_term = b.op("mul", b.op("log", x), _bessel_j(b, x, order))
     if order:
-        log_term = b.op("sub", log_term, b.op("recip", x))
+        log_term = b.op("sub", log_term, _recip(b, x))
     near = _ratio(b, x2, *Y_NEAR[order])
     if order:
         near = b.op("mul", near, x)
@@ -677,7 +687,7 @@ def aten_special_spherical_bessel_j0(b, x):
     """special_spherical_bessel_j0(Tensor x) -> Tensor"""
     series = _polevl(b, b.op("mul", x, x), SPHERICAL_J0_SERIES)
     out = _where(b, b.op("lt", b.op("abs", x), 0.5), series, b.op("div", b.op("sin", x), x))
-    return _where(b, b.op("eq", b.op("abs", x), math.inf), 0.0, out)
+    return _where(b, _is_inf(b, b.op("abs", x)), 0.0, out)
 
 
 @lower("aten::special_airy_ai")
@@ -687,7 +697,7 @@ def aten_special_airy_ai(b, x):
     # x < -2.09: the oscillating asymptotic form in z = 1 / zeta, zeta = (2/3) |x|^(3/2)
     root = b.op("sqrt", b.op("neg", x))
     zeta = b.op("div", b.op("mul", b.op("mul", x, -2.0), root), 3.0)  # PyTorch's rounding: the phase is large
-    z = b.op("recip", zeta)
+    z = _recip(b, zeta)
     z2 = b.op("mul", z, z)
     f = b.op("add", b.op("mul", z2, _ratio(b, z2, AIRY_AFN, AIRY_AFD)), 1.0)
     g = b.op("mul", z, _ratio(b, z2, AIRY_AGN, AIRY_AGD))
@@ -697,7 +707,7 @@ def aten_special_airy_ai(b, x):
     # x >= 2.09: the decaying asymptotic form
     zeta = b.op("mul", b.op("mul", x, b.op("sqrt", x)), literal(2 / 3))
     decay = b.op("mul", b.op("sqrt", b.op("sqrt", x)), b.op("exp", zeta))
-    amplitude = b.op("mul", _ratio(b, b.op("recip", zeta), AIRY_AN, AIRY_AD), literal(0.5 / math.sqrt(math.pi)))
+    amplitude = b.op("mul", _ratio(b, _recip(b, zeta), AIRY_AN, AIRY_AD), literal(0.5 / math.sqrt(math.pi)))
     positive = b.op("div", amplitude, decay)
     # |x| < 2.09: the Maclaurin series Ai = c1 f(x^3) - c2 g(x^3); ten terms reach float precision
     cube = b.op("mul", b.op("mul", x, x), x)
@@ -710,7 +720,7 @@ def aten_special_airy_ai(b, x):
         g = b.op("add", g, n)
     series = b.op("sub", b.op("mul", f, 0.355028053887817239260), b.op("mul", g, 0.258819403792806798405))
     out = _cases(b, [(b.op("lt", x, -2.09), negative), (b.op("lt", x, 2.09), series)], positive)
-    return _cases(b, [(b.op("eq", b.op("abs", x), math.inf), math.nan), (b.op("gt", x, 103.892), 0.0)], out)
+    return _cases(b, [(_is_inf(b, b.op("abs", x)), math.nan), (b.op("gt", x, 103.892), 0.0)], out)
 
 
 IGAMMA_TERMS = 64  # series terms / continued-fraction depth
@@ -744,8 +754,8 @@ def _igamma(b, a, x):
     q = _where(b, temme, q_temme, q)
     bad = b.op("or", b.op("or", b.op("lt", x, 0.0), b.op("lt", a, 0.0)),
                b.op("and", b.op("eq", a, 0.0), b.op("eq", x, 0.0)))
-    a_inf = b.op("eq", a, math.inf)
-    x_inf = b.op("eq", x, math.inf)
+    a_inf = _is_inf(b, a)
+    x_inf = _is_inf(b, x)
     cases = [(bad, math.nan), (b.op("and", a_inf, x_inf), math.nan)]
     p = _cases(b, cases + [(b.op("eq", a, 0.0), 1.0), (b.op("eq", x, 0.0), 0.0), (a_inf, 0.0), (x_inf, 1.0)], p)
     q = _cases(b, cases + [(b.op("eq", a, 0.0), 0.0), (b.op("eq", x, 0.0), 1.0), (a_inf, 1.0), (x_inf, 0.0)], q)
@@ -763,7 +773,7 @@ def _temme_q(b, a, d):
                  b.op("sub", d, _log1p(b, d)))
     eta = b.op("mul", b.op("sign", d), b.op("sqrt", b.op("mul", gap, 2.0)))
     c0 = _where(b, b.op("lt", b.op("abs", eta), 0.3), _polevl(b, eta, TEMME_C0_SERIES),
-                b.op("sub", b.op("recip", d), b.op("recip", eta)))
+                b.op("sub", _recip(b, d), _recip(b, eta)))
     t = b.op("mul", eta, b.op("sqrt", b.op("mul", a, 0.5)))
     erfc = b.op("mul", b.op("exp", b.op("neg", b.op("mul", t, t))), _erfcx(b, t))
     r = b.op("div", b.op("mul", b.op("exp", b.op("neg", b.op("mul", t, t))), c0),
