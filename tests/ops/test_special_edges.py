@@ -37,7 +37,7 @@ CASES = {
               EDGES),
     "incomplete gamma": (Outputs(lambda x: torch.igamma(x.abs(), 3.0 * torch.ones_like(x)),
                                  lambda x: torch.igammac(2.5 * torch.ones_like(x), x.abs()),
-                                 lambda x: torch.igamma(x, x.abs() + 1.0)), EDGES),
+                                 lambda x: torch.igamma(x, x.abs() + 1.0), lambda x: torch.igammac(x * 0.0, x)), EDGES),
     "median": (Outputs(torch.median, torch.nanmedian, lambda x: torch.median(x, 1), lambda x: torch.nanmedian(x, 0),
                        lambda x: torch.nanmedian(x, -1, keepdim=True)),
                torch.tensor([[3.0, math.nan, 1.0, math.nan, 2.0], [5.0, 4.0, 3.0, 2.0, 1.0],

@@ -752,14 +752,15 @@ def _igamma(b, a, x):
     q_temme = _temme_q(b, a, d)
     p = _where(b, temme, b.op("sub", 1.0, q_temme), p)
     q = _where(b, temme, q_temme, q)
-    bad = b.op("or", b.op("or", b.op("lt", x, 0.0), b.op("lt", a, 0.0)),
-               b.op("and", b.op("eq", a, 0.0), b.op("eq", x, 0.0)))
-    a_inf = _is_inf(b, a)
-    x_inf = _is_inf(b, x)
-    cases = [(bad, math.nan), (b.op("and", a_inf, x_inf), math.nan)]
-    p = _cases(b, cases + [(b.op("eq", a, 0.0), 1.0), (b.op("eq", x, 0.0), 0.0), (a_inf, 0.0), (x_inf, 1.0)], p)
-    q = _cases(b, cases + [(b.op("eq", a, 0.0), 0.0), (b.op("eq", x, 0.0), 1.0), (a_inf, 1.0), (x_inf, 0.0)], q)
-    return p, q
+    bad = b.op("or", b.op("lt", x, 0.0), b.op("lt", a, 0.0))
+    a_zero, a_inf, x_inf = b.op("eq", a, 0.0), _is_inf(b, a), _is_inf(b, x)
+
+    def boundary(value, at_a_zero, at_x_zero, at_a_inf, at_x_inf):
+        """Apply PyTorch's boundary values in its order (a = 0 is defined for x > 0 only)."""
+        return _cases(b, [(bad, math.nan), (b.op("and", a_zero, b.op("gt", x, 0.0)), at_a_zero),
+                          (a_zero, math.nan), (b.op("eq", x, 0.0), at_x_zero), (b.op("and", a_inf, x_inf), math.nan),
+                          (a_inf, at_a_inf), (x_inf, at_x_inf)], value)
+    return boundary(p, 1.0, 0.0, 0.0, 1.0), boundary(q, 0.0, 1.0, 1.0, 0.0)
 
 
 # (lambda - 1 - log lambda) in d = lambda - 1, and Temme's c0(eta) = 1/d - 1/eta, near 0
