@@ -61,8 +61,8 @@ class Builder:
     def fresh(self, base: str) -> str:
         """Return an unused identifier derived from `base`."""
         base = re.sub(r"\W", "_", base) or "t"
-        if not re.match(r"[A-Za-z_]", base):
-            base = "_" + base
+        if not re.match(r"[A-Za-z_]", base) or re.match(r"inf|true|false", base):
+            base = "_" + base  # tract's parser reads `inf_1`, `true_x`... as a literal followed by junk
         if base in KEYWORDS:
             base += "_"
         name, i = base, 0
