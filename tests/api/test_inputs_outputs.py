@@ -38,6 +38,15 @@ def test_one_name_per_output_used_as_is(tmp_path):
     assert report.output_names == ["a", "b", "c"]
 
 
+def test_literal_like_output_keys_get_the_output_prefix(tmp_path):
+    class Scores(torch.nn.Module):
+        def forward(self, x):
+            return {"true_logits": x + 1, "inf_mask": x}
+
+    report = export_model_to_nnef(Scores(), torch.randn(3), tmp_path / "s", TractNNEF())
+    assert report.output_names == ["output_true_logits", "output_inf_mask"] and all(r.ok for r in report.check)
+
+
 def test_tuple_outputs_without_names(tmp_path):
     class Two(torch.nn.Module):
         def forward(self, x):
@@ -85,6 +94,8 @@ def test_bad_inputs(tmp_path, args, message):
     ({"output_names": ["x", "b", "c"]}, "both an input and an output: x"),
     ({"input_names": ["a", "b"]}, "input_names has 2 names but the model takes 5"),
     ({"input_names": ["a", "b", "c", "d", "1e"]}, "not a valid NNEF identifier"),
+    ({"input_names": ["a", "b", "c", "d", "info"]}, "starts like a literal"),
+    ({"output_names": ["a", "b", "true_c"]}, "starts like a literal"),
 ])
 def test_bad_names(tmp_path, kwargs, message):
     with pytest.raises(ExportInputError, match=message):
