@@ -62,7 +62,6 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     "aten::fractional_max_pool2d": RANDOM,
     "aten::fractional_max_pool3d": RANDOM,
     "aten::_upsample_bilinear2d_aa": "antialiased resize: tract's resize has no antialias filter",
-    "aten::_cdist_forward": "cdist's p-norm kernel has no tract operator (x @ y.T expansions differ in precision)",
 }
 
 
