@@ -58,7 +58,6 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     "aten::nanmedian": "NaN-aware median: tract has no NaN-skipping sort",
     "aten::frexp.Tensor": "frexp reads the float's bit layout: tract has no bitcast",
     "aten::nextafter": "nextafter steps through the float's bit layout: tract has no bitcast",
-    "aten::mode": "mode needs a sort plus run-length counting with a data-dependent pick",
     "aten::fractional_max_pool2d": RANDOM,
     "aten::fractional_max_pool3d": RANDOM,
     "aten::_upsample_bilinear2d_aa": "antialiased resize: tract's resize has no antialias filter",
