@@ -60,7 +60,6 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     "aten::nextafter": "nextafter steps through the float's bit layout: tract has no bitcast",
     "aten::fractional_max_pool2d": RANDOM,
     "aten::fractional_max_pool3d": RANDOM,
-    "aten::_upsample_bilinear2d_aa": "antialiased resize: tract's resize has no antialias filter",
 }
 
 
