@@ -43,9 +43,6 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "max_pool2d_with_indices_backward", "native_group_norm_backward", "native_layer_norm_backward")},
     **{f"aten::{op}": STRIDES for op in ("sym_storage_offset", "as_strided_scatter")},
     "aten::atan2.out": "out= variant: torch.export functionalizes it to aten::atan2, which is lowered",
-    **{f"aten::special_{kind}_polynomial_{v}": "orthogonal polynomial of a run-time degree n: needs a loop over n"
-       for kind, letters in (("chebyshev", "tuvw"), ("shifted_chebyshev", "tuvw"), ("hermite", ("h", "he")),
-                             ("laguerre", "l"), ("legendre", "p")) for v in letters},
     "aten::linalg_pinv.atol_rtol_tensor": LINALG,
     "aten::normal.float_float": RANDOM,
     "aten::_to_sparse": SPARSE,
