@@ -53,7 +53,6 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     "aten::resize": "resizes storage in place: NNEF tensors have no storage",
     "aten::median": "median needs a sort with a data-dependent pick; use topk/kthvalue when k is known",
     "aten::nanmedian": "NaN-aware median: tract has no NaN-skipping sort",
-    "aten::nextafter": "nextafter steps through the float's bit layout: tract has no bitcast",
     "aten::fractional_max_pool2d": RANDOM,
     "aten::fractional_max_pool3d": RANDOM,
 }
