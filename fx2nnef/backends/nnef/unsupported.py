@@ -19,7 +19,7 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "rrelu_with_noise", "rrelu_with_noise_functional")},
     **{f"aten::{op}": DATA_SHAPE for op in (
         "nonzero", "nonzero_static", "masked_select", "unique_consecutive", "unique_dim", "_unique2",
-        "unique_dim_consecutive", "bincount", "histc", "histogram.bin_ct", "repeat_interleave.Tensor",
+        "unique_dim_consecutive", "bincount", "repeat_interleave.Tensor",
         "_local_scalar_dense", "argwhere")},
     **{f"aten::{op}": LINALG for op in (
         "linalg_cholesky_ex", "cholesky", "cholesky_inverse", "cholesky_solve", "linalg_lu_factor_ex",
