@@ -18,7 +18,7 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "geometric", "log_normal", "native_dropout", "poisson", "_standard_gamma", "binomial",
         "rrelu_with_noise", "rrelu_with_noise_functional")},
     **{f"aten::{op}": DATA_SHAPE for op in (
-        "nonzero", "nonzero_static", "masked_select", "unique_consecutive", "unique_dim", "_unique2",
+        "nonzero", "masked_select", "unique_consecutive", "unique_dim", "_unique2",
         "unique_dim_consecutive", "bincount", "repeat_interleave.Tensor",
         "_local_scalar_dense", "argwhere")},
     **{f"aten::{op}": LINALG for op in (
