@@ -120,7 +120,8 @@ def export_model_to_nnef(
             timings[record.name] = record.seconds
 
         start = time.perf_counter()
-        graph = lower_program(compiled.program, registry, symbols, dialect="khronos" if khronos else "tract")
+        graph = lower_program(compiled.program, registry, symbols, dialect="khronos" if khronos else "tract",
+                              fused_attention=getattr(target, "fused_attention", False))
         if not khronos:
             graph.properties.update(_properties(target))
         if dynamic:

@@ -36,6 +36,9 @@ class TractNNEF:
         tensors in f32 (cast in, cast the result back to f16): slower, closer to eager f32.
     check_io_onnx: with check_io, also export the model with torch.onnx.export, run that in
         tract's ONNX loader, and require its outputs to agree with the archive's.
+    fused_attention: lower scaled_dot_product_attention to tract's fused `tract_transformers_sdpa`
+        instead of matmul / softmax / matmul. Off by default: tract 0.23.9 runs the fused operator
+        1.1-2.5x slower on CPU (benchmarks/bench_attention.py); grouped-query attention always uses it.
     """
 
     version: str = LATEST_TRACT
@@ -47,6 +50,7 @@ class TractNNEF:
     bfloat16: str = "f32"
     f16_sensitive_in_f32: bool = False
     check_io_onnx: bool = False
+    fused_attention: bool = False
 
     def __post_init__(self):
         for option in ("float64", "bfloat16"):

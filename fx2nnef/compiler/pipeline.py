@@ -15,6 +15,7 @@ from ..backends.nnef.registry import LoweringRegistry
 from ..passes.decompose import DecomposePass
 from ..passes.flatten_io import FlattenIOPass
 from ..passes.fold_primitives import FoldPrimitivesPass
+from ..passes.fuse_conv_batch_norm import FuseConvBatchNormPass
 from ..passes.legalize_dtypes import LegalizeDtypesPass
 from .frontend import bind_inputs, capture
 from .pass_base import PassLike, PassManager, PassRecord, format_ir
@@ -37,6 +38,8 @@ def default_passes(*, input_names: Sequence[str] | None = None, output_names: Se
         FlattenIOPass(input_names, output_names),
         # fold what is known at export time before legalization, so it sees fewer casts
         FoldPrimitivesPass(),
+        # inference batch norms folded into the convolutions that feed them
+        FuseConvBatchNormPass(),
         # dtypes the target runs; implicit promotions become explicit casts
         LegalizeDtypesPass(**dtype_rules),
     ]

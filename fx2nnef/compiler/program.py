@@ -8,12 +8,13 @@ and the output node carries `meta[OUTPUT_NAMES]`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any, Iterator
 
 import torch
 from torch._guards import detect_fake_mode
 from torch.export import ExportedProgram
-from torch.export.graph_signature import InputKind
+from torch.export.graph_signature import InputKind, OutputSpec, TensorArgument
 
 INPUT_NAME = "fx2nnef.input_name"
 OUTPUT_NAMES = "fx2nnef.output_names"
@@ -67,6 +68,17 @@ def output_node(ep: ExportedProgram) -> torch.fx.Node:
 def output_values(ep: ExportedProgram) -> list[Any]:
     """Return the flat list of values (nodes or literals) the graph returns."""
     return list(output_node(ep).args[0])
+
+
+def output_specs(ep: ExportedProgram) -> list[OutputSpec]:
+    """Return the output specs renamed to the nodes the output now returns (a pass that bypasses,
+    folds or decomposes a returned node leaves its spec naming a node that is gone)."""
+    specs = []
+    for spec, value in zip(ep.graph_signature.output_specs, output_values(ep)):
+        if isinstance(spec.arg, TensorArgument) and isinstance(value, torch.fx.Node):
+            spec = dataclasses.replace(spec, arg=TensorArgument(value.name))
+        specs.append(spec)
+    return specs
 
 
 def fake_mode(ep: ExportedProgram):

@@ -2,6 +2,7 @@
 from .decompose import DecomposePass
 from .flatten_io import FlattenIOPass
 from .fold_primitives import FoldPrimitivesPass
+from .fuse_conv_batch_norm import FuseConvBatchNormPass
 from .legalize_dtypes import LegalizeDtypesPass
 
-__all__ = ["DecomposePass", "FlattenIOPass", "FoldPrimitivesPass", "LegalizeDtypesPass"]
+__all__ = ["DecomposePass", "FlattenIOPass", "FoldPrimitivesPass", "FuseConvBatchNormPass", "LegalizeDtypesPass"]

@@ -1,11 +1,22 @@
 """DecomposePass: decompose, with torch's own table, exactly the ops the registry cannot lower."""
 from __future__ import annotations
 
+import functools
+import operator
+from typing import Callable
+
 import torch
 from torch.export import ExportedProgram
+from torch.export.graph_signature import ExportGraphSignature
+from torch.fx.experimental.proxy_tensor import make_fx
+from torch.utils import _pytree as pytree
 
 from ..backends.nnef.registry import LoweringRegistry
 from ..compiler.pass_base import Pass, PassResult, count_ops
+from ..compiler.program import fake_mode, output_specs, replace
+
+# node meta that tells where a node comes from: decomposed nodes inherit it from the node they replace
+PROVENANCE = ("stack_trace", "nn_module_stack", "source_fn_stack", "from_node")
 
 
 def decomposition_table(registry: LoweringRegistry) -> dict:
@@ -17,14 +28,205 @@ def decomposition_table(registry: LoweringRegistry) -> dict:
     return table
 
 
+@functools.cache
+def _default_table() -> dict:
+    """Return torch.export's default decomposition table as a plain dict (built once: ~0.2 s)."""
+    return dict(torch.export.default_decompositions().items())
+
+
+def _is_static(value) -> bool:
+    """Tell whether a meta value has no symbolic size (tensors, or lists/tuples of them)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return all(not isinstance(v, torch.Tensor) or all(isinstance(d, int) for d in v.shape) for v in values)
+
+
+def _needs_functionalization(program: ExportedProgram) -> bool:
+    """Tell whether only torch's whole-program decomposition can handle the graph: it mutates
+    state, holds higher-order ops (grad/autocast regions, control flow, effects) or symbolic shapes."""
+    signature = program.graph_signature
+    if signature.buffers_to_mutate or signature.user_inputs_to_mutate:
+        return True
+    for node in program.graph.nodes:
+        if node.op == "call_function":
+            if isinstance(node.target, torch._ops.HigherOrderOperator):
+                return True
+            if isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable:
+                return True
+        if not _is_static(node.meta.get("val")):
+            return True
+    return False
+
+
+def _aliases(node: torch.fx.Node) -> bool:
+    """Tell whether a node's output may share memory with an input (a view, or anything unknown)."""
+    if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload):
+        return True
+    return any(r.alias_info is not None for r in node.target._schema.returns)
+
+
+def _functional_variant(op: torch._ops.OpOverload) -> torch._ops.OpOverload | None:
+    """Return the out-of-place overload of an in-place op (aten.add_.Tensor -> aten.add.Tensor)."""
+    name = op._schema.name.split("::")[-1]
+    if not name.endswith("_") or name.startswith("_"):
+        return None
+    packet = getattr(torch.ops.aten, name[:-1], None)
+    overload = getattr(packet, op._overloadname, None) if packet is not None else None
+    return overload if isinstance(overload, torch._ops.OpOverload) and not overload._schema.is_mutable else None
+
+
+def _functionalize_private_in_place(graph: torch.fx.Graph) -> bool:
+    """Replace each in-place op whose mutation nobody else can observe by its functional form: it
+    writes into an intermediate that is no view, whose other readers all run before it and are no
+    views either (`hidden += residual` in a ResNet block). Tell whether any was replaced."""
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    replaced = False
+    for node in list(graph.nodes):
+        if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload) \
+                or not node.target._schema.is_mutable:
+            continue
+        functional, written = _functional_variant(node.target), node.args[0] if node.args else None
+        if functional is None or not isinstance(written, torch.fx.Node) or _aliases(written) or any(
+                user is not node and (order[user] > order[node] or _aliases(user)) for user in written.users):
+            continue
+        with graph.inserting_before(node):
+            new = graph.call_function(functional, node.args, node.kwargs)
+        new.meta = dict(node.meta)
+        order[new] = order[node]
+        node.replace_all_uses_with(new)
+        graph.erase_node(node)
+        replaced = True
+    return replaced
+
+
+def _decomposition(op, registry: LoweringRegistry, table) -> Callable | None:
+    """Return the function that decomposes an op the registry does not lower, or None."""
+    if not isinstance(op, torch._ops.OpOverload) or op.name() in registry:
+        return None
+    if op in table:
+        return table[op]
+    if torch._C._dispatch_has_kernel_for_dispatch_key(op.name(), "CompositeImplicitAutograd"):
+        return op.decompose
+    return None
+
+
+def _trace(node: torch.fx.Node, fn: Callable, table, mode) -> torch.fx.GraphModule:
+    """Return the graph make_fx traces from `fn` called like `node`, on the node's fake inputs."""
+    flat, spec = pytree.tree_flatten((node.args, node.kwargs))
+    positions = [i for i, a in enumerate(flat) if isinstance(a, torch.fx.Node)]
+
+    def call(*tensors):
+        values = list(flat)
+        for i, t in zip(positions, tensors):
+            values[i] = t
+        args, kwargs = pytree.tree_unflatten(values, spec)
+        return fn(*args, **kwargs)
+
+    with mode:
+        return make_fx(call, decomposition_table=table)(*[flat[i].meta["val"] for i in positions])
+
+
+def _signature(node: torch.fx.Node):
+    """Return a hashable key of what a node's decomposition depends on (op, input shapes and dtypes,
+    other arguments), or None when an argument is not hashable."""
+    def key(a):
+        if isinstance(a, torch.fx.Node):
+            v = a.meta.get("val")
+            return ("tensor", tuple(v.shape), v.dtype, v.device) if isinstance(v, torch.Tensor) else ("node", a)
+        return a
+    try:
+        flat, spec = pytree.tree_flatten((node.args, node.kwargs))
+        signature = (node.target, str(spec), tuple(key(a) for a in flat))
+        hash(signature)
+        return signature
+    except TypeError:
+        return None
+
+
+def _inlinable(node: torch.fx.Node, sub: torch.fx.GraphModule, registry: LoweringRegistry) -> bool:
+    """Tell whether a traced decomposition can replace its node: it creates no constant and no
+    mutation, every op it emits is lowered (or returns nothing, like an assertion), and a tuple
+    result is only read item by item."""
+    for sub_node in sub.graph.nodes:
+        if sub_node.op == "get_attr":
+            return False
+        if sub_node.op == "call_function" and sub_node.target is not operator.getitem and not (
+                isinstance(sub_node.target, torch._ops.OpOverload) and not sub_node.target._schema.is_mutable
+                and (sub_node.target.name() in registry or not sub_node.target._schema.returns)):
+            return False
+    return not isinstance(node.meta.get("val"), (list, tuple)) or all(
+        user.target is operator.getitem for user in node.users)
+
+
+def _inline(graph: torch.fx.Graph, node: torch.fx.Node, sub: torch.fx.GraphModule) -> None:
+    """Replace a node by a traced decomposition of it, whose placeholders are the node's inputs."""
+    inputs = [a for a in pytree.tree_leaves((node.args, node.kwargs)) if isinstance(a, torch.fx.Node)]
+    env = dict(zip([n for n in sub.graph.nodes if n.op == "placeholder"], inputs))
+    result = None
+    with graph.inserting_before(node):
+        for sub_node in sub.graph.nodes:
+            if sub_node.op == "output":
+                result = torch.fx.node.map_arg(sub_node.args[0], env.__getitem__)
+            elif sub_node.op != "placeholder":
+                env[sub_node] = graph.node_copy(sub_node, env.__getitem__)
+                env[sub_node].meta.update({k: node.meta[k] for k in PROVENANCE if k in node.meta})
+    if isinstance(result, (list, tuple)):
+        for user in list(node.users):
+            user.replace_all_uses_with(result[user.args[1]])
+            graph.erase_node(user)
+    else:
+        node.replace_all_uses_with(result)
+    graph.erase_node(node)
+
+
 class DecomposePass(Pass):
     """After it, the graph is functional ATen, and every op with a lowering is kept whole while
-    every other op that torch can decompose is decomposed (into ops that may have lowerings)."""
+    every other op that torch can decompose is decomposed (into ops that may have lowerings).
+
+    A functional graph with static shapes is decomposed node by node, only where the registry has
+    no lowering (fast: the rest of the graph is untouched); a graph that mutates state or holds
+    higher-order ops or symbolic shapes goes through torch's `run_decompositions`, which
+    functionalizes it by retracing the whole program."""
 
     def __init__(self, registry: LoweringRegistry | None = None):
         self.registry = registry or LoweringRegistry.from_default()
 
     def call(self, program: ExportedProgram) -> PassResult:
         before = count_ops(program)
+        signature = program.graph_signature
+        functionalized = not (signature.buffers_to_mutate or signature.user_inputs_to_mutate) and \
+            _functionalize_private_in_place(program.graph)
+        if not _needs_functionalization(program):
+            decompositions = self._trace_decompositions(program)
+            if decompositions is not None:
+                modified = functionalized or bool(decompositions)
+                return PassResult(self._inline_all(program, decompositions) if modified else program, modified)
         program = program.run_decompositions(decomposition_table(self.registry))
         return PassResult(program, count_ops(program) != before)
+
+    def _trace_decompositions(self, program: ExportedProgram) -> dict | None:
+        """Return node -> traced decomposition for each node the registry cannot lower but torch
+        can decompose, or None when one of them cannot be inlined (then the whole program is)."""
+        table = {op: fn for op, fn in _default_table().items() if op.name() not in self.registry}
+        mode, decompositions, traced = fake_mode(program), {}, {}
+        for node in program.graph.nodes:
+            fn = _decomposition(node.target, self.registry, table) if node.op == "call_function" else None
+            if fn is None:
+                continue
+            signature = _signature(node)  # nodes alike (13 dropouts of a BERT) share one trace
+            sub = traced.get(signature) if signature is not None else None
+            if sub is None:
+                sub = traced[signature] = _trace(node, fn, table, mode)
+            if not _inlinable(node, sub, self.registry):
+                return None
+            decompositions[node] = sub
+        return decompositions
+
+    def _inline_all(self, program: ExportedProgram, decompositions: dict) -> ExportedProgram:
+        """Replace, in place, each node by its decomposition; return the program with its output
+        specs renamed to the nodes that now compute the outputs."""
+        for node, sub in decompositions.items():
+            _inline(program.graph, node, sub)
+        program.graph.eliminate_dead_code()
+        program.graph_module.recompile()
+        signature = ExportGraphSignature(program.graph_signature.input_specs, output_specs(program))
+        return replace(program, graph_signature=signature)

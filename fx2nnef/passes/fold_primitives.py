@@ -1,14 +1,12 @@
 """FoldPrimitivesPass: evaluate at export time everything that does not depend on runtime data."""
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch.export import ExportedProgram
-from torch.export.graph_signature import ExportGraphSignature, InputKind, InputSpec, OutputSpec, TensorArgument
+from torch.export.graph_signature import ExportGraphSignature, InputKind, InputSpec, TensorArgument
 
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import output_values, placeholders, replace
+from ..compiler.program import output_specs, placeholders, replace
 
 aten = torch.ops.aten
 
@@ -63,17 +61,6 @@ def _is_foldable(node: torch.fx.Node, constant: set[torch.fx.Node]) -> bool:
     return True
 
 
-def _output_specs(program: ExportedProgram) -> list[OutputSpec]:
-    """Return the output specs renamed to the nodes the output now returns (a bypassed or folded
-    output node leaves its spec naming a node that is gone)."""
-    specs = []
-    for spec, value in zip(program.graph_signature.output_specs, output_values(program)):
-        if isinstance(spec.arg, TensorArgument) and isinstance(value, torch.fx.Node):
-            spec = dataclasses.replace(spec, arg=TensorArgument(value.name))
-        specs.append(spec)
-    return specs
-
-
 class FoldPrimitivesPass(Pass):
     """After it, no node computes a value that is known at export time: assertions are gone, no-op
     clones/casts/views/dropouts are bypassed, and every subgraph computed only from constants,
@@ -126,7 +113,7 @@ class FoldPrimitivesPass(Pass):
         if not modified:
             return PassResult(program, False)
         program.graph_module.recompile()
-        signature = ExportGraphSignature(specs, _output_specs(program))
+        signature = ExportGraphSignature(specs, output_specs(program))
         return PassResult(replace(program, graph_signature=signature, constants=constants), True)
 
     @staticmethod

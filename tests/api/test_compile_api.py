@@ -52,7 +52,7 @@ def registry_with_scale_shift() -> LoweringRegistry:
 def test_compile_returns_the_ir_after_every_pass():
     result = fx2nnef.compile(torch.nn.Linear(3, 2), torch.randn(1, 3))
     assert [r.name for r in result.records] == ["capture", "DecomposePass", "FlattenIOPass",
-                                                "FoldPrimitivesPass", "LegalizeDtypesPass"]
+                                                "FoldPrimitivesPass", "FuseConvBatchNormPass", "LegalizeDtypesPass"]
     assert "aten.linear" in result.ir("LegalizeDtypesPass")
     assert result.input_names == ["input"] and result.output_names == ["output"]
 
@@ -68,7 +68,7 @@ def test_custom_pass_and_custom_lowering(tmp_path):
     assert all(r.ok for r in report.check)
     assert sorted(p.name for p in (tmp_path / "ir").iterdir()) == [
         "00_capture.txt", "01_DecomposePass.txt", "02_FlattenIOPass.txt", "03_FoldPrimitivesPass.txt",
-        "04_LegalizeDtypesPass.txt", "05_ReluToClampPass.txt"]
+        "04_FuseConvBatchNormPass.txt", "05_LegalizeDtypesPass.txt", "06_ReluToClampPass.txt"]
 
 
 def test_a_plain_function_is_a_pass():

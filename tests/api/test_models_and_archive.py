@@ -59,6 +59,13 @@ def test_small_cnn(tmp_path):
     assert all(r.ok for r in report.check)
 
 
+def test_batch_norm_without_running_stats_uses_batch_statistics(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4, track_running_stats=False)).eval()
+    report = export_model_to_nnef(model, torch.randn(2, 3, 8, 8), tmp_path / "bn.nnef.tar", TractNNEF())
+    assert all(r.ok for r in report.check)
+
+
 def test_bert_encoder(tmp_path):
     from transformers import BertConfig, BertModel
     torch.manual_seed(0)

@@ -115,6 +115,7 @@ TABLE: dict[str, Spec] = {
                                  notes="accumulation order differs from oneDNN's"),
     "nn.functional.linear": Spec("aten::linear"),
     "nn.functional.layer_norm": Spec("aten::layer_norm"),
+    "nn.functional.rms_norm": Spec("aten::rms_norm"),
     "nn.functional.group_norm": Spec("aten::native_group_norm"),
     "softmax": Spec("aten::_softmax"),
     "log_softmax": Spec("aten::_log_softmax"),

@@ -1,6 +1,7 @@
 """DecomposePass: ops with a lowering stay whole, others are decomposed."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from fx2nnef import LoweringRegistry
@@ -42,3 +43,59 @@ def test_table_follows_the_registry():
     assert torch.ops.aten.glu.default in table
     registry.register("aten::glu", lambda b, self: self)
     assert torch.ops.aten.glu.default not in decomposition_table(registry)
+
+
+class Gated(torch.nn.Module):
+    """GLU on the output (decomposed where it is returned) next to an op the registry lowers."""
+
+    def forward(self, x):
+        return torch.nn.functional.glu(x), torch.tanh(x)
+
+
+def test_functional_graph_is_decomposed_in_place_node_by_node():
+    x = torch.randn(2, 8)
+    raw = captured(Gated(), x, decompose=False)
+    tanh = next(n for n in raw.graph.nodes if n.target is torch.ops.aten.tanh.default)
+    result = DecomposePass(registry_without("aten::glu"))(raw)
+    assert result.modified
+    assert tanh in result.program.graph.nodes  # untouched nodes are the same objects: no retrace
+    assert "aten::glu" not in count_ops(result.program)
+    result.program.validate()  # the output spec names the node that replaced the returned glu
+    assert_same_numerics(captured(Gated(), x, decompose=False), result.program, x)
+
+
+def test_private_in_place_ops_become_functional_without_a_retrace(monkeypatch):
+    class Residual(torch.nn.Module):
+        def forward(self, x):
+            hidden = torch.relu(x)
+            hidden += x  # in place on an intermediate nobody reads afterwards
+            return torch.nn.functional.glu(hidden)
+
+    x = torch.randn(2, 8)
+    raw = captured(Residual(), x, decompose=False)
+    monkeypatch.setattr(type(raw), "run_decompositions", lambda *a, **k: pytest.fail("retraced the program"))
+    result = DecomposePass(registry_without("aten::glu"))(raw)
+    ops = count_ops(result.program)
+    assert "aten::add_.Tensor" not in ops and ops["aten::add.Tensor"] == 1
+    monkeypatch.undo()
+    assert_same_numerics(captured(Residual(), x, decompose=False), result.program, x)
+
+
+def test_observable_mutation_is_functionalized_by_torch(monkeypatch):
+    class ThroughAView(torch.nn.Module):
+        def forward(self, x):
+            y = x.clone()
+            flat = y.view(-1)
+            y.mul_(2)  # visible through `flat`
+            return torch.nn.functional.glu(flat.view(2, 8))
+
+    x = torch.randn(2, 8)
+    raw = captured(ThroughAView(), x, decompose=False)
+    calls = []
+    retrace = type(raw).run_decompositions
+    monkeypatch.setattr(type(raw), "run_decompositions", lambda *a, **k: calls.append(1) or retrace(*a, **k))
+    result = DecomposePass(registry_without("aten::glu"))(raw)
+    assert calls == [1]
+    ops = count_ops(result.program)
+    assert "aten::glu" not in ops and "aten::mul_.Tensor" not in ops
+    assert_same_numerics(captured(ThroughAView(), x, decompose=False), result.program, x)

@@ -44,15 +44,18 @@ class Builder:
 
     `dialect` is "tract" (standard NNEF + tract extensions) or "khronos" (standard NNEF only:
     `b.khronos` is true, and emitting a non-standard op raises UnsupportedOpError naming the ATen op).
+    `b.fused_attention` tells attention lowerings to emit tract's fused sdpa operator.
     """
 
-    def __init__(self, graph: Graph, symbols: dict[str, str] | None = None, dialect: str = "tract"):
+    def __init__(self, graph: Graph, symbols: dict[str, str] | None = None, dialect: str = "tract",
+                 fused_attention: bool = False):
         self.graph = graph
         self.node: torch.fx.Node | None = None
         self.symbols = symbols or {}
         self.names: set[str] = set()
         self.constants = 0
         self.khronos = dialect == "khronos"
+        self.fused_attention = fused_attention
 
     # -- naming --------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -345,14 +348,15 @@ def format_unsupported(missing: dict[str, list[torch.fx.Node]]) -> str:
 
 
 def lower_program(program: ExportedProgram, registry: LoweringRegistry,
-                  symbols: dict[str, str] | None = None, dialect: str = "tract") -> Graph:
+                  symbols: dict[str, str] | None = None, dialect: str = "tract",
+                  fused_attention: bool = False) -> Graph:
     """Translate the program into an NNEF Graph of the dialect ("tract" or "khronos"); raise
     UnsupportedOpError listing all missing ops."""
     missing = unsupported_ops(program, registry)
     if missing:
         raise UnsupportedOpError(format_unsupported(missing))
     graph = Graph()
-    b = Builder(graph, symbols, dialect)
+    b = Builder(graph, symbols, dialect, fused_attention)
     out = output_node(program)
     out_names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(out.args[0]))]
     user = [n for n, s in placeholders(program) if s.kind == InputKind.USER_INPUT]

@@ -6,6 +6,8 @@ their numpy arrays: no second full copy of the data is made in memory.
 """
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import io
 import logging
@@ -34,6 +36,7 @@ ITEM_TYPES = {"f": 0, "u": 1, "i": 4, "b": 5}   # numpy dtype kind -> NNEF item 
 # (the exponent bytes are skewed, the rest is noise: string matching finds nothing).
 GZIP_LEVEL = 1
 GZIP_STRATEGY = zlib.Z_HUFFMAN_ONLY
+GZIP_CHUNK = 1 << 20
 INDENT = "  "
 PROPERTIES_SIGNATURE = (
     "fragment tract_core_properties() -> (properties: (string, tensor<scalar>)[])"
@@ -188,14 +191,30 @@ def write_dat(f: BinaryIO, array: Any) -> int:
     return HEADER_SIZE + data.nbytes
 
 
+def _deflate_block(data: bytes) -> bytes:
+    """Return `data` as raw deflate blocks ending byte-aligned and not final (a sync flush), so that
+    independently compressed blocks concatenate into one valid deflate stream."""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15, 9, GZIP_STRATEGY)
+    return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
 class _GzipWriter(io.RawIOBase):
-    """A write-only gzip stream (no file name, mtime 0) compressed with GZIP_STRATEGY into `target`."""
+    """A write-only, single-member gzip stream (no file name, mtime 0) into `target`.
+
+    Data is cut into GZIP_CHUNK-byte pieces deflated on every core at once (zlib releases the GIL);
+    Huffman-only coding has no back-references, so pieces compress independently at no size cost.
+    At most two pieces per worker are in memory at a time."""
 
     def __init__(self, target: BinaryIO) -> None:
         super().__init__()
         self._target = target
-        self._zlib = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31, 9, GZIP_STRATEGY)  # wbits 31: gzip
+        self._workers = os.cpu_count() or 1
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self._workers)
+        self._pending: collections.deque = collections.deque()
+        self._buffer = bytearray()
+        self._crc = 0
         self._written = 0
+        target.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")  # magic, deflate, no flags, mtime 0
 
     def writable(self) -> bool:
         return True
@@ -205,16 +224,34 @@ class _GzipWriter(io.RawIOBase):
         return self._written
 
     def write(self, data: Any) -> int:
-        """Compress `data` into the target; return its length."""
-        self._target.write(self._zlib.compress(data))
-        size = memoryview(data).nbytes
-        self._written += size
-        return size
+        """Queue `data` for compression into the target; return its length."""
+        view = memoryview(data).cast("B")
+        self._crc = zlib.crc32(view, self._crc)
+        self._written += view.nbytes
+        self._buffer += view
+        if len(self._buffer) >= GZIP_CHUNK:
+            self._submit()
+        return view.nbytes
+
+    def _submit(self) -> None:
+        """Hand the buffered bytes to a worker, writing out finished pieces to bound memory."""
+        self._pending.append(self._pool.submit(_deflate_block, bytes(self._buffer)))
+        self._buffer.clear()
+        while len(self._pending) > 2 * self._workers or (self._pending and self._pending[0].done()):
+            self._target.write(self._pending.popleft().result())
 
     def close(self) -> None:
-        """Write the end of the gzip stream (once)."""
+        """Write the remaining pieces, a final empty block and the gzip trailer (once)."""
         if not self.closed:
-            self._target.write(self._zlib.flush())
+            try:
+                if self._buffer:
+                    self._submit()
+                while self._pending:
+                    self._target.write(self._pending.popleft().result())
+                self._target.write(zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15).flush(zlib.Z_FINISH))
+                self._target.write(struct.pack("<II", self._crc, self._written & 0xFFFFFFFF))
+            finally:
+                self._pool.shutdown(cancel_futures=True)
         super().close()
 
 

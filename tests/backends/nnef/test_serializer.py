@@ -5,6 +5,7 @@ import gzip
 import io
 import os
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -258,6 +259,25 @@ def test_save_layouts(tmp_path):
     save(tiny_graph(), tmp_path / "a.tgz")
     with gzip.open(tmp_path / "a.tgz") as stream:
         assert stream.read() == (tmp_path / "a.tar").read_bytes()
+
+
+def test_tgz_of_many_chunks_is_one_gzip_member_tract_reads(tmp_path):
+    from fx2nnef.backends.nnef.serializer import GZIP_CHUNK
+    big = np.random.default_rng(0).standard_normal((3, GZIP_CHUNK), dtype=np.float32)  # 12 chunks, compressed in parallel
+    graph = tiny_graph()
+    graph.operations[1].outputs[0].data = big[:, :4].copy()
+    extra = Tensor("big", "f32", big.shape, data=big, label="big")
+    graph.operations.insert(0, Operation("variable", (), {"shape": list(big.shape), "label": "big"}, (extra,)))
+    save(graph, tmp_path / "a.tar")
+    save(graph, tmp_path / "a.tgz")
+    compressed = (tmp_path / "a.tgz").read_bytes()
+    member = zlib.decompressobj(31)  # one gzip member: the decoder reaches its end with no data left over
+    assert member.decompress(compressed) == (tmp_path / "a.tar").read_bytes()
+    assert member.eof and member.unused_data == b""
+    assert len(compressed) < (tmp_path / "a.tar").stat().st_size
+    x = np.ones((2, 3), np.float32)
+    (y,) = run_tract(tmp_path / "a.tgz", x)
+    np.testing.assert_allclose(y, x @ big[:, :4] + 0.5, rtol=1e-5)
 
 
 def test_save_is_deterministic(tmp_path):

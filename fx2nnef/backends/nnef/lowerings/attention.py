@@ -1,5 +1,8 @@
-"""Attention lowerings: scaled dot-product attention as tract's fused operator, or on the Khronos
-target as standard matmul / softmax."""
+"""Attention lowerings: scaled dot-product attention as matmul / softmax / matmul, or as tract's
+fused operator (`TractNNEF(fused_attention=True)`, and always for grouped-query attention).
+
+tract 0.23.9 runs its fused sdpa 1.1-2.5x slower than the plain ops on CPU for sequences of 64 to
+1024 (measured with benchmarks/bench_attention.py), so the plain form is the default."""
 from __future__ import annotations
 
 import math
@@ -15,7 +18,17 @@ def aten_scaled_dot_product_attention(b, query, key, value, attn_mask=None, drop
                                       scale=None, enable_gqa=False):
     """scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0.0, bool is_causal=False, *, float? scale=None, bool enable_gqa=False) -> Tensor"""
     if b.khronos:
-        return _standard_sdpa(b, query, key, value, attn_mask, is_causal, scale)
+        if query.shape[:-2] != key.shape[:-2]:
+            raise b.not_standard("grouped-query attention (fewer key/value heads) has no standard form here")
+        return _matmul_softmax(b, query, key, value, attn_mask, is_causal, scale)
+    plain = query.shape[:-2] == key.shape[:-2] and isinstance(query.shape[-1], int)
+    if plain and not b.fused_attention:
+        return _matmul_softmax(b, query, key, value, attn_mask, is_causal, scale)
+    return _tract_sdpa(b, query, key, value, attn_mask, is_causal, scale)
+
+
+def _tract_sdpa(b, query, key, value, attn_mask, is_causal: bool, scale):
+    """Emit tract's fused tract_transformers_sdpa (any shapes, grouped-query attention)."""
     b.require("tract_core")
     b.require("tract_transformers")
     if query.rank not in (3, 4):
@@ -23,7 +36,7 @@ def aten_scaled_dot_product_attention(b, query, key, value, attn_mask=None, drop
     dtype = b.out_dtype
     rows, cols = query.shape[-2], key.shape[-2]
     if is_causal and rows != cols:  # tract aligns a causal mask bottom-right, torch top-left
-        attn_mask, is_causal = _top_left_causal_mask(b, rows, cols), False
+        attn_mask, is_causal = _causal_mask(b, rows, cols), False
     attribs = {"datum_type": dtype, "acc_datum_type": "f32", "is_causal": bool(is_causal)}
     if scale is not None:
         attribs["scale"] = float(scale)
@@ -34,27 +47,27 @@ def aten_scaled_dot_product_attention(b, query, key, value, attn_mask=None, drop
     return b.op("tract_transformers_sdpa", query, key, value, **attribs)
 
 
-def _top_left_causal_mask(b, rows, cols):
-    """Return the bool mask [rows, cols] that is true where key j <= query i (torch's is_causal)."""
+def _causal_mask(b, rows, cols):
+    """Return the bool mask [rows, cols] that is true where key j <= query i (torch's is_causal):
+    a constant for static sizes, else computed from ranges (tract only)."""
+    if isinstance(rows, int) and isinstance(cols, int):
+        return b.const(np.tril(np.ones((rows, cols), dtype=bool)), "bool", "causal_mask")
+    b.require("tract_core")
     query_index = b.op("tract_core_range", 0, rows, 1, out_dtype="i64", out_shape=(rows,))
     key_index = b.op("tract_core_range", 0, cols, 1, out_dtype="i64", out_shape=(cols,))
     return b.op("le", b.op("unsqueeze", key_index, axes=[0]), b.op("unsqueeze", query_index, axes=[1]))
 
 
-def _standard_sdpa(b, query, key, value, attn_mask, is_causal: bool, scale):
-    """Emit softmax(q @ k^T * scale + mask) @ v with standard NNEF ops (static shapes)."""
-    if query.shape[:-2] != key.shape[:-2]:
-        raise b.not_standard("grouped-query attention (fewer key/value heads) has no standard form here")
+def _matmul_softmax(b, query, key, value, attn_mask, is_causal: bool, scale):
+    """Emit softmax(q @ k^T * scale + mask) @ v with standard NNEF ops (q, k, v with equal heads)."""
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = b.op("mul", b.op("matmul", query, key, transposeB=True), literal(scale))
     if is_causal:
-        rows, cols = query.shape[-2], key.shape[-2]
-        allowed = np.tril(np.ones((rows, cols), dtype=bool))
-        attn_mask = b.const(np.where(allowed, 0.0, -np.inf), "f32", "causal_mask")
+        attn_mask = _causal_mask(b, query.shape[-2], key.shape[-2])
     if attn_mask is not None:
         if attn_mask.dtype == "bool":
-            scores = b.op("select", attn_mask, scores, b.const(float("-inf"), "f32", "neg_inf"))
+            scores = b.op("select", attn_mask, scores, b.const(float("-inf"), scores.dtype, "neg_inf"))
         else:
-            scores = b.op("add", scores, attn_mask)
+            scores = b.op("add", scores, b.cast(attn_mask, scores.dtype))
     weights = b.op("softmax", scores, axes=[scores.rank - 1])
     return b.op("matmul", weights, value)

@@ -101,15 +101,17 @@ def aten_layer_norm(b, input, normalized_shape, weight=None, bias=None, eps=1e-5
 
 
 @lower(("aten::softmax.int", "aten::_softmax"))
-def aten_softmax(b, self, dim, dtype=None):
-    """softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor"""
+def aten_softmax(b, self, dim, dtype=None, half_to_float=False):
+    """softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor
+    _softmax(Tensor self, int dim, bool half_to_float) -> Tensor"""
     x = b.cast(self, b.out_dtype)
     return b.op("softmax", x, axes=[axis(dim, self.rank)])
 
 
 @lower(("aten::log_softmax.int", "aten::_log_softmax"))
-def aten_log_softmax(b, self, dim, dtype=None):
-    """log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor"""
+def aten_log_softmax(b, self, dim, dtype=None, half_to_float=False):
+    """log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor
+    _log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor"""
     x = b.cast(self, b.out_dtype)
     ax = [axis(dim, self.rank)]
     if b.khronos:  # x - max - log(sum(exp(x - max)))
@@ -261,6 +263,41 @@ def aten__native_batch_norm_legit_no_training(b, input, weight, bias, running_me
     if bias is not None:
         out = b.op("add", out, channel(bias))
     return out, None, None
+
+
+@lower("aten::rms_norm")
+def aten_rms_norm(b, input, normalized_shape, weight=None, eps=None):
+    """rms_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight=None, float? eps=None) -> Tensor"""
+    if eps is None:
+        eps = float(np.finfo(np.float16 if input.dtype == "f16" else np.float32).eps)
+    ax = list(range(input.rank - len(normalized_shape), input.rank))
+    if b.khronos or len(ax) != 1:
+        out = b.op("mul", input, b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", input), axes=ax),
+                                                       literal(eps))))
+    else:
+        out = b.op("tract_core_rms_norm", input, axis=ax[0], eps=literal(eps), out_dtype=input.dtype,
+                   out_shape=input.shape)
+    return out if weight is None else b.op("mul", out, weight)
+
+
+@lower("aten::batch_norm")
+def aten_batch_norm(b, input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled):
+    """batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps, bool cudnn_enabled) -> Tensor"""
+    if not training:
+        return aten__native_batch_norm_legit_no_training(b, input, weight, bias, running_mean, running_var,
+                                                         momentum, eps)[0]
+    # batch statistics (track_running_stats=False; updates of running stats never reach here: they
+    # are mutations, which DecomposePass functionalizes away from this op)
+    ax = [0] + list(range(2, input.rank))
+    centered = b.op("sub", input, b.op("mean_reduce", input, axes=ax))
+    var = b.op("mean_reduce", b.op("sqr", centered), axes=ax)
+    out = b.op("mul", centered, b.op("rsqrt", b.op("add", var, literal(eps))))
+    per_channel = [input.shape[1]] + [1] * (input.rank - 2)
+    if weight is not None:
+        out = b.op("mul", out, b.op("reshape", weight, shape=per_channel))
+    if bias is not None:
+        out = b.op("add", out, b.op("reshape", bias, shape=per_channel))
+    return out
 
 
 @lower(("aten::max_pool2d_with_indices", "aten::max_pool3d_with_indices"))

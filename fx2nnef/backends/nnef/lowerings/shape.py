@@ -11,7 +11,7 @@ from ..registry import lower
 from .common import INT64_SENTINEL, axes, axis, static
 
 
-@lower(("aten::view", "aten::_unsafe_view", "aten::reshape", "aten::view_copy"))
+@lower(("aten::view", "aten::_unsafe_view", "aten::view_copy"))
 def aten_view(b, self, size):
     """view(Tensor(a) self, SymInt[] size) -> Tensor(a)"""
     shape = list(b.shape_of(b.out))
@@ -21,6 +21,12 @@ def aten_view(b, self, size):
     if len(exprs) > 1:  # let tract infer one symbolic dim: it cannot simplify every expression
         shape[exprs[0]] = -1
     return b.op("reshape", self, shape=shape)
+
+
+@lower("aten::reshape")
+def aten_reshape(b, self, shape):
+    """reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)"""
+    return aten_view(b, self, shape)
 
 
 @lower(("aten::permute", "aten::permute_copy"))
