@@ -1,4 +1,5 @@
-"""Pairwise-distance lowerings: torch.cdist's p-norm between every row of x1 and every row of x2."""
+"""Pairwise-distance lowerings: torch.cdist's p-norm between every row of x1 and every row of x2, and
+torch.pdist's between every pair of rows of one matrix."""
 from __future__ import annotations
 
 import numpy as np
@@ -41,7 +42,12 @@ def aten__cdist_forward(b, x1, x2, p, compute_mode=None):
     if p == 2 and by_matmul:
         return _euclidean_by_matmul(b, x1, x2)
     diff = b.op("sub", b.op("unsqueeze", x1, axes=[rank - 1]), b.op("unsqueeze", x2, axes=[rank - 2]))
-    last = [rank]                                                               # [..., P, R, M]: reduce M
+    return _p_norm(b, diff, p, rank)                                            # [..., P, R, M]: reduce M
+
+
+def _p_norm(b, diff, p: float, axis: int):
+    """Return the p-norm of diff over `axis` (squeezed): p = 0 counts non-zeros, p = inf takes the max."""
+    last = [axis]
     if p == 0:
         total = b.op("sum_reduce", b.cast(b.op("ne", diff, 0.0), diff.dtype), axes=last)
     elif p == 1:
@@ -54,3 +60,17 @@ def aten__cdist_forward(b, x1, x2, p, compute_mode=None):
         powered = b.op("sum_reduce", b.op("pow", b.op("abs", diff), literal(p)), axes=last)
         total = b.op("pow", powered, literal(1 / p))
     return b.op("squeeze", total, axes=last)
+
+
+@lower("aten::_pdist_forward", registries=("tract_core",))
+def aten__pdist_forward(b, self, p=2):
+    """_pdist_forward(Tensor self, float p=2) -> Tensor
+
+    Gathers the rows i < j of every pair (in PyTorch's row-major order) and takes their p-norm."""
+    rows, features = self.shape
+    first, second = np.triu_indices(rows, k=1)
+    if len(first) == 0 or features == 0:
+        return b.const(np.zeros(len(first)), b.out_dtype, "pdist")
+    left = b.op("tract_core_gather", self, b.const(first, "i64", "row"), axis=0)
+    right = b.op("tract_core_gather", self, b.const(second, "i64", "row"), axis=0)
+    return _p_norm(b, b.op("sub", left, right), p, 1)
