@@ -46,8 +46,6 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     "aten::linalg_pinv.atol_rtol_tensor": LINALG,
     "aten::normal.float_float": RANDOM,
     "aten::_to_sparse": SPARSE,
-    "aten::_histogramdd_bin_edges": DATA_SHAPE,
-    "aten::_histogramdd_from_bin_cts": DATA_SHAPE,
     "aten::nanmedian.dim": "NaN-aware median: tract has no NaN-skipping sort",
     "aten::hash_tensor": "bit-level hashing: tract has no bitcast",
     "aten::resize": "resizes storage in place: NNEF tensors have no storage",
