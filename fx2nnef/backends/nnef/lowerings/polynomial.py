@@ -8,10 +8,16 @@ above), so the recurrence is unrolled up to that limit and the degree picked per
 Legendre polynomials have neither a closed form nor a limit: their degree must be known at export time
 (a Python number or a constant tensor), and the recurrence is unrolled up to it.
 
-Differences from PyTorch: where a Chebyshev value exceeds the float range, PyTorch's recurrence
-gives NaN and the closed form gives +-inf; the closed forms differ from the recurrence by rounding only.
+Where a Chebyshev value exceeds the float range, PyTorch's recurrence gives +-inf for two degrees
+and then NaN (inf - inf); the lowering reproduces this from the closed form's logarithm, which can
+differ from the recurrence at the exact overflow boundary. Otherwise the closed forms differ from the
+recurrence by rounding only, but that can add up: outside [-1, 1] with degrees in the thousands
+PyTorch's recurrence drifts (by 1e-3 relative at n = 1000 next to x = 1), where the closed form
+stays close to the exact value.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -22,6 +28,8 @@ from .common import literal
 HERMITE_LIMIT = {"f32": 128, "f64": 512, "f16": 1024}
 MAX_UNROLLED_DEGREE = 4096  # a constant degree above this would make a graph of tens of thousands of ops
 INT64_RANGE = 2.0 ** 63
+LOG_MAX = {"f16": math.log(65504.0), "f32": math.log(3.4028234663852886e38), "f64": math.log(1.7976931348623157e308)}
+LARGE_ARGUMENT = 40.0  # sinh(y) and cosh(y) equal e^y / 2 to float64 precision above this
 
 
 def _tensor(b, value, dtype: str):
@@ -72,6 +80,18 @@ def _ratio(b, form, angle, factor, half: bool, hyperbolic: bool):
     return b.op("div", top, b.op(form[1] + suffix, b.op("mul", angle, 0.5) if half else angle))
 
 
+def _hyperbolic(b, form, t, factor, half: bool):
+    """Return (value, log of the value at degree n - 2) of a form outside [-1, 1]. Where the
+    numerator's argument y is large, f(y) = e^y / 2 up to rounding, so the value is taken as
+    exp(y - log(2 g)): it overflows only where the value does."""
+    y = b.op("mul", t, factor)
+    denominator = None if form[1] is None else b.op(form[1] + "h", b.op("mul", t, 0.5) if half else t)
+    log_scale = literal(math.log(2)) if denominator is None else b.op("log", b.op("mul", denominator, 2.0))
+    value = b.op("select", b.op("gt", y, literal(LARGE_ARGUMENT)), b.op("exp", b.op("sub", y, log_scale)),
+                 _ratio(b, form, t, factor, half, True))
+    return value, b.op("sub", b.op("sub", y, b.op("add", t, t)), log_scale)
+
+
 # PyTorch uses the closed form inside (-1, 1) above these degrees, its recurrence below
 CLOSED_FORM_ABOVE = {False: {"t": 6, "u": 8, "v": 8, "w": 8}, True: {"t": 6, "u": 6, "v": 6, "w": 4}}
 
@@ -98,9 +118,14 @@ def _chebyshev(b, kind: str, x, n, shifted: bool):
     direct_angle = b.op("acos", x)
     closed = b.op("gt", n, literal(CLOSED_FORM_ABOVE[shifted][kind]))
     inside = b.op("select", closed, _ratio(b, positive, direct_angle, factor, half, False), reflected)
-    outside = b.op("select", non_negative, _ratio(b, positive, t, factor, half, True),
-                   _ratio(b, negative, t, factor, half, True))
-    outside = b.op("select", b.op("eq", magnitude, float("inf")), b.const(float("inf"), dtype, "inf"), outside)
+    (above, above_log), (below, below_log) = (_hyperbolic(b, form, t, factor, half) for form in (positive, negative))
+    outside = b.op("select", non_negative, above, below)
+    # PyTorch's recurrence gives NaN once it overflowed two steps before n (inf - inf), +-inf just after
+    overflowed = b.op("gt", b.op("select", non_negative, above_log, below_log), literal(LOG_MAX[dtype]))
+    nan = b.const(float("nan"), dtype, "nan")
+    outside = b.op("select", overflowed, nan, outside)
+    infinite = b.op("select", b.op("ge", n, 3.0), nan, b.const(float("inf"), dtype, "inf"))
+    outside = b.op("select", b.op("eq", magnitude, float("inf")), infinite, outside)
     twice = b.op("add", b.op("add", n, n), 1.0)
     at_one = {"t": 1.0, "u": b.op("add", n, 1.0), "v": 1.0, "w": twice}[kind]
     at_minus_one = {"t": parity, "u": b.op("mul", parity, b.op("add", n, 1.0)),
