@@ -226,6 +226,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", help=f"zoo names (default: {' '.join(DEFAULT_MODELS)})")
+    parser.add_argument("--all", action="store_true", help="every model of the zoo (tests/zoo/models.py)")
     parser.add_argument("--check", action="store_true", help="export with check_io=True (adds the check stage)")
     parser.add_argument("--no-onnx", action="store_true", help="skip the torch.onnx.export -> tract path")
     parser.add_argument("--big-llama", type=float, metavar="B", help="benchmark a Llama of about B billion params")
@@ -237,7 +238,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.check, not args.no_onnx, args.big_llama, args.suffix)))
         return
-    names = [f"llama-{args.big_llama}B"] if args.big_llama else (args.models or DEFAULT_MODELS)
+    names = [f"llama-{args.big_llama}B"] if args.big_llama else (
+        list(catalogue().ZOO) if args.all else args.models or DEFAULT_MODELS)
     rows = []
     for name in names:
         rows.append(run_child(name, args))

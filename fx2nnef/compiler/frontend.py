@@ -95,7 +95,19 @@ def bind_inputs(model: torch.nn.Module, args: Any, kwargs: Mapping[str, Any] | N
         positional = [f"args[{i}]" for i in range(len(args))]
     args = tuple(_normalize(a, name) for a, name in zip(args, positional))
     kwargs = {k: _normalize(v, k) for k, v in kwargs.items()}
+    if signature is not None and _returns_a_cache(model, signature, args, kwargs):
+        kwargs["use_cache"] = False
+        log.info("%s: use_cache=False (an NNEF graph has no key/value cache state; pass use_cache "
+                 "explicitly to choose)", type(model).__name__)
     return args, kwargs
+
+
+def _returns_a_cache(model: torch.nn.Module, signature: inspect.Signature, args: tuple, kwargs: dict) -> bool:
+    """Tell whether a Hugging Face model would return its key/value cache object (its config says
+    use_cache and the inputs do not set it): such objects are no tensors and cannot be exported."""
+    names = list(signature.parameters)
+    return ("use_cache" in names and "use_cache" not in kwargs and len(args) <= names.index("use_cache")
+            and bool(getattr(getattr(model, "config", None), "use_cache", False)))
 
 
 @contextlib.contextmanager
@@ -141,4 +153,6 @@ def capture(model: torch.nn.Module, args: tuple, kwargs: dict, dynamic_shapes: A
                 message += "\n  " + "\n  ".join(reason[1:12])
             if where:
                 message += f"\n  at {where}"
+            if "cache_utils" in str(e):
+                message += "\n  (a transformers cache object is no tensor: pass use_cache=False in the inputs)"
             raise CaptureError(message) from e

@@ -10,7 +10,7 @@ import torch.utils._pytree as pytree
 from torch.export import ExportedProgram
 from torch.export.graph_signature import ExportGraphSignature, InputKind, OutputKind
 
-from ..backends.nnef.graph import IDENTIFIER
+from ..backends.nnef.graph import IDENTIFIER, LITERAL_PREFIX
 from ..compiler.pass_base import Pass, PassResult
 from ..compiler.program import INPUT_NAME, OUTPUT_NAMES, output_node, placeholders, replace, source_line
 from ..errors import ExportInputError, UnsupportedOpError
@@ -41,7 +41,7 @@ def name_outputs(paths: list[str], names: Sequence[str] | None) -> list[str]:
         raise ExportInputError(f"output_names has {len(names)} names but the model returns {len(paths)} "
                                f"tensors ({', '.join(p or '<tensor>' for p in paths)}): give one name per "
                                "output or a single root name")
-    if all(p and IDENTIFIER.fullmatch(p) for p in paths):
+    if all(p and IDENTIFIER.fullmatch(p) and not LITERAL_PREFIX.match(p) for p in paths):
         return paths
     return ["output" + (f"_{p}" if p else "") for p in paths]
 
@@ -52,6 +52,9 @@ def check_names(kind: str, names: Sequence[str]) -> None:
         if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
             raise ExportInputError(f"{kind} name {name!r} is not a valid NNEF identifier "
                                    "(letters, digits and '_', not starting with a digit)")
+        if LITERAL_PREFIX.match(name):
+            raise ExportInputError(f"{kind} name {name!r} starts like a literal (inf/true/false), which "
+                                   f"tract's parser misreads: choose another name ({kind}_names=...)")
     dupes = sorted({n for n in names if list(names).count(n) > 1})
     if dupes:
         raise ExportInputError(f"duplicate {kind} names: {', '.join(dupes)}")

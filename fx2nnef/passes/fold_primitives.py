@@ -1,6 +1,8 @@
 """FoldPrimitivesPass: evaluate at export time everything that does not depend on runtime data."""
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch.export import ExportedProgram
 from torch.export.graph_signature import ExportGraphSignature, InputKind, InputSpec, TensorArgument
@@ -9,6 +11,7 @@ from ..compiler.pass_base import Pass, PassResult
 from ..compiler.program import output_specs, placeholders, replace
 
 aten = torch.ops.aten
+log = logging.getLogger("fx2nnef")
 
 # ops that only check, and have no value used downstream
 ASSERTIONS = {
@@ -23,6 +26,8 @@ IDENTITIES = {
     aten._unsafe_view.default, aten.expand.default, aten.dropout.default, aten.type_as.default,
     aten.alias_copy.default, aten.detach_copy.default, aten.view_copy.default, aten.expand_copy.default,
 }
+# ops evaluated by a stride-agnostic equivalent when folding
+STRIDE_FREE = {aten.view.default: aten.reshape.default, aten._unsafe_view.default: aten.reshape.default}
 # a folded constant larger than this many elements is left as computation
 MAX_FOLDED_NUMEL = 1 << 20
 
@@ -89,7 +94,10 @@ class FoldPrimitivesPass(Pass):
             if _is_foldable(node, values.keys()):
                 args = torch.fx.node.map_arg(node.args, lambda n: values[n])
                 kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: values[n])
-                values[node] = node.target(*args, **kwargs)
+                try:  # views as reshapes: the bypassed no-op clones leave some inputs non-contiguous
+                    values[node] = STRIDE_FREE.get(node.target, node.target)(*args, **kwargs)
+                except Exception as e:  # noqa: BLE001  (what eager cannot compute stays in the graph)
+                    log.debug("not folded: %s (%s)", node.format_node(), e)
 
         specs = list(program.graph_signature.input_specs)
         constants = dict(program.constants)

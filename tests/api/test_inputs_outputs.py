@@ -38,6 +38,15 @@ def test_one_name_per_output_used_as_is(tmp_path):
     assert report.output_names == ["a", "b", "c"]
 
 
+def test_literal_like_output_keys_get_the_output_prefix(tmp_path):
+    class Scores(torch.nn.Module):
+        def forward(self, x):
+            return {"true_logits": x + 1, "inf_mask": x}
+
+    report = export_model_to_nnef(Scores(), torch.randn(3), tmp_path / "s", TractNNEF())
+    assert report.output_names == ["output_true_logits", "output_inf_mask"] and all(r.ok for r in report.check)
+
+
 def test_tuple_outputs_without_names(tmp_path):
     class Two(torch.nn.Module):
         def forward(self, x):
@@ -85,6 +94,8 @@ def test_bad_inputs(tmp_path, args, message):
     ({"output_names": ["x", "b", "c"]}, "both an input and an output: x"),
     ({"input_names": ["a", "b"]}, "input_names has 2 names but the model takes 5"),
     ({"input_names": ["a", "b", "c", "d", "1e"]}, "not a valid NNEF identifier"),
+    ({"input_names": ["a", "b", "c", "d", "info"]}, "starts like a literal"),
+    ({"output_names": ["a", "b", "true_c"]}, "starts like a literal"),
 ])
 def test_bad_names(tmp_path, kwargs, message):
     with pytest.raises(ExportInputError, match=message):
@@ -101,3 +112,16 @@ def test_bad_call_arguments(tmp_path):
         export_model_to_nnef(Nested(), nested_args(), tmp_path / "missing" / "m.tgz", TractNNEF())
     with pytest.raises(ExportInputError, match="bfloat16"):
         TractNNEF(bfloat16="f64")
+
+
+def test_decoder_whose_config_says_use_cache_exports_without_its_cache(tmp_path, caplog):
+    from transformers import LlamaConfig, LlamaModel
+    torch.manual_seed(0)
+    model = LlamaModel(LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                   num_attention_heads=4, num_key_value_heads=2)).eval()
+    assert model.config.use_cache
+    ids = torch.randint(0, 100, (1, 5))
+    with caplog.at_level("INFO", logger="fx2nnef"):
+        report = export_model_to_nnef(model, {"input_ids": ids}, tmp_path / "m", TractNNEF(), output_names=["out"])
+    assert "use_cache=False" in caplog.text
+    assert report.output_names == ["out"] and all(r.ok for r in report.check)  # the cache is no output

@@ -72,6 +72,13 @@ TABLE: dict[str, Spec] = {
     "nn.functional.hardswish": Spec("aten::hardswish"),
     "nn.functional.softplus": Spec("aten::softplus"),
     "nn.functional.mish": Spec("aten::mish"),
+    # special functions (lowerings/special.py) and medians
+    "erfinv": Spec("aten::erfinv"),
+    "special.erfcx": Spec("aten::special_erfcx"),
+    "lgamma": Spec("aten::lgamma"),
+    "digamma": Spec("aten::digamma"),
+    "special.modified_bessel_k1": Spec("aten::special_modified_bessel_k1"),
+    "median": Spec("aten::median"),
     # reductions
     "sum": Spec("aten::sum.dim_IntList", (F32, I64)),
     "mean": Spec("aten::mean.dim"),

@@ -48,3 +48,18 @@ def test_parameters_and_user_inputs_are_kept():
     linear = torch.nn.Linear(4, 4)
     program = FoldPrimitivesPass()(captured(linear, torch.randn(2, 4))).program
     assert count_ops(program) == {"aten::linear": 1}
+
+
+def test_folds_a_view_whose_input_was_made_contiguous_by_a_bypassed_clone():
+    class Rotary(torch.nn.Module):  # GPT-J's sin/cos tables: transpose, contiguous copy, view
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("table", torch.arange(12.0).reshape(3, 4))
+
+        def forward(self, x):
+            return x + self.table.t().contiguous().view(-1)
+
+    x = torch.randn(2, 12)
+    result = FoldPrimitivesPass()(captured(Rotary().eval(), x))
+    assert result.modified and "aten::view" not in count_ops(result.program)
+    assert_same_numerics(captured(Rotary().eval(), x), result.program, x)

@@ -12,6 +12,8 @@ from typing import Any, Union
 import numpy as np
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# tract's parser reads an identifier with one of these prefixes (`inf_1`, `true_x`) as a literal + junk
+LITERAL_PREFIX = re.compile(r"^(inf|true|false)")
 
 # numpy dtype name -> tract datum_type string
 DTYPES = {

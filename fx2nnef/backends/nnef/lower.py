@@ -17,7 +17,7 @@ from ...compiler.dynamic import tract_expr
 from ...compiler.program import OUTPUT_NAMES, input_name, output_node, placeholders, source_line
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
-from .graph import NUMPY_DTYPES, Expr, Graph, Operation, Tensor
+from .graph import LITERAL_PREFIX, NUMPY_DTYPES, Expr, Graph, Operation, Tensor
 from .lowerings.common import static
 from .registry import LoweringRegistry
 from .unsupported import reason as not_expressible
@@ -61,7 +61,7 @@ class Builder:
     def fresh(self, base: str) -> str:
         """Return an unused identifier derived from `base`."""
         base = re.sub(r"\W", "_", base) or "t"
-        if not re.match(r"[A-Za-z_]", base):
+        if not re.match(r"[A-Za-z_]", base) or LITERAL_PREFIX.match(base):
             base = "_" + base
         if base in KEYWORDS:
             base += "_"

@@ -5,7 +5,6 @@ RANDOM = "random sampling: tract has no seeded random generator matching PyTorch
 DATA_SHAPE = "data-dependent output shape (NNEF shapes are known before the data)"
 LINALG = "linear-algebra factorization/solver: no NNEF or tract operator (iterative, pivoting)"
 COMPLEX = "complex numbers: tract has no complex dtype"
-NO_CLOSED_FORM = "special function with no closed form in NNEF's elementwise ops"
 SPARSE = "sparse tensors have no NNEF representation"
 TRAINING = "gradient (backward) op: fx2nnef exports inference graphs"
 STRIDES = "reads or writes raw memory strides, which NNEF tensors do not have"
@@ -30,13 +29,6 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "linalg_lstsq", "linalg_eigvals", "_linalg_eigvals", "logdet", "linalg_eigvalsh")},
     **{f"aten::{op}": COMPLEX for op in (
         "_fft_r2c", "_fft_c2r", "_fft_c2c", "view_as_complex", "view_as_real", "complex", "polar")},
-    **{f"aten::{op}": NO_CLOSED_FORM for op in (
-        "lgamma", "digamma", "polygamma", "mvlgamma", "erfinv", "i0", "special_i0e", "special_i1", "special_i1e",
-        "special_ndtri", "special_log_ndtr", "igamma", "igammac", "special_zeta", "special_bessel_j0",
-        "special_bessel_j1", "special_bessel_y0", "special_bessel_y1", "special_modified_bessel_i0",
-        "special_modified_bessel_i1", "special_modified_bessel_k0", "special_modified_bessel_k1",
-        "special_scaled_modified_bessel_k0", "special_scaled_modified_bessel_k1",
-        "special_spherical_bessel_j0", "special_airy_ai", "special_entr", "special_erfcx")},
     **{f"aten::{op}": SPARSE for op in ("sparse_sampled_addmm", "_sparse_mm_reduce_impl", "to_sparse")},
     **{f"aten::{op}": TRAINING for op in (
         "_adaptive_avg_pool2d_backward", "avg_pool2d_backward", "convolution_backward", "embedding_dense_backward",
@@ -46,11 +38,8 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     "aten::linalg_pinv.atol_rtol_tensor": LINALG,
     "aten::normal.float_float": RANDOM,
     "aten::_to_sparse": SPARSE,
-    "aten::nanmedian.dim": "NaN-aware median: tract has no NaN-skipping sort",
     "aten::hash_tensor": "bit-level hashing: tract has no bitcast",
     "aten::resize": "resizes storage in place: NNEF tensors have no storage",
-    "aten::median": "median needs a sort with a data-dependent pick; use topk/kthvalue when k is known",
-    "aten::nanmedian": "NaN-aware median: tract has no NaN-skipping sort",
     "aten::fractional_max_pool2d": RANDOM,
     "aten::fractional_max_pool3d": RANDOM,
 }

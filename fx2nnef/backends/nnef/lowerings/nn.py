@@ -1,6 +1,8 @@
 """Neural-network lowerings: linear algebra, normalization, softmax, convolution, pooling."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..registry import lower
@@ -129,6 +131,10 @@ def aten_convolution(b, input, weight, bias, stride, padding, dilation, transpos
     pads = [(p, p) for p in list(padding) * (spatial // len(padding))]
     bias_arg = b.op("unsqueeze", bias, axes=[0]) if bias is not None else 0.0
     if not transposed:
+        if weight.data is None and isinstance(weight.shape, tuple) and all(isinstance(d, int) for d in weight.shape):
+            # a computed filter ends with a reshape: tract 0.23.9 misreads a filter made by unsqueeze
+            # (Mamba's conv1d.weight.view(C, K).unsqueeze(1) gives wrong outputs)
+            weight = b.op("reshape", weight, shape=list(weight.shape))
         return b.op("conv", input, weight, bias_arg, border="constant", padding=pads, stride=stride,
                     dilation=dilation, groups=groups)
     # torch's deconv filter is [C_in, C_out/g, k...]; NNEF wants [C_out, C_in/g, k...] per group
@@ -188,11 +194,23 @@ def aten_avg_pool2d(b, self, kernel_size, stride=(), padding=0, ceil_mode=False,
         total = b.op("box", self, size=[1, 1] + kernel, border="constant", padding=pads, stride=[1, 1] + stride,
                      out_shape=b.shape_of(b.out))
         return b.op("div", total, literal(divisor_override))
-    ceil_extra = any(p[1] != p[0] for p in pads)
-    if count_include_pad and ceil_extra:
-        raise NotImplementedError("avg_pool with ceil_mode and count_include_pad")
+    if count_include_pad and any(p[1] != p[0] for p in pads):  # windows past the padding count only the padding
+        total = b.op("box", self, size=[1, 1] + kernel, border="constant", padding=pads, stride=[1, 1] + stride,
+                     out_shape=b.shape_of(b.out))
+        return b.op("div", total, b.const(_ceil_mode_divisors(b.shape_of(b.out)[2:], self.shape[2:], kernel, stride,
+                                                              padding), self.dtype, "pool_divisors"))
     return b.op("avg_pool", self, size=[1, 1] + kernel, border="constant" if count_include_pad else "ignore",
                 padding=pads, stride=[1, 1] + stride)
+
+
+def _ceil_mode_divisors(out, size, kernel, stride, padding) -> np.ndarray:
+    """Return torch's avg_pool divisor per output position with count_include_pad: the window's
+    extent clipped to the padded input (ceil_mode windows may reach past it)."""
+    if not all(isinstance(d, int) for d in (*out, *size)):
+        raise NotImplementedError("avg_pool with ceil_mode and count_include_pad on symbolic sizes")
+    extents = [np.minimum(np.arange(o) * s - p + k, n + p) - (np.arange(o) * s - p)
+               for o, n, k, s, p in zip(out, size, kernel, stride, padding)]
+    return functools.reduce(np.multiply.outer, extents).astype(np.float64)
 
 
 @lower(("aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool1d", "aten::_adaptive_avg_pool2d",

@@ -194,3 +194,53 @@ def aten_linalg_vector_norm(b, self, ord=2, dim=None, keepdim=False, dtype=None)
 def aten_dist(b, self, other, p=2):
     """dist(Tensor self, Tensor other, Scalar p=2) -> Tensor"""
     return aten_linalg_vector_norm(b, b.op("sub", self, other), p)
+
+
+def _median(b, x, d: int, keepdim: bool, skip_nan: bool):
+    """Return the lower median of x along axis d and its index: NaN (and the first NaN's index)
+    where a row holds one, or with `skip_nan` the median of the row's other values. Needs a static
+    length along d (the median's rank in the sorted row depends on it)."""
+    n = x.shape[d]
+    if not isinstance(n, int) or n == 0:
+        raise NotImplementedError("median along a symbolic or empty axis")
+    b.require("tract_core")
+    nan = b.op("tract_core_is_nan", x)
+    clean = b.op("select", nan, b.const(float("inf"), x.dtype, "top"), x)
+    values, indices = b.op("tract_core_topk", clean, b.const(n, "i64", "k"), axis=d, largest=False, outputs=2)
+    values.dtype, values.shape, indices.dtype, indices.shape = x.dtype, x.shape, "i64", x.shape
+    nan_count = b.op("sum_reduce", b.cast(nan, x.dtype), axes=[d])
+    if skip_nan:  # the rank is (valid - 1) // 2, or (n - 1) // 2 in an all-NaN row
+        valid = b.op("sub", literal(n), nan_count)
+        rank = b.op("floor", b.op("mul", b.op("sub", valid, 1.0), 0.5))
+        rank = b.op("select", b.op("eq", valid, 0.0), b.const((n - 1) // 2, x.dtype, "rank"), rank)
+        position = b.const(np.arange(n).reshape([n if a == d else 1 for a in range(x.rank)]), x.dtype, "position")
+        pick = b.op("eq", position, rank)
+        value = b.op("sum_reduce", b.op("select", pick, values, b.const(0, x.dtype, "zero")), axes=[d])
+        index = b.op("sum_reduce", b.op("select", pick, indices, b.const(0, "i64", "zero")), axes=[d])
+        value = b.op("select", b.op("eq", valid, 0.0), b.const(float("nan"), x.dtype, "blank"), value)
+    else:
+        k = (n - 1) // 2
+        value, index = (b.op("slice", t, axes=[d], begin=[k], end=[k + 1]) for t in (values, indices))
+        has_nan = b.op("gt", nan_count, 0.0)
+        value = b.op("select", has_nan, b.const(float("nan"), x.dtype, "blank"), value)
+        first_nan = b.op("argmax_reduce", b.cast(nan, x.dtype), axes=[d])
+        index = b.op("select", has_nan, first_nan, index)
+    if keepdim:
+        return value, index
+    return b.op("squeeze", value, axes=[d]), b.op("squeeze", index, axes=[d])
+
+
+@lower(("aten::median", "aten::nanmedian"))
+def aten_median(b, self):
+    """median(Tensor self) -> Tensor"""
+    flat = self if self.rank == 1 else b.op("reshape", self, shape=[-1], out_shape=(int(np.prod(self.shape)),))
+    value, _ = _median(b, flat, 0, False, b.node.target.name() == "aten::nanmedian")
+    return value
+
+
+@lower(("aten::median.dim", "aten::nanmedian.dim"))
+def aten_median_dim(b, self, dim, keepdim=False):
+    """median.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)"""
+    if self.rank == 0:
+        return self, b.const(0, "i64", "index")
+    return _median(b, self, axes(dim, self.rank)[0], keepdim, b.node.target.name() == "aten::nanmedian.dim")

@@ -105,6 +105,9 @@ def aten_slice(b, self, dim=0, start=None, end=None, step=1):
         stop = max(stop, begin)
         if begin == 0 and stop == size and step == 1:
             return self
+        if step != 1 and not b.khronos:  # a gather: tract 0.23.9 cannot load a strided slice that its
+            # optimizer pulls over a reshape ("Invalid axis"), e.g. x.view(B, H, W, C)[:, ::2]
+            return _gather(b, self, b.const(np.arange(begin, stop, step), "i64", "strided"), d)
     return b.op("slice", self, axes=[d], begin=[begin], end=[stop], stride=[step])
 
 
