@@ -172,13 +172,19 @@ def _inline(graph: torch.fx.Graph, node: torch.fx.Node, sub: torch.fx.GraphModul
             elif sub_node.op != "placeholder":
                 env[sub_node] = graph.node_copy(sub_node, env.__getitem__)
                 env[sub_node].meta.update({k: node.meta[k] for k in PROVENANCE if k in node.meta})
-    if isinstance(result, (list, tuple)):
-        for user in list(node.users):
-            user.replace_all_uses_with(result[user.args[1]])
-            graph.erase_node(user)
-    else:
-        node.replace_all_uses_with(result)
+    _replace_uses(graph, node, result)
     graph.erase_node(node)
+
+
+def _replace_uses(graph: torch.fx.Graph, node: torch.fx.Node, result) -> None:
+    """Make the node's users use `result`; for a (nested) list result, each getitem user is replaced
+    by its item (histogramdd returns a tensor and a list of tensors)."""
+    if not isinstance(result, (list, tuple)):
+        node.replace_all_uses_with(result)
+        return
+    for user in list(node.users):
+        _replace_uses(graph, user, result[user.args[1]])
+        graph.erase_node(user)
 
 
 class DecomposePass(Pass):
