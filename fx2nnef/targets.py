@@ -38,7 +38,8 @@ class TractNNEF:
         tract's ONNX loader, and require its outputs to agree with the archive's.
     fused_attention: lower scaled_dot_product_attention to tract's fused `tract_transformers_sdpa`
         instead of matmul / softmax / matmul. Off by default: tract 0.23.9 runs the fused operator
-        1.1-2.5x slower on CPU (benchmarks/bench_attention.py); grouped-query attention always uses it.
+        1.4-1.9x slower on CPU (benchmarks/bench_attention.py); grouped-query attention and a single
+        query row (a decoding step, where it is faster) always use it.
     """
 
     version: str = LATEST_TRACT

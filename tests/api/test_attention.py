@@ -43,3 +43,10 @@ def test_grouped_query_attention_uses_the_fused_operator(tmp_path):
     report = export_model_to_nnef(Attention(enable_gqa=True).eval(), [q, k, v], tmp_path / "a", TractNNEF())
     assert all(r.ok for r in report.check)
     assert "tract_transformers_sdpa" in (tmp_path / "a" / "graph.nnef").read_text()
+
+
+def test_single_query_row_uses_the_fused_operator(tmp_path):
+    q, k, v = torch.randn(1, 4, 1, 8), torch.randn(1, 4, 6, 8), torch.randn(1, 4, 6, 8)
+    report = export_model_to_nnef(Attention().eval(), [q, k, v], tmp_path / "a", TractNNEF())
+    assert all(r.ok for r in report.check)
+    assert "tract_transformers_sdpa" in (tmp_path / "a" / "graph.nnef").read_text()

@@ -134,6 +134,12 @@ TABLE: dict[str, Spec] = {
     "nn.functional.max_pool2d": Spec("aten::max_pool2d_with_indices"),
     "nn.functional.adaptive_max_pool2d": Spec("aten::adaptive_max_pool2d"),
     "nn.functional.interpolate.nearest": Spec("aten::upsample_nearest2d.vec"),
+    # distances, order statistics, antialiased resize, orthogonal polynomials
+    "cdist": Spec("aten::_cdist_forward"),
+    "mode": _ints("aten::mode"),
+    "_upsample_bilinear2d_aa": Spec("aten::_upsample_bilinear2d_aa"),
+    "special.chebyshev_polynomial_u": Spec("aten::special_chebyshev_polynomial_u"),
+    "special.hermite_polynomial_h": Spec("aten::special_hermite_polynomial_h"),
     # matmul family
     "matmul": Spec("aten::matmul"),
     "bmm": Spec("aten::bmm"),

@@ -17,7 +17,7 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "geometric", "log_normal", "native_dropout", "poisson", "_standard_gamma", "binomial",
         "rrelu_with_noise", "rrelu_with_noise_functional")},
     **{f"aten::{op}": DATA_SHAPE for op in (
-        "nonzero", "nonzero_static", "masked_select", "unique_consecutive", "unique_dim", "_unique2",
+        "nonzero", "masked_select", "unique_consecutive", "unique_dim", "_unique2",
         "unique_dim_consecutive", "bincount", "repeat_interleave.Tensor",
         "_local_scalar_dense", "argwhere")},
     **{f"aten::{op}": LINALG for op in (
@@ -33,16 +33,11 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     **{f"aten::{op}": TRAINING for op in (
         "_adaptive_avg_pool2d_backward", "avg_pool2d_backward", "convolution_backward", "embedding_dense_backward",
         "max_pool2d_with_indices_backward", "native_group_norm_backward", "native_layer_norm_backward")},
-    "aten::sym_storage_offset": STRIDES,
+    **{f"aten::{op}": STRIDES for op in ("sym_storage_offset",)},
     "aten::atan2.out": "out= variant: torch.export functionalizes it to aten::atan2, which is lowered",
-    **{f"aten::special_{kind}_polynomial_{v}": "orthogonal polynomial of a run-time degree n: needs a loop over n"
-       for kind, letters in (("chebyshev", "tuvw"), ("shifted_chebyshev", "tuvw"), ("hermite", ("h", "he")),
-                             ("laguerre", "l"), ("legendre", "p")) for v in letters},
     "aten::linalg_pinv.atol_rtol_tensor": LINALG,
     "aten::normal.float_float": RANDOM,
     "aten::_to_sparse": SPARSE,
-    "aten::_histogramdd_bin_edges": DATA_SHAPE,
-    "aten::_histogramdd_from_bin_cts": DATA_SHAPE,
     "aten::hash_tensor": "bit-level hashing: tract has no bitcast",
     "aten::resize": "resizes storage in place: NNEF tensors have no storage",
     "aten::fractional_max_pool2d": RANDOM,

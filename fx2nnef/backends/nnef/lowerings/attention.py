@@ -1,8 +1,9 @@
 """Attention lowerings: scaled dot-product attention as matmul / softmax / matmul, or as tract's
-fused operator (`TractNNEF(fused_attention=True)`, and always for grouped-query attention).
+fused operator (`TractNNEF(fused_attention=True)`, and always for grouped-query attention and for
+a single query row).
 
-tract 0.23.9 runs its fused sdpa 1.1-2.5x slower than the plain ops on CPU for sequences of 64 to
-1024 (measured with benchmarks/bench_attention.py), so the plain form is the default."""
+tract 0.23.9 runs its fused sdpa 1.4-1.9x slower than the plain ops on CPU for query lengths of 4
+to 1024, and 0.9x for one query row (a decoding step) (benchmarks/bench_attention.py)."""
 from __future__ import annotations
 
 import math
@@ -21,7 +22,7 @@ def aten_scaled_dot_product_attention(b, query, key, value, attn_mask=None, drop
         if query.shape[:-2] != key.shape[:-2]:
             raise b.not_standard("grouped-query attention (fewer key/value heads) has no standard form here")
         return _matmul_softmax(b, query, key, value, attn_mask, is_causal, scale)
-    plain = query.shape[:-2] == key.shape[:-2] and isinstance(query.shape[-1], int)
+    plain = query.shape[:-2] == key.shape[:-2] and isinstance(query.shape[-1], int) and query.shape[-2] != 1
     if plain and not b.fused_attention:
         return _matmul_softmax(b, query, key, value, attn_mask, is_causal, scale)
     return _tract_sdpa(b, query, key, value, attn_mask, is_causal, scale)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ..registry import lower
-from .common import literal
 
 
 def _range(b, start, end, step):

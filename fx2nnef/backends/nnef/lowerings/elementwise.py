@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from ..registry import lower
@@ -611,59 +610,3 @@ def aten_angle(b, self):
     angle = b.op("select", b.op("lt", x, 0.0), b.const(math.pi, b.out_dtype, "pi"), b.const(0.0, b.out_dtype, "zero"))
     b.require("tract_core")
     return b.op("select", b.op("tract_core_is_nan", x), x, angle)
-
-
-def _frexp(b, x):
-    """Return (|mantissa| in [0.5, 1), exponent as a float, where x is finite and non-zero) for x."""
-    b.require("tract_core")
-    size = b.op("abs", x)
-    regular = b.op("and", b.op("gt", size, 0.0), b.op("not", b.op("tract_core_is_inf", size, detect_positive=True,
-                                                                   detect_negative=True, out_dtype="bool")))
-    size = b.op("select", regular, size, b.const(1.0, x.dtype, "one"))
-    exponent = b.op("add", b.op("floor", b.op("mul", b.op("log", size), literal(1 / math.log(2)))), 1.0)
-    half = b.op("floor", b.op("mul", exponent, -0.5))  # scale in two steps: 2**-e alone overflows for subnormals
-    scaled = b.op("mul", b.op("mul", size, b.op("pow", 2.0, half)),
-                  b.op("pow", 2.0, b.op("sub", b.op("neg", exponent), half)))
-    for too_big in (True, False):  # log rounding can leave the mantissa one binade off [0.5, 1)
-        off = b.op("ge", scaled, 1.0) if too_big else b.op("lt", scaled, 0.5)
-        scaled = b.op("select", off, b.op("mul", scaled, 0.5 if too_big else 2.0), scaled)
-        exponent = b.op("select", off, b.op("add", exponent, 1.0 if too_big else -1.0), exponent)
-    return scaled, exponent, regular
-
-
-@lower("aten::frexp.Tensor")
-def aten_frexp(b, self):
-    """frexp.Tensor(Tensor self) -> (Tensor mantissa, Tensor exponent)"""
-    scaled, exponent, regular = _frexp(b, self)
-    signed = b.op("select", b.op("lt", self, 0.0), b.op("neg", scaled), scaled)
-    mantissa = b.op("select", regular, signed, self)  # 0, -0, inf and nan pass through with exponent 0
-    exponent = b.op("select", regular, exponent, b.const(0.0, self.dtype, "zero"))
-    return mantissa, b.cast(exponent, "i32")
-
-
-# significand bits and smallest subnormal exponent of each float dtype
-FLOAT_BITS = {"f16": (11, -24), "f32": (24, -149), "f64": (53, -1074)}
-NUMPY_FLOATS = {"f16": np.float16, "f32": np.float32, "f64": np.float64}
-
-
-@lower("aten::nextafter")
-def aten_nextafter(b, self, other):
-    """nextafter(Tensor self, Tensor other) -> Tensor"""
-    bits, tiniest = FLOAT_BITS[b.out_dtype]
-    x, y = b.cast(self, b.out_dtype), b.cast(other, b.out_dtype)
-    scaled, exponent, regular = _frexp(b, x)
-    up = b.op("gt", y, x)
-    away = b.op("not", b.op("tract_core_xor", up, b.op("gt", x, 0.0)))  # away from zero: one ulp of x's binade
-    power_of_two = b.op("and", b.op("eq", scaled, 0.5), b.op("not", away))  # toward zero below 2**k: half an ulp
-    step = b.op("sub", exponent, float(bits))
-    step = b.op("select", power_of_two, b.op("sub", step, 1.0), step)
-    step = b.op("max", step, float(tiniest))  # subnormals all share the smallest step
-    ulp = b.op("mul", b.op("pow", 2.0, b.op("floor", b.op("mul", step, 0.5))),
-               b.op("pow", 2.0, b.op("sub", step, b.op("floor", b.op("mul", step, 0.5)))))
-    ulp = b.op("select", regular, ulp, b.const(2.0 ** tiniest, b.out_dtype, "tiniest"))  # from zero
-    moved = b.op("select", up, b.op("add", x, ulp), b.op("sub", x, ulp))
-    largest = b.const(float(np.finfo(NUMPY_FLOATS[b.out_dtype]).max), b.out_dtype, "largest")
-    infinite = b.op("tract_core_is_inf", x, detect_positive=True, detect_negative=True, out_dtype="bool")
-    moved = b.op("select", infinite, b.op("select", b.op("gt", x, 0.0), largest, b.op("neg", largest)), moved)
-    moved = b.op("select", b.op("or", up, b.op("lt", y, x)), moved, b.op("add", x, y))  # a NaN gives NaN
-    return b.op("select", b.op("eq", x, y), y, moved)

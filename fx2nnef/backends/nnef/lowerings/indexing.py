@@ -287,20 +287,14 @@ def aten_slice_scatter(b, self, src, dim=0, start=None, end=None, step=1):
                 axis=d, reduction="none")
 
 
-def _strided_positions(size, stride, storage_offset) -> np.ndarray:
-    """Return the flat storage position of every element of a strided view of shape `size`."""
+@lower(("aten::as_strided", "aten::as_strided_copy"))
+def aten_as_strided(b, self, size, stride, storage_offset=None):
+    """as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a)"""
     index = np.full(tuple(size), storage_offset or 0, dtype=np.int64)
     for d, (n, st) in enumerate(zip(size, stride)):
         shape = [1] * len(size)
         shape[d] = n
         index = index + (np.arange(n) * st).reshape(shape)
-    return index
-
-
-@lower(("aten::as_strided", "aten::as_strided_copy"))
-def aten_as_strided(b, self, size, stride, storage_offset=None):
-    """as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a)"""
-    index = _strided_positions(size, stride, storage_offset)
     flat = b.op("reshape", self, shape=[-1], out_shape=(int(np.prod(self.shape)),))
     if index.size == 0:
         raise NotImplementedError("an empty strided view")
@@ -397,19 +391,4 @@ def aten_put(b, self, index, source, accumulate=False):
                  where)  # torch counts negative indices from the end
     values = b.op("reshape", source, shape=[count], out_shape=(count,))
     out = _scatter(b, flat, 0, where, values, "add" if accumulate else "none")
-    return b.op("reshape", out, shape=list(self.shape), out_shape=tuple(self.shape))
-
-
-@lower("aten::as_strided_scatter")
-def aten_as_strided_scatter(b, self, src, size, stride, storage_offset=None):
-    """as_strided_scatter(Tensor self, Tensor src, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor"""
-    index = _strided_positions(size, stride, storage_offset)
-    if index.size == 0:
-        return self
-    total = int(np.prod(self.shape))
-    flat = b.op("reshape", self, shape=[total], out_shape=(total,))
-    values = b.op("reshape", src, shape=[index.size], out_shape=(index.size,))
-    b.require("tract_core")
-    out = b.op("tract_core_scatter_elements", flat, b.const(index.reshape(-1), "i64", "positions"), values, axis=0,
-               reduction="none", out_dtype=self.dtype, out_shape=(total,))
     return b.op("reshape", out, shape=list(self.shape), out_shape=tuple(self.shape))

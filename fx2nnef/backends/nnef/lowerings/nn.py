@@ -7,7 +7,6 @@ import numpy as np
 
 from ..registry import lower
 from .common import axis, extreme, literal
-from .reduce import aten_linalg_vector_norm
 
 
 def _same_rank(b, x, rank: int):
@@ -564,20 +563,6 @@ def aten__embedding_bag_forward_only(b, weight, indices, offsets, scale_grad_by_
     return out, None, None, None
 
 
-@lower("aten::_pdist_forward")
-def aten__pdist_forward(b, self, p=2.0):
-    """_pdist_forward(Tensor self, float p=2.) -> Tensor"""
-    n = self.shape[0]
-    if not isinstance(n, int):
-        raise NotImplementedError("pdist needs a static number of rows")
-    first, second = np.triu_indices(n, 1)  # the pairs i < j, row by row as torch orders them
-    if len(first) == 0:
-        return b.const(np.zeros(0), self.dtype, "no_pairs")
-    b.require("tract_core")
-    rows = [b.op("tract_core_gather", self, b.const(i, "i64", "pair"), axis=0) for i in (first, second)]
-    return aten_linalg_vector_norm(b, b.op("sub", *rows), p, [1])
-
-
 @lower("aten::_trilinear")
 def aten__trilinear(b, i1, i2, i3, expand1, expand2, expand3, sumdim, unroll_dim=1):
     """_trilinear(Tensor i1, Tensor i2, Tensor i3, int[] expand1, int[] expand2, int[] expand3, int[] sumdim, int unroll_dim=1) -> Tensor"""
@@ -594,56 +579,6 @@ def aten__trilinear(b, i1, i2, i3, expand1, expand2, expand3, sumdim, unroll_dim
     if not sumdim:
         return product
     return b.op("squeeze", b.op("sum_reduce", product, axes=sorted(sumdim)), axes=sorted(sumdim))
-
-
-@lower("aten::_cdist_forward")
-def aten__cdist_forward(b, x1, x2, p, compute_mode=None):
-    """_cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor"""
-    if 0 in b.out.shape:
-        return b.const(np.zeros(b.shape_of(b.out)), b.out_dtype, "no_pairs")
-    rank = max(x1.rank, x2.rank)
-    x1, x2 = _same_rank(b, x1, rank), _same_rank(b, x2, rank)
-    difference = b.op("sub", b.op("unsqueeze", x1, axes=[rank - 1]), b.op("unsqueeze", x2, axes=[rank - 2]))
-    return aten_linalg_vector_norm(b, difference, p, [rank])
-
-
-def _antialias_matrix(size: int, out: int, align_corners: bool, scale, cubic: bool) -> np.ndarray:
-    """Return the [size, out] weights of torch's antialiased resize along one axis: a triangle (or
-    a = -0.5 cubic) filter widened by the scale when downsampling, normalized per output."""
-    if align_corners:
-        scale = (size - 1) / (out - 1) if out > 1 else 0.0
-    else:
-        scale = 1.0 / scale if scale else size / out
-    taps = 4 if cubic else 2
-    support = taps / 2 * scale if scale >= 1.0 else taps / 2
-    inverse = 1.0 / scale if scale >= 1.0 else 1.0
-
-    def weight(x):
-        x = abs(x)
-        if not cubic:
-            return max(0.0, 1.0 - x)
-        a = -0.5
-        return ((a + 2) * x - (a + 3)) * x * x + 1 if x < 1 else (((x - 5) * x + 8) * x - 4) * a if x < 2 else 0.0
-    matrix = np.zeros((size, out))
-    for i in range(out):
-        center = scale * (i + 0.5)
-        lo = max(int(center - support + 0.5), 0)
-        hi = min(int(center + support + 0.5), size)
-        w = np.array([weight((j - center + 0.5) * inverse) for j in range(lo, hi)])
-        matrix[lo:hi, i] = w / w.sum() if w.sum() else w
-    return matrix
-
-
-@lower(("aten::_upsample_bilinear2d_aa", "aten::_upsample_bicubic2d_aa"))
-def aten__upsample_bilinear2d_aa(b, self, output_size, align_corners, scales_h=None, scales_w=None):
-    """_upsample_bilinear2d_aa(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor"""
-    cubic = "bicubic" in b.node.target.name()
-    if not all(isinstance(d, int) for d in list(self.shape[2:]) + list(output_size)):
-        raise NotImplementedError("antialiased resize needs static spatial dims")
-    x = self
-    for d, out, scale in ((2, output_size[0], scales_h), (3, output_size[1], scales_w)):
-        x = _average_axis(b, x, d, _antialias_matrix(self.shape[d], out, align_corners, scale, cubic))
-    return x
 
 
 def _linear_nll(b, input, linear_weight, target, linear_bias, weight, ignore_index):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import lower
-from .common import axes, extreme, literal, static
+from .common import axes, literal, static
 
 
 # what a reduction over an empty axis gives (tract aborts the process on one)
@@ -284,100 +284,3 @@ def aten_segment_reduce(b, data, reduce, lengths=None, indices=None, offsets=Non
         out = mean if initial is None else b.op("select", b.op("gt", sizes, 0.0), mean,
                                                  b.const(initial, data.dtype, "initial"))
     return out
-
-
-def _edges(b, lo, hi, bins: int):
-    """Return the bins + 1 edges from lo to hi ([1] tensors) as torch.linspace places them (from both ends)."""
-    step = b.op("div", b.op("sub", hi, lo), float(bins))
-    k = np.arange(bins + 1)
-    from_low = b.op("add", lo, b.op("mul", step, b.const(k, lo.dtype, "steps")))
-    from_high = b.op("sub", hi, b.op("mul", step, b.const(bins - k, lo.dtype, "steps_back")))
-    return b.op("select", b.const(k < (bins + 1) // 2, "bool", "low_half"), from_low, from_high)
-
-
-def _data_range(b, x, widen: float):
-    """Return the [1] min and max of x, moved apart by `widen` on each side when they are equal."""
-    lo, hi = b.op("min_reduce", x, axes=[0]), b.op("max_reduce", x, axes=[0])
-    single = b.op("eq", lo, hi)
-    return (b.op("select", single, b.op("sub", lo, widen), lo), b.op("select", single, b.op("add", hi, widen), hi))
-
-
-def _bin_counts(b, x, edges, bins: int, weight=None):
-    """Return the [bins] (weighted) counts of the flat x between the edges: bin i holds
-    edges[i] <= x < edges[i + 1], the last bin also x == edges[bins]; values outside are dropped."""
-    count = x.shape[0]
-    column = b.op("unsqueeze", x, axes=[1])  # [count, 1]
-    lo = b.op("slice", edges, axes=[0], begin=[0], end=[1])
-    hi = b.op("slice", edges, axes=[0], begin=[bins], end=[bins + 1])
-    if bins > 1:
-        inner = b.op("unsqueeze", b.op("slice", edges, axes=[0], begin=[1], end=[bins]), axes=[0])
-        index = b.op("sum_reduce", b.cast(b.op("ge", column, inner), "i64"), axes=[1])
-    else:
-        index = b.const(np.zeros((count, 1)), "i64", "bin")
-    inside = b.op("and", b.op("ge", column, lo), b.op("le", column, hi))
-    hits = b.cast(b.op("and", inside, b.op("eq", index, b.const(np.arange(bins)[None, :], "i64", "bins"))), x.dtype)
-    if weight is not None:
-        hits = b.op("mul", hits, b.op("unsqueeze", weight, axes=[1]))
-    return b.op("squeeze", b.op("sum_reduce", hits, axes=[0]), axes=[0])
-
-
-def _flat(b, x, dtype: str):
-    """Return x as a flat [numel] tensor of dtype."""
-    count = int(np.prod(x.shape))
-    return b.op("reshape", b.cast(x, dtype), shape=[count], out_shape=(count,))
-
-
-@lower("aten::histc")
-def aten_histc(b, self, bins=100, min=0, max=0):
-    """histc(Tensor self, int bins=100, Scalar min=0, Scalar max=0) -> Tensor"""
-    if int(np.prod(self.shape)) == 0:
-        return b.const(np.zeros(bins), b.out_dtype, "histogram")
-    x = _flat(b, self, b.out_dtype)
-    if min == max:  # the data's range, widened by 1 on each side when it is a single value
-        lo, hi = _data_range(b, x, 1.0)
-    else:
-        lo, hi = b.const([min], x.dtype, "min"), b.const([max], x.dtype, "max")
-    return _bin_counts(b, x, _edges(b, lo, hi, bins), bins)
-
-
-@lower(("aten::histogram.bin_ct", "aten::histogram.bins_tensor"))
-def aten_histogram(b, self, bins=100, range=None, weight=None, density=False):
-    """histogram.bin_ct(Tensor self, int bins=100, *, float[]? range=None, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges)"""
-    if int(np.prod(self.shape)) == 0:
-        raise NotImplementedError("histogram of an empty tensor")
-    x = _flat(b, self, self.dtype)
-    if hasattr(bins, "name"):  # the edges themselves
-        edges, bins = b.cast(bins, x.dtype), bins.shape[0] - 1
-    elif range is not None:
-        edges = _edges(b, b.const([range[0]], x.dtype, "min"), b.const([range[1]], x.dtype, "max"), bins)
-    else:
-        edges = _edges(b, *_data_range(b, x, 0.5), bins)
-    hist = _bin_counts(b, x, edges, bins, _flat(b, weight, x.dtype) if weight is not None else None)
-    if density:  # hist / (total * bin width)
-        widths = b.op("sub", b.op("slice", edges, axes=[0], begin=[1], end=[bins + 1]),
-                      b.op("slice", edges, axes=[0], begin=[0], end=[bins]))
-        hist = b.op("div", hist, b.op("mul", widths, b.op("sum_reduce", hist, axes=[0])))
-    return hist, edges
-
-
-@lower("aten::mode")
-def aten_mode(b, self, dim=-1, keepdim=False):
-    """mode(Tensor self, int dim=-1, bool keepdim=False) -> (Tensor values, Tensor indices)"""
-    if self.rank == 0:
-        return self, b.const(0, "i64", "index")
-    d = axes(dim, self.rank)[0]
-    n = self.shape[d]
-    if not isinstance(n, int):
-        raise NotImplementedError("mode along a dynamic axis")
-    x = b.cast(self, "u8") if self.dtype == "bool" else self  # tract compares numbers only
-    same = b.op("eq", b.op("unsqueeze", x, axes=[d + 1]), b.op("unsqueeze", x, axes=[d]))  # [.., i, j, ..]
-    counts = b.op("squeeze", b.op("sum_reduce", b.cast(same, "i32"), axes=[d + 1]), axes=[d + 1])
-    best = b.op("eq", counts, b.op("max_reduce", counts, axes=[d]))
-    largest = b.const(extreme(x.dtype, True), x.dtype, "largest")
-    value = b.op("min_reduce", b.op("select", best, x, largest), axes=[d])  # the smallest of the most frequent
-    position = b.const(np.arange(n).reshape([n] + [1] * (x.rank - d - 1)), "i64", "position")
-    index = b.op("max_reduce", b.op("select", b.op("eq", x, value), position, b.const(-1, "i64", "none")),
-                 axes=[d])  # its last occurrence, as torch gives on small inputs (on large ones torch picks
-    # an occurrence by its sort order, which this does not reproduce)
-    value = b.cast(value, self.dtype)
-    return (value, index) if keepdim else (b.op("squeeze", value, axes=[d]), b.op("squeeze", index, axes=[d]))
