@@ -55,6 +55,8 @@ def _needs_functionalization(program: ExportedProgram) -> bool:
                 return True
             if isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable:
                 return True
+            if node.target is torch.ops.aten.batch_norm.default and node.args[5] and node.args[3] is not None:
+                return True  # training with running statistics: updates them, though its schema says no
         if not _is_static(node.meta.get("val")):
             return True
     return False
@@ -112,9 +114,20 @@ def _decomposition(op, registry: LoweringRegistry, table) -> Callable | None:
     return None
 
 
+def _mutable(value):
+    """Return fx's immutable argument lists/dicts as plain ones (decompositions may edit them)."""
+    if isinstance(value, list):
+        return [_mutable(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_mutable(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _mutable(v) for k, v in value.items()}
+    return value
+
+
 def _trace(node: torch.fx.Node, fn: Callable, table, mode) -> torch.fx.GraphModule:
     """Return the graph make_fx traces from `fn` called like `node`, on the node's fake inputs."""
-    flat, spec = pytree.tree_flatten((node.args, node.kwargs))
+    flat, spec = pytree.tree_flatten(_mutable((tuple(node.args), dict(node.kwargs))))
     positions = [i for i, a in enumerate(flat) if isinstance(a, torch.fx.Node)]
 
     def call(*tensors):
