@@ -32,7 +32,7 @@ from torch.export import Dim, ExportedProgram
 from torch.fx.experimental.symbolic_shapes import ShapeEnv
 from torch.utils._sympy.functions import CleanDiv, FloorDiv
 
-from ..errors import CaptureError, ExportInputError, LoweringError
+from ..errors import CaptureError, ExportInputError, LoweringError, UnsupportedOpError
 from .program import user_inputs
 
 log = logging.getLogger("fx2nnef")
@@ -406,10 +406,14 @@ def _user_frame(stack: list) -> str:
 
 # -- torch symbolic sizes -> tract expressions ------------------------------------------------
 def tract_expr(expr: sympy.Expr, symbols: Mapping[str, str]) -> str:
-    """Return a sympy size expression as tract text (`S - 1`, `2 * B * S`), or raise LoweringError."""
+    """Return a sympy size expression as tract text (`S - 1`, `2 * B * S`); raise UnsupportedOpError for a
+    size read from tensor data, LoweringError for a symbol that is not a declared dynamic axis."""
     if expr.is_Integer:
         return str(int(expr))
     if isinstance(expr, sympy.Symbol):
+        if str(expr).startswith("u"):  # torch's unbacked symbols: sizes read from tensor data
+            raise UnsupportedOpError(f"its output size {expr} is computed from tensor data (not expressible: "
+                                     "data-dependent output shape, NNEF shapes are known before the data)")
         if str(expr) not in symbols:
             raise LoweringError(f"size {expr} is not a declared dynamic axis (a data-dependent size, or a "
                                 "dimension that was not made dynamic): tract cannot express it")

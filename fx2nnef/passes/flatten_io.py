@@ -67,8 +67,8 @@ def _reject_side_effects(program: ExportedProgram) -> None:
                getattr(n.target, "__name__", "") == "with_effects"]
     if effects:
         lines = "\n".join(f"  {n.args[1]}  at {source_line(n) or n.format_node()}" for n in effects)
-        raise UnsupportedOpError(f"the model calls op(s) with side effects (run-time checks), which an NNEF graph "
-                                 f"cannot express:\n{lines}")
+        raise UnsupportedOpError(f"the model calls op(s) with side effects (run-time checks; not expressible: "
+                                 f"an NNEF graph has no side effects):\n{lines}")
 
 
 class FlattenIOPass(Pass):

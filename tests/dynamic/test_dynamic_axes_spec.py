@@ -7,7 +7,7 @@ import sympy
 import torch
 from torch.utils._sympy.functions import FloorDiv, Mod
 
-from fx2nnef import CaptureError, ExportInputError, LoweringError, TractNNEF, export_model_to_nnef
+from fx2nnef import CaptureError, ExportInputError, LoweringError, TractNNEF, UnsupportedOpError, export_model_to_nnef
 from fx2nnef.compiler.dynamic import DynamicAxes, DynamicDim, tract_expr
 
 
@@ -70,6 +70,8 @@ def test_tract_expressions():
     with pytest.raises(LoweringError, match="Mod"):
         tract_expr(Mod(s, 3), names)
     with pytest.raises(LoweringError, match="not a declared dynamic axis"):
+        tract_expr(sympy.Symbol("s2") + 1, names)
+    with pytest.raises(UnsupportedOpError, match="computed from tensor data"):
         tract_expr(sympy.Symbol("u0") + 1, names)
 
 

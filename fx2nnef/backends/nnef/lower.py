@@ -440,6 +440,9 @@ def _call(b: Builder, node: torch.fx.Node, env: dict, registry: LoweringRegistry
     before = len(b.graph.operations)
     try:
         result = lowering.fn(b, **kwargs)
+    except UnsupportedOpError as e:
+        where = source_line(node)
+        raise UnsupportedOpError(f"{op_name(node)}: {e}" + (f"\n  at {where}" if where else "")) from e
     except FX2NNEFError:
         raise
     except Exception as e:
