@@ -113,7 +113,7 @@ def export_model_to_nnef(
         captured = dynamic.capture_inputs(model, args, kwargs) if dynamic else (args, kwargs)
         with dynamic.watch_capture(model, *captured) if dynamic else contextlib.nullcontext():
             compiled = compile_bound(model, *captured, passes=passes, registry=registry, dump_dir=dump_ir_dir,
-                                     records=records,
+                                     records=records, record_ir=debug_bundle_path is not None,
                                      dynamic_shapes=dynamic.dynamic_shapes(model, *captured) if dynamic else None)
         symbols = dynamic.symbol_map(compiled.program, compiled.example_inputs, captured) if dynamic else {}
         for record in records:

@@ -96,16 +96,18 @@ def compile(model: torch.nn.Module, args: Any, kwargs: dict | None = None, *,
 
 def compile_bound(model: torch.nn.Module, args: tuple, kwargs: dict, *, passes: Sequence[PassLike],
                   registry: LoweringRegistry, dynamic_shapes: Any = None, dump_dir: str | Path | None = None,
-                  records: list[PassRecord] | None = None) -> CompileResult:
-    """Do what `compile` does on inputs already bound by `bind_inputs`; fill `records` as it goes."""
+                  records: list[PassRecord] | None = None, record_ir: bool = True) -> CompileResult:
+    """Do what `compile` does on inputs already bound by `bind_inputs`; fill `records` as it goes
+    (with the IR after each step when `record_ir` or `dump_dir`)."""
     records = [] if records is None else records
+    record_ir = record_ir or bool(dump_dir)
     start = time.perf_counter()
     program = capture(model, args, kwargs, dynamic_shapes)
-    records.append(PassRecord("capture", time.perf_counter() - start, True, format_ir(program)))
+    records.append(PassRecord("capture", time.perf_counter() - start, True, format_ir(program) if record_ir else None))
     log.info("capture %s with torch.export: %.3fs", type(model).__name__, records[0].seconds)
     if dump_dir:
         Path(dump_dir).mkdir(parents=True, exist_ok=True)
         (Path(dump_dir) / "00_capture.txt").write_text(records[0].ir)
     example = flat_inputs(args, kwargs, program.call_spec.in_spec)
-    program = PassManager(passes, dump_dir=dump_dir).run(program, records)
+    program = PassManager(passes, dump_dir=dump_dir, record_ir=record_ir).run(program, records)
     return CompileResult(program, records, example)
