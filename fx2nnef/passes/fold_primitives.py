@@ -69,8 +69,9 @@ def _is_foldable(node: torch.fx.Node, constant: set[torch.fx.Node]) -> bool:
 class FoldPrimitivesPass(Pass):
     """After it, no node computes a value that is known at export time: assertions are gone, no-op
     clones/casts/views/dropouts are bypassed, and every subgraph computed only from constants,
-    buffers and Python scalars is replaced by a lifted constant tensor. Parameters and anything
-    that depends on a user input or a symbolic dimension stay in the graph."""
+    buffers, parameters and Python scalars is replaced by a lifted constant tensor (parameters
+    read as they are stay parameters, with their module-path labels). Anything that depends on a
+    user input or a symbolic dimension stays in the graph."""
 
     def call(self, program: ExportedProgram) -> PassResult:
         graph = program.graph
@@ -88,6 +89,8 @@ class FoldPrimitivesPass(Pass):
         for node, spec in placeholders(program):
             if spec.kind == InputKind.BUFFER and spec.target not in program.graph_signature.buffers_to_mutate.values():
                 values[node] = program.state_dict.get(spec.target, program.constants.get(spec.target))
+            elif spec.kind == InputKind.PARAMETER:  # what is computed from weights only is a constant too
+                values[node] = program.state_dict[spec.target].detach()
             elif spec.kind == InputKind.CONSTANT_TENSOR:
                 values[node] = program.constants[spec.target]
         for node in graph.nodes:

@@ -9,7 +9,8 @@ from testing_utils import assert_same_numerics, captured
 
 
 class PositionsAndMask(torch.nn.Module):
-    """Position ids from a buffer, a causal mask from arange, a no-op clone and an eval dropout."""
+    """Position ids from a buffer, their embeddings, a causal mask from arange, a no-op clone and an
+    eval dropout."""
 
     def __init__(self):
         super().__init__()
@@ -34,7 +35,7 @@ def test_folds_constant_subgraphs_and_no_ops():
     after = count_ops(result.program)
     assert result.modified
     assert not any("arange" in k or "slice" in k or "clone" in k or "dropout" in k or "assert" in k for k in after)
-    assert after["aten::embedding"] == 1
+    assert "aten::embedding" not in after  # positions are constant, so are their embeddings (weights only)
     assert_same_numerics(captured(module, x), result.program, x)
 
 
@@ -63,3 +64,24 @@ def test_folds_a_view_whose_input_was_made_contiguous_by_a_bypassed_clone():
     result = FoldPrimitivesPass()(captured(Rotary().eval(), x))
     assert result.modified and "aten::view" not in count_ops(result.program)
     assert_same_numerics(captured(Rotary().eval(), x), result.program, x)
+
+
+def test_folds_what_is_computed_from_weights_only():
+    class RelativePositions(torch.nn.Module):  # DeBERTa: a projection of position embeddings, tiled
+        def __init__(self):
+            super().__init__()
+            self.positions = torch.nn.Parameter(torch.randn(6, 8))
+            self.project = torch.nn.Linear(8, 8)
+            self.mix = torch.nn.Linear(8, 8)
+
+        def forward(self, x):
+            keys = self.project(self.positions).repeat(2, 1, 1)
+            return self.mix(x) @ keys.transpose(1, 2)
+
+    x = torch.randn(2, 5, 8)
+    module = RelativePositions().eval()
+    result = FoldPrimitivesPass()(captured(module, x))
+    after = count_ops(result.program)
+    assert after["aten::linear"] == 1 and "aten::repeat" not in after  # only the input's linear remains
+    assert "mix.weight" in result.program.state_dict  # a weight read as it is stays a parameter
+    assert_same_numerics(captured(module, x), result.program, x)
