@@ -91,15 +91,14 @@ def aten_addbmm(b, self, batch1, batch2, beta=1, alpha=1):
 @lower("aten::layer_norm")
 def aten_layer_norm(b, input, normalized_shape, weight=None, bias=None, eps=1e-5, cudnn_enable=True):
     """layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1e-05, bool cudnn_enable=True) -> Tensor"""
-    ax = list(range(input.rank - len(normalized_shape), input.rank))
-    centered = b.op("sub", input, b.op("mean_reduce", input, axes=ax))
-    var = b.op("mean_reduce", b.op("sqr", centered), axes=ax)
-    out = b.op("mul", centered, b.op("rsqrt", b.op("add", var, literal(eps))))
-    if weight is not None:
-        out = b.op("mul", out, weight)
-    if bias is not None:
-        out = b.op("add", out, bias)
-    return out
+    return aten_native_layer_norm(b, input, normalized_shape, weight, bias, eps)[0]
+
+
+def _moments(b, x, ax, eps):
+    """Return (x - mean, mean, 1 / sqrt(var + eps)) of x over the axes `ax` (biased variance)."""
+    mean = b.op("mean_reduce", x, axes=ax)
+    centered = b.op("sub", x, mean)
+    return centered, mean, b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", centered), axes=ax), literal(eps)))
 
 
 @lower(("aten::softmax.int", "aten::_softmax"))
@@ -306,16 +305,20 @@ def aten_batch_norm(b, input, weight, bias, running_mean, running_var, training,
                                                          momentum, eps)[0]
     # batch statistics (track_running_stats=False; updates of running stats never reach here: they
     # are mutations, which DecomposePass functionalizes away from this op)
-    ax = [0] + list(range(2, input.rank))
-    centered = b.op("sub", input, b.op("mean_reduce", input, axes=ax))
-    var = b.op("mean_reduce", b.op("sqr", centered), axes=ax)
-    out = b.op("mul", centered, b.op("rsqrt", b.op("add", var, literal(eps))))
+    return _batch_statistics_norm(b, input, weight, bias, eps)[0]
+
+
+def _batch_statistics_norm(b, input, weight, bias, eps):
+    """Return (normalized input, mean, 1 / std) with statistics over the batch and spatial axes,
+    the statistics keeping unit axes."""
+    centered, mean, rstd = _moments(b, input, [0] + list(range(2, input.rank)), eps)
+    out = b.op("mul", centered, rstd)
     per_channel = [input.shape[1]] + [1] * (input.rank - 2)
     if weight is not None:
         out = b.op("mul", out, b.op("reshape", weight, shape=per_channel))
     if bias is not None:
         out = b.op("add", out, b.op("reshape", bias, shape=per_channel))
-    return out
+    return out, mean, rstd
 
 
 def _window_max(b, x, positions: list[np.ndarray], indices: bool):
@@ -392,10 +395,7 @@ def aten_adaptive_max_pool2d(b, self, output_size):
 @lower("aten::native_layer_norm")
 def aten_native_layer_norm(b, input, normalized_shape, weight, bias, eps):
     """native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)"""
-    ax = list(range(input.rank - len(normalized_shape), input.rank))
-    mean = b.op("mean_reduce", input, axes=ax)
-    centered = b.op("sub", input, mean)
-    rstd = b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("mul", centered, centered), axes=ax), literal(eps)))
+    centered, mean, rstd = _moments(b, input, list(range(input.rank - len(normalized_shape), input.rank)), eps)
     out = b.op("mul", centered, rstd)
     if weight is not None:
         out = b.op("mul", out, weight)
@@ -408,9 +408,7 @@ def aten_native_layer_norm(b, input, normalized_shape, weight, bias, eps):
 def aten_native_group_norm(b, input, weight, bias, N, C, HxW, group, eps):
     """native_group_norm(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps) -> (Tensor, Tensor, Tensor)"""
     grouped = b.op("reshape", input, shape=[N, group, -1], out_shape=(N, group, C // group * HxW))
-    mean = b.op("mean_reduce", grouped, axes=[2])
-    centered = b.op("sub", grouped, mean)
-    rstd = b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("mul", centered, centered), axes=[2]), literal(eps)))
+    centered, mean, rstd = _moments(b, grouped, [2], eps)
     out = b.op("reshape", b.op("mul", centered, rstd), shape=list(input.shape), out_shape=tuple(input.shape))
     per_channel = [C] + [1] * (input.rank - 2)
     if weight is not None:
@@ -623,11 +621,9 @@ def torch_nn_linear_cross_entropy_batch_chunked_no_reduction(b, input, linear_we
 @lower("aten::native_batch_norm")
 def aten_native_batch_norm(b, input, weight, bias, running_mean, running_var, training, momentum, eps):
     """native_batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps) -> (Tensor, Tensor, Tensor)"""
-    out = aten_batch_norm(b, input, weight, bias, running_mean, running_var, training, momentum, eps, False)
     if not training:  # torch saves no statistics in evaluation
+        out = aten_batch_norm(b, input, weight, bias, running_mean, running_var, training, momentum, eps, False)
         return out, *(b.const(np.zeros(b.shape_of(v)), input.dtype, "unsaved") for v in b.out[1:])
+    out, mean, inverse_std = _batch_statistics_norm(b, input, weight, bias, eps)
     ax = [0] + list(range(2, input.rank))
-    mean = b.op("mean_reduce", input, axes=ax)
-    var = b.op("mean_reduce", b.op("sqr", b.op("sub", input, mean)), axes=ax)
-    inverse_std = b.op("rsqrt", b.op("add", var, literal(eps)))
     return out, b.op("squeeze", mean, axes=ax), b.op("squeeze", inverse_std, axes=ax)
