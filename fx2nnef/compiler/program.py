@@ -55,6 +55,18 @@ def user_inputs(ep: ExportedProgram) -> list[torch.fx.Node]:
             and isinstance(n.meta.get("val"), torch.Tensor)]
 
 
+def known_value(ep: ExportedProgram, spec) -> torch.Tensor | None:
+    """Return the tensor an input spec holds at export time (a parameter, a buffer the program does
+    not mutate, a lifted constant), or None for a user input or a mutated buffer."""
+    if spec.kind == InputKind.PARAMETER:
+        return ep.state_dict[spec.target].detach()
+    if spec.kind == InputKind.BUFFER and spec.target not in ep.graph_signature.buffers_to_mutate.values():
+        return ep.state_dict.get(spec.target, ep.constants.get(spec.target))
+    if spec.kind == InputKind.CONSTANT_TENSOR:
+        return ep.constants[spec.target]
+    return None
+
+
 def input_name(node: torch.fx.Node) -> str:
     """Return the NNEF name of a user-input placeholder."""
     return node.meta.get(INPUT_NAME, node.name)

@@ -8,7 +8,7 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import ExportGraphSignature, InputKind, InputSpec, TensorArgument
 
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import output_specs, placeholders, replace
+from ..compiler.program import known_value, output_specs, placeholders, replace
 
 aten = torch.ops.aten
 log = logging.getLogger("fx2nnef")
@@ -85,14 +85,9 @@ class FoldPrimitivesPass(Pass):
                 graph.erase_node(node)
                 modified = True
 
-        values: dict[torch.fx.Node, object] = {}
-        for node, spec in placeholders(program):
-            if spec.kind == InputKind.BUFFER and spec.target not in program.graph_signature.buffers_to_mutate.values():
-                values[node] = program.state_dict.get(spec.target, program.constants.get(spec.target))
-            elif spec.kind == InputKind.PARAMETER:  # what is computed from weights only is a constant too
-                values[node] = program.state_dict[spec.target].detach()
-            elif spec.kind == InputKind.CONSTANT_TENSOR:
-                values[node] = program.constants[spec.target]
+        # what is computed from weights only is a constant too
+        values: dict[torch.fx.Node, object] = {node: value for node, spec in placeholders(program)
+                                               if (value := known_value(program, spec)) is not None}
         for node in graph.nodes:
             if _is_foldable(node, values.keys()):
                 args = torch.fx.node.map_arg(node.args, lambda n: values[n])

@@ -8,7 +8,7 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import ExportGraphSignature, InputKind
 
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import output_specs, placeholders, replace
+from ..compiler.program import known_value, output_specs, placeholders, replace
 
 aten = torch.ops.aten
 
@@ -18,10 +18,10 @@ def _batch_norm(node: torch.fx.Node) -> tuple[torch.fx.Node, list, float] | None
     when `node` is an inference batch norm, else None."""
     if node.target is aten.batch_norm.default and not node.args[5]:
         return node, list(node.args[:5]), node.args[7]
-    if node.target is aten._native_batch_norm_legit_no_training.default:
-        reads = [u for u in node.users if u.target is operator.getitem]
-        if len(reads) == len(node.users) and all(u.args[1] == 0 for u in reads) and len(reads) == 1:
-            return reads[0], list(node.args[:5]), node.args[6]
+    if node.target is aten._native_batch_norm_legit_no_training.default and len(node.users) == 1:
+        (read,) = node.users
+        if read.target is operator.getitem and read.args[1] == 0:
+            return read, list(node.args[:5]), node.args[6]
     return None
 
 
@@ -38,10 +38,7 @@ class FuseConvBatchNormPass(Pass):
         kinds = {n: spec for n, spec in placeholders(program)}
 
         def value(n):
-            spec = kinds.get(n)
-            if spec is None or spec.kind not in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
-                return None
-            return program.state_dict.get(spec.target, program.constants.get(spec.target))
+            return known_value(program, kinds[n]) if n in kinds else None
 
         state = dict(program.state_dict)
         modified = False
