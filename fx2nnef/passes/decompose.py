@@ -43,11 +43,16 @@ def _is_static(value) -> bool:
     return all(not isinstance(v, torch.Tensor) or all(isinstance(d, int) for d in v.shape) for v in values)
 
 
+def _mutates_state(program: ExportedProgram) -> bool:
+    """Tell whether the program writes into its buffers or inputs."""
+    signature = program.graph_signature
+    return bool(signature.buffers_to_mutate or signature.user_inputs_to_mutate)
+
+
 def _needs_functionalization(program: ExportedProgram) -> bool:
     """Tell whether only torch's whole-program decomposition can handle the graph: it mutates
     state, holds higher-order ops (grad/autocast regions, control flow, effects) or symbolic shapes."""
-    signature = program.graph_signature
-    if signature.buffers_to_mutate or signature.user_inputs_to_mutate:
+    if _mutates_state(program):
         return True
     for node in program.graph.nodes:
         if node.op == "call_function":
@@ -214,9 +219,7 @@ class DecomposePass(Pass):
 
     def call(self, program: ExportedProgram) -> PassResult:
         before = count_ops(program)
-        signature = program.graph_signature
-        functionalized = not (signature.buffers_to_mutate or signature.user_inputs_to_mutate) and \
-            _functionalize_private_in_place(program.graph)
+        functionalized = not _mutates_state(program) and _functionalize_private_in_place(program.graph)
         if not _needs_functionalization(program):
             decompositions = self._trace_decompositions(program)
             if decompositions is not None:
@@ -234,10 +237,10 @@ class DecomposePass(Pass):
             fn = _decomposition(node.target, self.registry, table) if node.op == "call_function" else None
             if fn is None:
                 continue
-            signature = _signature(node)  # nodes alike (13 dropouts of a BERT) share one trace
-            sub = traced.get(signature) if signature is not None else None
-            if sub is None:
-                sub = traced[signature] = _trace(node, fn, table, mode)
+            key = _signature(node) or node  # nodes alike (13 dropouts of a BERT) share one trace
+            if key not in traced:
+                traced[key] = _trace(node, fn, table, mode)
+            sub = traced[key]
             if not _inlinable(node, sub, self.registry):
                 return None
             decompositions[node] = sub
