@@ -24,7 +24,8 @@ from .compiler.dynamic import DynamicAxes
 from .compiler.frontend import bind_inputs, eval_mode
 from .compiler.pass_base import PassLike, PassRecord
 from .compiler.pipeline import CompileResult, compile_bound, default_passes
-from .errors import ExportInputError, FX2NNEFError, TractCheckError
+from .errors import (ExportInputError, FX2NNEFError, InvalidGraphError, LoweringError, PassError,
+                     TractCheckError, UnsupportedOpError)
 from .onnx_check import OnnxCheck, cross_check, raise_unless_agree, run_onnx_path
 from .targets import KhronosNNEF, TractNNEF
 
@@ -111,27 +112,24 @@ def export_model_to_nnef(
             passes = default_passes(input_names=input_names, output_names=output_names, registry=registry,
                                     target=target)
         captured = dynamic.capture_inputs(model, args, kwargs) if dynamic else (args, kwargs)
-        with dynamic.watch_capture(model, *captured) if dynamic else contextlib.nullcontext():
-            compiled = compile_bound(model, *captured, passes=passes, registry=registry, dump_dir=dump_ir_dir,
-                                     records=records, record_ir=debug_bundle_path is not None,
-                                     dynamic_shapes=dynamic.dynamic_shapes(model, *captured) if dynamic else None)
-        symbols = dynamic.symbol_map(compiled.program, compiled.example_inputs, captured) if dynamic else {}
-        for record in records:
-            timings[record.name] = record.seconds
-
-        start = time.perf_counter()
-        graph = lower_program(compiled.program, registry, symbols, dialect="khronos" if khronos else "tract",
-                              fused_attention=getattr(target, "fused_attention", False))
-        if not khronos:
-            graph.properties.update(_properties(target))
-        if dynamic:
-            ranges = dynamic.ranges(compiled.program, symbols)
-            graph.symbols = dynamic.symbols
-            graph.assertions = dynamic.assertions(ranges)
-        remove_dead_operations(graph)
-        validate(graph)
-        timings["lower"] = time.perf_counter() - start
-        log.info("lowered to %d NNEF operations: %.3fs", len(graph.operations), timings["lower"])
+        # Stack traces (for errors naming source lines) cost a third of the capture: the first
+        # attempt goes without them unless diagnostics are asked for, and a failure retries with them.
+        diagnosing = debug_bundle_path is not None or dump_ir_dir is not None
+        for record_stack_traces in ([True] if diagnosing else [False, True]):
+            try:
+                with dynamic.watch_capture(model, *captured) if dynamic else contextlib.nullcontext():
+                    compiled = compile_bound(
+                        model, *captured, passes=passes, registry=registry, dump_dir=dump_ir_dir, records=records,
+                        record_ir=debug_bundle_path is not None, record_stack_traces=record_stack_traces,
+                        dynamic_shapes=dynamic.dynamic_shapes(model, *captured) if dynamic else None)
+                graph, ranges = _lower(compiled, target, registry, dynamic, captured, timings)
+                break
+            except (PassError, UnsupportedOpError, LoweringError, InvalidGraphError) as error:
+                if record_stack_traces:
+                    raise
+                log.info("%s: capturing again with stack traces, to name the source lines", type(error).__name__)
+                records.clear()
+                timings.clear()
 
         start = time.perf_counter()
         serializer.save(graph, temporary)
@@ -181,6 +179,32 @@ def export_model_to_nnef(
         raise
     return ExportReport(final, [t.name for t in graph.inputs], [t.name for t in graph.outputs],
                         timings, reports, graph, checks)
+
+
+def _lower(compiled: CompileResult, target: TractNNEF | KhronosNNEF, registry: LoweringRegistry,
+           dynamic: DynamicAxes | None, captured: tuple[tuple, dict], timings: dict[str, float]
+           ) -> tuple[Graph, dict | None]:
+    """Lower the compiled program to a validated NNEF graph; return it and (with dynamic axes) the
+    symbol ranges. Adds the capture, pass and lowering times to `timings`."""
+    khronos = isinstance(target, KhronosNNEF)
+    symbols = dynamic.symbol_map(compiled.program, compiled.example_inputs, captured) if dynamic else {}
+    for record in compiled.records:
+        timings[record.name] = record.seconds
+    start = time.perf_counter()
+    graph = lower_program(compiled.program, registry, symbols, dialect="khronos" if khronos else "tract",
+                          fused_attention=getattr(target, "fused_attention", False))
+    if not khronos:
+        graph.properties.update(_properties(target))
+    ranges = None
+    if dynamic:
+        ranges = dynamic.ranges(compiled.program, symbols)
+        graph.symbols = dynamic.symbols
+        graph.assertions = dynamic.assertions(ranges)
+    remove_dead_operations(graph)
+    validate(graph)
+    timings["lower"] = time.perf_counter() - start
+    log.info("lowered to %d NNEF operations: %.3fs", len(graph.operations), timings["lower"])
+    return graph, ranges
 
 
 def _feed(args: tuple, kwargs: dict, compiled: CompileResult, graph: Graph) -> dict[str, np.ndarray]:

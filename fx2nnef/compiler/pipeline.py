@@ -96,13 +96,15 @@ def compile(model: torch.nn.Module, args: Any, kwargs: dict | None = None, *,
 
 def compile_bound(model: torch.nn.Module, args: tuple, kwargs: dict, *, passes: Sequence[PassLike],
                   registry: LoweringRegistry, dynamic_shapes: Any = None, dump_dir: str | Path | None = None,
-                  records: list[PassRecord] | None = None, record_ir: bool = True) -> CompileResult:
+                  records: list[PassRecord] | None = None, record_ir: bool = True,
+                  record_stack_traces: bool = True) -> CompileResult:
     """Do what `compile` does on inputs already bound by `bind_inputs`; fill `records` as it goes
-    (with the IR after each step when `record_ir` or `dump_dir`)."""
+    (with the IR after each step when `record_ir` or `dump_dir`). Without `record_stack_traces`
+    the capture is faster but errors cannot name the user's source lines."""
     records = [] if records is None else records
     record_ir = record_ir or bool(dump_dir)
     start = time.perf_counter()
-    program = capture(model, args, kwargs, dynamic_shapes)
+    program = capture(model, args, kwargs, dynamic_shapes, record_stack_traces)
     records.append(PassRecord("capture", time.perf_counter() - start, True, format_ir(program) if record_ir else None))
     log.info("capture %s with torch.export: %.3fs", type(model).__name__, records[0].seconds)
     if dump_dir:

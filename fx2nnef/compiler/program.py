@@ -23,7 +23,9 @@ OUTPUT_NAMES = "fx2nnef.output_names"
 def replace(ep: ExportedProgram, *, graph_module: torch.fx.GraphModule | None = None,
             graph_signature=None, state_dict: dict | None = None, constants: dict | None = None,
             in_spec=None, out_spec=None, forward_arg_names: list[str] | None = None) -> ExportedProgram:
-    """Return a new ExportedProgram with some of its parts replaced (the others are shared)."""
+    """Return a new ExportedProgram with some of its parts replaced (the others are shared). Its
+    graph module is rebuilt from the graph, which regenerates the code: a pass that edited the
+    graph in place and returns `replace(...)` needs no recompile() of its own."""
     gm = graph_module or ep.graph_module
     call_graph = [entry for entry in ep.module_call_graph]
     if in_spec is not None or out_spec is not None or forward_arg_names is not None:

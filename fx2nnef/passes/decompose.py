@@ -252,6 +252,5 @@ class DecomposePass(Pass):
         for node, sub in decompositions.items():
             _inline(program.graph, node, sub)
         program.graph.eliminate_dead_code()
-        program.graph_module.recompile()
         signature = ExportGraphSignature(program.graph_signature.input_specs, output_specs(program))
         return replace(program, graph_signature=signature)

@@ -117,7 +117,6 @@ class FlattenIOPass(Pass):
         out.meta[OUTPUT_NAMES] = out_names
         signature = ExportGraphSignature(specs, [out_specs[i] for i in keep])
         graph.lint()
-        program.graph_module.recompile()
         flat_in = pytree.tree_structure((tuple(range(len(names))), {}))
         flat_out = pytree.tree_structure(tuple(range(len(keep))))
         return PassResult(replace(program, graph_signature=signature, in_spec=flat_in, out_spec=flat_out,

@@ -118,7 +118,6 @@ class FoldPrimitivesPass(Pass):
         modified |= graph.eliminate_dead_code(is_impure_node=lambda n: n.op == "placeholder" or n.is_impure())
         if not modified:
             return PassResult(program, False)
-        program.graph_module.recompile()
         signature = ExportGraphSignature(specs, output_specs(program))
         return PassResult(replace(program, graph_signature=signature, constants=constants), True)
 

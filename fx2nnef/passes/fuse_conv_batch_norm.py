@@ -71,6 +71,5 @@ class FuseConvBatchNormPass(Pass):
         if not modified:
             return PassResult(program, False)
         program.graph.eliminate_dead_code()
-        program.graph_module.recompile()
         signature = ExportGraphSignature(program.graph_signature.input_specs, output_specs(program))
         return PassResult(replace(program, graph_signature=signature, state_dict=state), True)

@@ -47,6 +47,18 @@ def test_unsupported_ops_are_all_listed_with_counts_and_source_lines(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_stack_traces_are_recorded_only_for_a_failing_export(tmp_path, caplog):
+    """Recording every node's stack costs a third of the capture: a successful export goes without,
+    a failing one is captured again with them (to name source lines), and torch's flag is restored."""
+    with caplog.at_level("INFO", logger="fx2nnef"):
+        export_model_to_nnef(torch.nn.ReLU(), torch.randn(3), tmp_path / "ok.nnef", TractNNEF())
+        assert "capturing again" not in caplog.text
+        with pytest.raises(UnsupportedOpError):
+            export_model_to_nnef(UsesCustomOps(), torch.randn(3), tmp_path / "bad.nnef", TractNNEF())
+        assert "UnsupportedOpError: capturing again with stack traces" in caplog.text
+    assert torch.fx.config.do_not_emit_stack_traces is False
+
+
 def test_capture_failure_quotes_torch_and_the_user_line(tmp_path):
     class DataDependent(torch.nn.Module):
         def forward(self, x):
