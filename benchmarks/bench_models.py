@@ -3,7 +3,8 @@
 Each model runs in its own child process (so peak memory is its own), and reports:
 export time by stage, peak memory of the export, archive size, tract load+optimize time,
 tract latency (median of repeated runs after warm-up), and the op counts of tract's optimized
-graph; then the same for torch.onnx.export -> tract's ONNX loader.
+graph; then the same for torch.onnx.export -> tract's ONNX loader, with the two paths' runs
+interleaved and their paired latency ratio.
 
     python benchmarks/bench_models.py                      # the tiny zoo + albert-base
     python benchmarks/bench_models.py albert-base llama    # chosen models
@@ -52,23 +53,32 @@ def reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def latencies_ms(runs: dict, warmup: int = 3, budget_s: float = 3.0, max_rounds: int = 60) -> dict[str, float]:
-    """Return {path: median wall time of runnable.run(inputs) in ms} for runs = {path: (runnable,
-    inputs)}, after `warmup` runs each; the paths take turns, so a change of machine load hits
-    all of them alike."""
+def latencies_ms(runs: dict, reference: str | None = None, warmup: int = 5, budget_s: float = 4.0,
+                 min_rounds: int = 20, max_rounds: int = 5000) -> dict[str, dict[str, float]]:
+    """Time runnable.run(inputs) for runs = {path: (runnable, inputs)}, after `warmup` runs each.
+
+    The paths take turns, one run each per round, in an order that alternates round by round, so
+    that a change of machine load (this VM's speed drifts by 5-10 % over seconds) hits them alike.
+    Returns {path: {"median": ms, "ratio": median over rounds of this path's time / the
+    `reference` path's}} (ratio only with a reference): the paired ratio is the robust comparison."""
     for runnable, inputs in runs.values():
         for _ in range(warmup):
             runnable.run(inputs)
-    times: dict[str, list[float]] = {path: [] for path in runs}
+    paths = list(runs)
+    times: dict[str, list[float]] = {path: [] for path in paths}
     start = time.perf_counter()
     rounds = 0
-    while rounds < 5 or (rounds < max_rounds and time.perf_counter() - start < budget_s):
-        for path, (runnable, inputs) in runs.items():
+    while rounds < min_rounds or (rounds < max_rounds and time.perf_counter() - start < budget_s):
+        for path in (paths if rounds % 2 == 0 else paths[::-1]):
+            runnable, inputs = runs[path]
             t = time.perf_counter()
             runnable.run(inputs)
             times[path].append((time.perf_counter() - t) * 1000)
         rounds += 1
-    return {path: statistics.median(values) for path, values in times.items()}
+    base = times.get(reference)
+    return {path: {"median": statistics.median(values),
+                   **({"ratio": statistics.median(v / b for v, b in zip(values, base))} if base else {})}
+            for path, values in times.items()}
 
 
 def op_counts(runnable, inputs) -> dict[str, int]:
@@ -172,8 +182,11 @@ def child(name: str, check: bool, onnx: bool, big: float | None, suffix: str) ->
             except Exception as exc:  # the ONNX path failing is a result, not a crash
                 row["onnx"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
         runs = {path: row[path].pop("run") for path in ("nnef", "onnx") if "run" in row.get(path, {})}
-        for path, latency in latencies_ms(runs).items():
-            row[path]["latency_ms"] = latency
+        latencies = latencies_ms(runs, reference="onnx" if "onnx" in runs else None)
+        for path, latency in latencies.items():
+            row[path]["latency_ms"] = latency["median"]
+        if "onnx" in runs:
+            row["nnef"]["latency_vs_onnx"] = latencies["nnef"]["ratio"]
     return row
 
 
@@ -199,7 +212,7 @@ def table(rows: list[dict]) -> str:
     head = ("| model | params (M) | capture s | decompose s | other passes s | lower s | serialize s | check s "
             "| export s (no check) | peak MiB "
             "| weights MiB | archive MiB | tract ops | tract latency ms | onnx export s | onnx peak MiB "
-            "| onnx MiB | onnx tract ops | onnx latency ms |")
+            "| onnx MiB | onnx tract ops | onnx latency ms | NNEF/ONNX latency (paired) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
         if "error" in row:
@@ -210,8 +223,8 @@ def table(rows: list[dict]) -> str:
         passes = sum(v for k, v in stages.items() if k not in ("capture", "lower", "serialize", "check",
                                                                "DecomposePass"))
         onnx_cells = ([f"{o['export_s']:.2f}", f"{o['peak_mib']:.0f}", f"{o['size_mib']:.2f}",
-                       total_ops(o["tract_ops"]), f"{o['latency_ms']:.3f}"] if "latency_ms" in o
-                      else [o.get("error", "-")] + ["-"] * 4)
+                       total_ops(o["tract_ops"]), f"{o['latency_ms']:.3f}", f"{n['latency_vs_onnx']:.3f}"]
+                      if "latency_ms" in o else [o.get("error", "-")] + ["-"] * 5)
         cells = [row["model"], f"{row['params_m']:.1f}", f"{stages.get('capture', 0):.2f}",
                  f"{stages.get('DecomposePass', 0):.2f}", f"{passes:.2f}",
                  f"{stages.get('lower', 0):.2f}", f"{stages.get('serialize', 0):.2f}",

@@ -12,7 +12,9 @@ import torch.utils._pytree as pytree
 from torch.export import ExportedProgram
 
 from ..backends.nnef.registry import LoweringRegistry
+from ..passes.common_subexpression import CommonSubexpressionPass
 from ..passes.decompose import DecomposePass
+from ..passes.dedupe_constants import DedupeConstantsPass
 from ..passes.flatten_io import FlattenIOPass
 from ..passes.fold_primitives import FoldPrimitivesPass
 from ..passes.fuse_conv_batch_norm import FuseConvBatchNormPass
@@ -42,6 +44,9 @@ def default_passes(*, input_names: Sequence[str] | None = None, output_names: Se
         FuseConvBatchNormPass(),
         # dtypes the target runs; implicit promotions become explicit casts
         LegalizeDtypesPass(**dtype_rules),
+        # weights with equal bytes read as one, then ops on equal arguments computed once
+        DedupeConstantsPass(),
+        CommonSubexpressionPass(),
     ]
 
 

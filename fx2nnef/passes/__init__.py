@@ -1,8 +1,11 @@
 """The passes, one per file. Each establishes the invariant its docstring states."""
+from .common_subexpression import CommonSubexpressionPass
 from .decompose import DecomposePass
+from .dedupe_constants import DedupeConstantsPass
 from .flatten_io import FlattenIOPass
 from .fold_primitives import FoldPrimitivesPass
 from .fuse_conv_batch_norm import FuseConvBatchNormPass
 from .legalize_dtypes import LegalizeDtypesPass
 
-__all__ = ["DecomposePass", "FlattenIOPass", "FoldPrimitivesPass", "FuseConvBatchNormPass", "LegalizeDtypesPass"]
+__all__ = ["CommonSubexpressionPass", "DecomposePass", "DedupeConstantsPass", "FlattenIOPass", "FoldPrimitivesPass",
+           "FuseConvBatchNormPass", "LegalizeDtypesPass"]
