@@ -143,6 +143,10 @@ def _entries() -> list[ZooModel]:
         ZooModel("opt", "decoder", _from_config("OPTModel", "OPTConfig", vocab_size=VOCAB, num_hidden_layers=2,
                  hidden_size=64, num_attention_heads=4, ffn_dim=128, word_embed_proj_dim=64,
                  max_position_embeddings=64, use_cache=False), text_inputs()),
+        ZooModel("mixtral", "decoder", _from_config("MixtralModel", "MixtralConfig", num_key_value_heads=2,
+                 num_local_experts=4, num_experts_per_tok=2, **decoder), text_inputs(),
+                 onnx="torch.onnx.export has no ONNX form of transformers' custom op grouped_mm_fallback "
+                      "(ConversionError)"),
         ZooModel("bloom", "decoder", _from_config("BloomModel", "BloomConfig", vocab_size=VOCAB, n_layer=2,
                  hidden_size=64, n_head=4, use_cache=False), text_inputs()),
         # encoder-decoders

@@ -3,6 +3,7 @@ import inspect
 
 import torch
 import torch.nn.modules.linear_cross_entropy  # noqa: F401  (defines the torch_nn:: custom ops lowered too)
+import transformers.integrations.moe  # noqa: F401  (defines transformers::grouped_mm_fallback, lowered too)
 
 from fx2nnef.backends.nnef.registry import LoweringRegistry
 

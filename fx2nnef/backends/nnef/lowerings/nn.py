@@ -618,6 +618,28 @@ def torch_nn_linear_cross_entropy_batch_chunked_no_reduction(b, input, linear_we
     return _linear_nll(b, input, linear_weight, target, linear_bias, weight, ignore_index)[0]
 
 
+@lower("transformers::grouped_mm_fallback")
+def transformers_grouped_mm_fallback(b, input, weight, offs):
+    """grouped_mm_fallback(Tensor input, Tensor weight, Tensor offs) -> Tensor
+
+    transformers' mixture-of-experts product: the rows offs[e-1] <= r < offs[e] of `input`
+    (sorted by expert) times weight[e], rows past offs[-1] zero. tract has no grouped product:
+    every expert's product of every row is computed (the experts' work times their count) and
+    each row keeps its expert's."""
+    rows, experts = input.shape[0], weight.shape[0]
+    if not isinstance(rows, int):
+        raise NotImplementedError("a grouped product over a dynamic number of rows")
+    products = b.op("matmul", b.op("unsqueeze", input, axes=[0]), weight)  # [E, S, M]
+    ends = b.op("unsqueeze", b.cast(offs, "i64"), axes=[1])  # [E, 1]
+    starts = b.const(np.zeros((1, 1)), "i64", "zero")
+    if experts > 1:
+        starts = b.op("concat", [starts, b.op("slice", ends, axes=[0], begin=[0], end=[experts - 1])], axis=0)
+    row = b.const(np.arange(rows).reshape(1, rows), "i64", "rows")
+    mine = b.op("and", b.op("ge", row, starts), b.op("lt", row, ends))  # [E, S]
+    kept = b.op("select", b.op("unsqueeze", mine, axes=[2]), products, literal(0.0))
+    return b.op("squeeze", b.op("sum_reduce", kept, axes=[0]), axes=[0])
+
+
 @lower("aten::native_batch_norm")
 def aten_native_batch_norm(b, input, weight, bias, running_mean, running_var, training, momentum, eps):
     """native_batch_norm(Tensor input, Tensor? weight, Tensor? bias, Tensor? running_mean, Tensor? running_var, bool training, float momentum, float eps) -> (Tensor, Tensor, Tensor)"""
