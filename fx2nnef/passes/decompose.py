@@ -68,7 +68,10 @@ def _needs_functionalization(program: ExportedProgram) -> bool:
 
 
 def _aliases(node: torch.fx.Node) -> bool:
-    """Tell whether a node's output may share memory with an input (a view, or anything unknown)."""
+    """Tell whether a node's output may share memory with an input (a view, or anything unknown);
+    an item of a tuple result (topk's values) aliases when its op's result does."""
+    if node.op == "call_function" and node.target is operator.getitem and isinstance(node.args[0], torch.fx.Node):
+        node = node.args[0]
     if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload):
         return True
     return any(r.alias_info is not None for r in node.target._schema.returns)

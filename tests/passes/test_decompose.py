@@ -81,6 +81,22 @@ def test_private_in_place_ops_become_functional_without_a_retrace(monkeypatch):
     assert_same_numerics(captured(Residual(), x, decompose=False), result.program, x)
 
 
+def test_in_place_on_an_item_of_a_fresh_tuple_needs_no_retrace(monkeypatch):
+    class Routing(torch.nn.Module):  # Mixtral's router: top-k weights normalized in place
+        def forward(self, x):
+            weights, _ = torch.topk(x, 2, dim=-1)
+            weights /= weights.sum(dim=-1, keepdim=True)
+            return torch.nn.functional.glu(weights)
+
+    x = torch.rand(3, 5) + 0.1
+    raw = captured(Routing(), x, decompose=False)
+    monkeypatch.setattr(type(raw), "run_decompositions", lambda *a, **k: pytest.fail("retraced the program"))
+    result = DecomposePass(registry_without("aten::glu"))(raw)
+    assert "aten::div_.Tensor" not in count_ops(result.program)
+    monkeypatch.undo()
+    assert_same_numerics(captured(Routing(), x, decompose=False), result.program, x)
+
+
 def test_observable_mutation_is_functionalized_by_torch(monkeypatch):
     class ThroughAView(torch.nn.Module):
         def forward(self, x):
