@@ -13,7 +13,10 @@ SAMPLES = 64  # elements compared first: copies agree on them, distinct weights 
 
 def _bytes(value: torch.Tensor) -> torch.Tensor:
     """Return the tensor's data as a flat uint8 tensor (a view when it is contiguous)."""
-    return value.detach().contiguous().reshape(-1).view(torch.uint8)
+    flat = value.detach().reshape(-1)
+    if flat.numel() and flat.stride(0) != 1:  # one element may carry any stride
+        flat = flat.clone(memory_format=torch.contiguous_format)
+    return flat.view(torch.uint8)
 
 
 def _fingerprint(value: torch.Tensor) -> bytes:

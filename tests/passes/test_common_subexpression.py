@@ -67,3 +67,21 @@ def test_a_duplicate_output_is_renamed_in_the_signature():
     result = CommonSubexpressionPass()(captured(Twice(), x))
     assert result.modified and count_ops(result.program)["aten::exp"] == 1
     assert_same_numerics(captured(Twice(), x), result.program, x)
+
+
+def test_constants_of_any_layout_are_compared():
+    class Strided(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            base = torch.arange(8.0).reshape(4, 2)
+            self.register_buffer("one", base[:1, 0])     # one element, stride 2
+            self.register_buffer("same", torch.zeros(1))  # equal bytes, stride 1
+            self.register_buffer("wide", base.t())       # transposed
+
+        def forward(self, x):
+            return x + self.one, x * self.same, x.unsqueeze(-1) + self.wide[0]
+
+    x = torch.randn(3)
+    result = DedupeConstantsPass()(captured(Strided(), x))
+    assert result.modified
+    assert_same_numerics(captured(Strided(), x), result.program, x)
