@@ -120,7 +120,7 @@ class PassManager:
             program = result.program
             seconds = time.perf_counter() - start
             records.append(PassRecord(name, seconds, result.modified, format_ir(program) if self.record_ir else None))
-            log.info("pass %-22s %6.3fs %s", name, seconds, "modified" if result.modified else "unchanged")
+            log.info("pass %-24s %6.3fs %s", name, seconds, "modified" if result.modified else "unchanged")
             if self.dump_dir:
                 self.dump_dir.mkdir(parents=True, exist_ok=True)
                 (self.dump_dir / f"{len(done) + 1:02d}_{name}.txt").write_text(records[-1].ir)

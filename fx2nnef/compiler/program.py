@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import torch
 from torch._guards import detect_fake_mode
 from torch.export import ExportedProgram
-from torch.export.graph_signature import InputKind, OutputSpec, TensorArgument
+from torch.export.graph_signature import ExportGraphSignature, InputKind, OutputSpec, TensorArgument
 
 INPUT_NAME = "fx2nnef.input_name"
 OUTPUT_NAMES = "fx2nnef.output_names"
@@ -93,6 +93,12 @@ def output_specs(ep: ExportedProgram) -> list[OutputSpec]:
             spec = dataclasses.replace(spec, arg=TensorArgument(value.name))
         specs.append(spec)
     return specs
+
+
+def renamed_outputs(ep: ExportedProgram) -> ExportGraphSignature:
+    """Return the graph signature with its output specs renamed to the nodes the output returns
+    now (for `replace(ep, graph_signature=...)` after a pass replaced a returned node)."""
+    return ExportGraphSignature(ep.graph_signature.input_specs, output_specs(ep))
 
 
 def fake_mode(ep: ExportedProgram):

@@ -5,10 +5,9 @@ from typing import Any
 
 import torch
 from torch.export import ExportedProgram
-from torch.export.graph_signature import ExportGraphSignature
 
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import output_specs, replace
+from ..compiler.program import renamed_outputs, replace
 
 
 class _Unhashable(Exception):
@@ -61,5 +60,5 @@ class CommonSubexpressionPass(Pass):
                 modified = True
         if not modified:
             return PassResult(program, False)
-        signature = ExportGraphSignature(program.graph_signature.input_specs, output_specs(program))
+        signature = renamed_outputs(program)
         return PassResult(replace(program, graph_signature=signature), True)

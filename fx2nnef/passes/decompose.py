@@ -7,13 +7,12 @@ from typing import Callable
 
 import torch
 from torch.export import ExportedProgram
-from torch.export.graph_signature import ExportGraphSignature
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.utils import _pytree as pytree
 
 from ..backends.nnef.registry import LoweringRegistry
 from ..compiler.pass_base import Pass, PassResult, count_ops
-from ..compiler.program import fake_mode, output_specs, replace
+from ..compiler.program import fake_mode, renamed_outputs, replace
 
 # node meta that tells where a node comes from: decomposed nodes inherit it from the node they replace
 PROVENANCE = ("stack_trace", "nn_module_stack", "source_fn_stack", "from_node")
@@ -255,5 +254,5 @@ class DecomposePass(Pass):
         for node, sub in decompositions.items():
             _inline(program.graph, node, sub)
         program.graph.eliminate_dead_code()
-        signature = ExportGraphSignature(program.graph_signature.input_specs, output_specs(program))
+        signature = renamed_outputs(program)
         return replace(program, graph_signature=signature)

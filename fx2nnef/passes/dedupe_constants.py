@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import torch
 from torch.export import ExportedProgram
-from torch.export.graph_signature import ExportGraphSignature
 
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import known_value, output_specs, placeholders, replace
+from ..compiler.program import known_value, placeholders, renamed_outputs, replace
 
 SAMPLES = 64  # elements compared first: copies agree on them, distinct weights almost never do
 
@@ -52,5 +51,5 @@ class DedupeConstantsPass(Pass):
             modified = True
         if not modified:
             return PassResult(program, False)
-        signature = ExportGraphSignature(program.graph_signature.input_specs, output_specs(program))
+        signature = renamed_outputs(program)
         return PassResult(replace(program, graph_signature=signature), True)

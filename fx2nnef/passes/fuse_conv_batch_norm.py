@@ -5,10 +5,10 @@ import operator
 
 import torch
 from torch.export import ExportedProgram
-from torch.export.graph_signature import ExportGraphSignature, InputKind
+from torch.export.graph_signature import InputKind
 
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import known_value, output_specs, placeholders, replace
+from ..compiler.program import known_value, placeholders, renamed_outputs, replace
 
 aten = torch.ops.aten
 
@@ -71,5 +71,5 @@ class FuseConvBatchNormPass(Pass):
         if not modified:
             return PassResult(program, False)
         program.graph.eliminate_dead_code()
-        signature = ExportGraphSignature(program.graph_signature.input_specs, output_specs(program))
+        signature = renamed_outputs(program)
         return PassResult(replace(program, graph_signature=signature, state_dict=state), True)
