@@ -22,7 +22,7 @@ def _fingerprint(value: torch.Tensor) -> bytes:
     """Return the bytes of up to SAMPLES elements spread over the tensor."""
     flat = value.detach().reshape(-1)
     if flat.numel() > SAMPLES:
-        flat = flat[torch.linspace(0, flat.numel() - 1, SAMPLES).long()]
+        flat = flat[torch.arange(SAMPLES) * (flat.numel() - 1) // (SAMPLES - 1)]  # exact in int64
     return _bytes(flat).numpy().tobytes()
 
 

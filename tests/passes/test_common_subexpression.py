@@ -5,6 +5,7 @@ import torch
 
 from fx2nnef.compiler.pass_base import count_ops
 from fx2nnef.passes import CommonSubexpressionPass, DedupeConstantsPass
+from fx2nnef.passes.dedupe_constants import _fingerprint
 from testing_utils import assert_same_numerics, captured
 
 
@@ -85,3 +86,9 @@ def test_constants_of_any_layout_are_compared():
     result = DedupeConstantsPass()(captured(Strided(), x))
     assert result.modified
     assert_same_numerics(captured(Strided(), x), result.program, x)
+
+
+def test_fingerprint_samples_stay_in_bounds_past_float_precision():
+    big = torch.zeros(65_536_000, dtype=torch.uint8)  # a 1 B Llama's embedding has this many elements
+    big[-1] = 7
+    assert _fingerprint(big)[-1] == 7
