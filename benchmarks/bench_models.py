@@ -9,6 +9,7 @@ interleaved and their paired latency ratio.
     python benchmarks/bench_models.py                      # the tiny zoo + albert-base
     python benchmarks/bench_models.py albert-base llama    # chosen models
     python benchmarks/bench_models.py --big-llama 1.1      # a ~1.1 B parameter Llama, export only
+    python benchmarks/bench_models.py bloom --budget 30    # 30 s of latency rounds instead of 4
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def reset_peak() -> None:
 
 
 def latencies_ms(runs: dict, reference: str | None = None, warmup: int = 5, budget_s: float = 4.0,
-                 min_rounds: int = 20, max_rounds: int = 5000) -> dict[str, dict[str, float]]:
+                 min_rounds: int = 20) -> dict[str, dict[str, float]]:
     """Time runnable.run(inputs) for runs = {path: (runnable, inputs)}, after `warmup` runs each.
 
     The paths take turns, one run each per round, in an order that alternates round by round, so
@@ -68,7 +69,7 @@ def latencies_ms(runs: dict, reference: str | None = None, warmup: int = 5, budg
     times: dict[str, list[float]] = {path: [] for path in paths}
     start = time.perf_counter()
     rounds = 0
-    while rounds < min_rounds or (rounds < max_rounds and time.perf_counter() - start < budget_s):
+    while rounds < min_rounds or time.perf_counter() - start < budget_s:
         for path in (paths if rounds % 2 == 0 else paths[::-1]):
             runnable, inputs = runs[path]
             t = time.perf_counter()
@@ -160,7 +161,7 @@ def big_llama(billions: float):
     return model, {"input_ids": torch.zeros(1, 8, dtype=torch.long), "attention_mask": torch.ones(1, 8, dtype=torch.long)}
 
 
-def child(name: str, check: bool, onnx: bool, big: float | None, suffix: str) -> dict:
+def child(name: str, check: bool, onnx: bool, big: float | None, suffix: str, budget: float) -> dict:
     """Benchmark one model in this process; return the result row."""
     import torch
     torch.set_num_threads(2)
@@ -196,7 +197,7 @@ def child(name: str, check: bool, onnx: bool, big: float | None, suffix: str) ->
                 runs["onnx"] = load_and_count(row["onnx"])
             except Exception as exc:  # tract failing on the ONNX file is a result too
                 row["onnx"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
-        latencies = latencies_ms(runs, reference="onnx" if "onnx" in runs else None)
+        latencies = latencies_ms(runs, reference="onnx" if "onnx" in runs else None, budget_s=budget)
         for path, latency in latencies.items():
             row[path]["latency_ms"] = latency["median"]
         if "onnx" in runs:
@@ -206,7 +207,7 @@ def child(name: str, check: bool, onnx: bool, big: float | None, suffix: str) ->
 
 def run_child(name: str, args) -> dict:
     """Run `child` for one model in a fresh process; return its row (or the error it died with)."""
-    command = [sys.executable, __file__, "--child", name, "--suffix", args.suffix,
+    command = [sys.executable, __file__, "--child", name, "--suffix", args.suffix, "--budget", str(args.budget),
                *(["--check"] if args.check else []),
                *(["--no-onnx"] if args.no_onnx else []), *(["--big-llama", str(args.big_llama)] if args.big_llama else [])]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -259,11 +260,12 @@ def main() -> None:
     parser.add_argument("--big-llama", type=float, metavar="B", help="benchmark a Llama of about B billion params")
     parser.add_argument("--suffix", default=".nnef.tgz", help="archive kind: .nnef.tgz, .nnef.tar or .nnef (directory)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--budget", type=float, default=4.0, help="seconds of latency rounds per model (default 4)")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.check, not args.no_onnx, args.big_llama, args.suffix)))
+        print(json.dumps(child(args.child, args.check, not args.no_onnx, args.big_llama, args.suffix, args.budget)))
         return
     names = [f"llama-{args.big_llama}B"] if args.big_llama else (
         list(catalogue().ZOO) if args.all else args.models or DEFAULT_MODELS)
