@@ -33,10 +33,14 @@ MAX_DATA_BYTES = 2**32 - 1          # the header stores the data length as a u32
 ITEM_TYPES = {"f": 0, "u": 1, "i": 4, "b": 5}   # numpy dtype kind -> NNEF item type (Khronos vendor)
 # Float weights barely compress: on 46 MB of random f32, zlib level 6 gives 0.926 of the size in
 # ~12 s on this 2-core machine, level 1 0.929 in ~11 s, and Huffman coding alone 0.924 in ~4 s
-# (the exponent bytes are skewed, the rest is noise: string matching finds nothing).
+# (the exponent bytes are skewed, the rest is noise: string matching finds nothing). Huffman coding
+# runs at ~70 MB/s per core, storing at ~500 MB/s: a tensor whose sample codes to more than
+# WORTH_CODING of its size is stored (ALBERT-base: 0.35 s of its export for 8 % of its size).
 GZIP_LEVEL = 1
 GZIP_STRATEGY = zlib.Z_HUFFMAN_ONLY
 GZIP_CHUNK = 1 << 20
+WORTH_CODING = 0.9
+SAMPLE_BYTES = 1 << 16
 INDENT = "  "
 PROPERTIES_SIGNATURE = (
     "fragment tract_core_properties() -> (properties: (string, tensor<scalar>)[])"
@@ -191,11 +195,18 @@ def write_dat(f: BinaryIO, array: Any) -> int:
     return HEADER_SIZE + data.nbytes
 
 
-def _deflate_block(data: bytes) -> bytes:
-    """Return `data` as raw deflate blocks ending byte-aligned and not final (a sync flush), so that
-    independently compressed blocks concatenate into one valid deflate stream."""
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15, 9, GZIP_STRATEGY)
+def _deflate_block(data: bytes, code: bool = True) -> bytes:
+    """Return `data` as raw deflate blocks (Huffman-coded, or stored unless `code`) ending byte-aligned
+    and not final (a sync flush), so that independent blocks concatenate into one deflate stream."""
+    compressor = zlib.compressobj(GZIP_LEVEL if code else 0, zlib.DEFLATED, -15, 9, GZIP_STRATEGY)
     return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+def worth_coding(array: np.ndarray) -> bool:
+    """Tell whether Huffman coding shrinks the array's bytes enough to pay for its time, by coding
+    a sample of them (random or trained float weights save ~8 %: not worth it)."""
+    sample = _data_view(array)[:SAMPLE_BYTES]
+    return len(_deflate_block(sample)) < WORTH_CODING * len(sample)
 
 
 class _GzipWriter(io.RawIOBase):
@@ -203,6 +214,7 @@ class _GzipWriter(io.RawIOBase):
 
     Data is cut into GZIP_CHUNK-byte pieces deflated on every core at once (zlib releases the GIL);
     Huffman-only coding has no back-references, so pieces compress independently at no size cost.
+    `code(False)` stores the following pieces instead (tensors not worth coding).
     At most two pieces per worker are in memory at a time."""
 
     def __init__(self, target: BinaryIO) -> None:
@@ -212,6 +224,7 @@ class _GzipWriter(io.RawIOBase):
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self._workers)
         self._pending: collections.deque = collections.deque()
         self._buffer = bytearray()
+        self._code = True
         self._crc = 0
         self._written = 0
         target.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")  # magic, deflate, no flags, mtime 0
@@ -233,9 +246,15 @@ class _GzipWriter(io.RawIOBase):
             self._submit()
         return view.nbytes
 
+    def code(self, on: bool) -> None:
+        """Huffman-code (on) or store (off) the bytes written from now on."""
+        if on != self._code and self._buffer:
+            self._submit()
+        self._code = on
+
     def _submit(self) -> None:
         """Hand the buffered bytes to a worker, writing out finished pieces to bound memory."""
-        self._pending.append(self._pool.submit(_deflate_block, bytes(self._buffer)))
+        self._pending.append(self._pool.submit(_deflate_block, bytes(self._buffer), self._code))
         self._buffer.clear()
         while len(self._pending) > 2 * self._workers or (self._pending and self._pending[0].done()):
             self._target.write(self._pending.popleft().result())
@@ -364,7 +383,11 @@ def _write_tar(path: Path, document: bytes, arrays: dict[str, np.ndarray], compr
         )
         _add_member(tar, "graph.nnef", [document])
         for label, array in arrays.items():
+            if compress:
+                stream.code(worth_coding(array))
             _add_member(tar, f"{label}.dat", [_dat_header(array), _data_view(array)])
+        if compress:
+            stream.code(True)  # the tar's end blocks are zeros
 
 
 def container_kind(path: Path) -> str:
