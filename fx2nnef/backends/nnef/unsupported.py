@@ -33,7 +33,7 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     **{f"aten::{op}": TRAINING for op in (
         "_adaptive_avg_pool2d_backward", "avg_pool2d_backward", "convolution_backward", "embedding_dense_backward",
         "max_pool2d_with_indices_backward", "native_group_norm_backward", "native_layer_norm_backward")},
-    **{f"aten::{op}": STRIDES for op in ("sym_storage_offset",)},
+    "aten::sym_storage_offset": STRIDES,
     "aten::atan2.out": "out= variant: torch.export functionalizes it to aten::atan2, which is lowered",
     "aten::linalg_pinv.atol_rtol_tensor": LINALG,
     "aten::normal.float_float": RANDOM,

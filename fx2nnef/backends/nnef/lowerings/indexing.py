@@ -287,20 +287,6 @@ def aten_slice_scatter(b, self, src, dim=0, start=None, end=None, step=1):
                 axis=d, reduction="none")
 
 
-@lower(("aten::as_strided", "aten::as_strided_copy"))
-def aten_as_strided(b, self, size, stride, storage_offset=None):
-    """as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a)"""
-    index = np.full(tuple(size), storage_offset or 0, dtype=np.int64)
-    for d, (n, st) in enumerate(zip(size, stride)):
-        shape = [1] * len(size)
-        shape[d] = n
-        index = index + (np.arange(n) * st).reshape(shape)
-    flat = b.op("reshape", self, shape=[-1], out_shape=(int(np.prod(self.shape)),))
-    if index.size == 0:
-        raise NotImplementedError("an empty strided view")
-    return _gather(b, flat, index, 0)
-
-
 @lower("aten::masked_scatter")
 def aten_masked_scatter(b, self, mask, source):
     """masked_scatter(Tensor self, Tensor mask, Tensor source) -> Tensor"""

@@ -4,6 +4,28 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import lower
+from .indexing import _gather
+
+
+def _positions(size, stride, storage_offset) -> np.ndarray:
+    """Return the flat storage position (offset + sum(i * stride)) of every element of a strided
+    view of shape `size`, as an int64 array of that shape."""
+    index = np.full(tuple(int(n) for n in size), int(storage_offset or 0), dtype=np.int64)
+    for d, (n, st) in enumerate(zip(size, stride)):
+        shape = [1] * len(size)
+        shape[d] = int(n)
+        index = index + (np.arange(int(n)) * int(st)).reshape(shape)
+    return index
+
+
+@lower(("aten::as_strided", "aten::as_strided_copy"))
+def aten_as_strided(b, self, size, stride, storage_offset=None):
+    """as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a)"""
+    index = _positions(size, stride, storage_offset)
+    flat = b.op("reshape", self, shape=[-1], out_shape=(int(np.prod(self.shape)),))
+    if index.size == 0:
+        raise NotImplementedError("an empty strided view")
+    return _gather(b, flat, index, 0)
 
 
 @lower("aten::as_strided_scatter", registries=("tract_core",))
@@ -15,8 +37,7 @@ def aten_as_strided_scatter(b, self, src, size, stride, storage_offset=None):
     positions overlap, the last element of src written there wins."""
     shape = [int(d) for d in self.shape]
     count = int(np.prod(shape))
-    grid = np.indices([int(d) for d in size]).reshape(len(size), -1) if size else np.zeros((0, 1), np.int64)
-    positions = int(storage_offset or 0) + (np.asarray(stride, dtype=np.int64)[:, None] * grid).sum(axis=0)
+    positions = _positions(size, stride, storage_offset).reshape(-1)
     if positions.size == 0:  # nothing written (gathering from an empty src would fail in tract)
         return b.op("copy", self)
     source = np.zeros(count, np.int64)
