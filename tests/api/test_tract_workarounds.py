@@ -2,9 +2,10 @@
 fx2nnef therefore writes another way."""
 from __future__ import annotations
 
+import pytest
 import torch
 
-from fx2nnef import TractNNEF, export_model_to_nnef
+from fx2nnef import TractNNEF, UnsupportedOpError, export_model_to_nnef
 
 
 class StridedSliceOfAReshape(torch.nn.Module):
@@ -35,3 +36,13 @@ class UnsqueezedFilter(torch.nn.Module):
 def test_conv_with_an_unsqueezed_filter_matches(tmp_path):
     report = export_model_to_nnef(UnsqueezedFilter().eval(), torch.randn(2, 8, 9), tmp_path / "m", TractNNEF())
     assert all(r.ok for r in report.check)
+
+
+def test_a_strided_view_past_the_tensor_is_refused_not_a_process_abort(tmp_path):
+    class Past(torch.nn.Module):  # fine in eager on a view of a larger storage; an NNEF input has no more
+        def forward(self, x):
+            return torch.as_strided(x, (2, 2), (1, 2), 10)
+
+    with pytest.raises(UnsupportedOpError, match="reads storage position 13 of a tensor of 10 elements"):
+        export_model_to_nnef(Past(), torch.randn(20)[:10], tmp_path / "m.nnef", TractNNEF())
+    assert list(tmp_path.iterdir()) == []

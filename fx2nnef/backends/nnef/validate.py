@@ -184,6 +184,23 @@ def _slice_bounds(op: Operation) -> str | None:
     return None
 
 
+def _gather_bounds(op: Operation) -> str | None:
+    """Reject a `tract_core_gather` whose constant indices fall outside the gathered axis: tract
+    aborts the process on them."""
+    if op.name != "tract_core_gather":
+        return None
+    index, axis = _operand(op, 1, "indices"), op.attribs.get("axis", 0)
+    dim = _static_dim(_operand(op, 0, "input"), axis)
+    data = index.data if isinstance(index, Tensor) else None
+    if dim is None or data is None or np.size(data) == 0:
+        return None
+    low, high = int(np.min(data)), int(np.max(data))
+    if low < -dim or high >= dim:
+        bad = high if high >= dim else low
+        return f"constant index {bad} is outside axis {axis} of size {dim} (tract aborts the process)"
+    return None
+
+
 def _pool_ranks(op: Operation) -> str | None:
     """Require full-rank size/stride/padding/dilation lists on pooling ops."""
     if op.name not in POOL_OPS:
@@ -230,7 +247,7 @@ def _variable_attributes(op: Operation) -> str | None:
 
 RULES: tuple[Rule, ...] = (
     _negative_axes, _empty_reduction, _argument_count, _broadcast_ranks, _matmul_ranks, _slice_bounds,
-    _pool_ranks, _border, _variable_attributes,
+    _gather_bounds, _pool_ranks, _border, _variable_attributes,
 )
 
 

@@ -312,3 +312,15 @@ def test_remove_dead_operations_keeps_multi_output_ops():
 def test_reduction_over_an_empty_axis_rejected(name):
     assert_invalid(single(name, shape=(3, 0), axes=[1]), f"y = {name}(...)", "size 0")
     validate(single(name, shape=(3, 0), axes=[0]))
+
+
+@pytest.mark.parametrize("index, ok", [([0, 4, -5], True), ([5], False), ([-6], False), ([], True)])
+def test_constant_gather_indices_must_be_in_range(index, ok):
+    data = np.array(index, dtype=np.int64)
+    indices = Tensor("i", "i64", data.shape, data=data, label="i")
+    graph = single("tract_core_gather", indices, shape=(5, 3), axis=0)
+    graph.operations.insert(0, Operation("variable", (), {"shape": list(data.shape), "label": "i"}, (indices,)))
+    if ok:
+        validate(graph)
+    else:
+        assert_invalid(graph, "outside axis 0 of size 5", "aborts the process")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ....errors import UnsupportedOpError
 from ..registry import lower
 from .indexing import _gather
 
@@ -21,11 +22,13 @@ def _positions(size, stride, storage_offset) -> np.ndarray:
 @lower(("aten::as_strided", "aten::as_strided_copy"))
 def aten_as_strided(b, self, size, stride, storage_offset=None):
     """as_strided(Tensor(a) self, SymInt[] size, SymInt[] stride, SymInt? storage_offset=None) -> Tensor(a)"""
-    index = _positions(size, stride, storage_offset)
-    flat = b.op("reshape", self, shape=[-1], out_shape=(int(np.prod(self.shape)),))
+    index, count = _positions(size, stride, storage_offset), int(np.prod(self.shape))
     if index.size == 0:
         raise NotImplementedError("an empty strided view")
-    return _gather(b, flat, index, 0)
+    if index.max() >= count:
+        raise UnsupportedOpError(f"the view reads storage position {index.max()} of a tensor of {count} elements "
+                                 "(not expressible: a view into a larger storage; an NNEF tensor has only its own)")
+    return _gather(b, b.op("reshape", self, shape=[-1], out_shape=(count,)), index, 0)
 
 
 @lower("aten::as_strided_scatter", registries=("tract_core",))
