@@ -13,11 +13,13 @@ from ..compiler.program import known_value, output_specs, placeholders, replace
 aten = torch.ops.aten
 log = logging.getLogger("fx2nnef")
 
-# ops that only check, and have no value used downstream
+# ops that only check, and have no value used downstream; _linalg_check_errors raises when a linalg
+# op's `info` is non-zero (a singular matrix for linalg.inv): NNEF has no errors, so the outputs keep
+# the inf/NaN values the arithmetic gives (the `_ex` ops return `info` itself)
 ASSERTIONS = {
     aten._assert_tensor_metadata.default, aten._assert_scalar.default, aten._assert_async.msg,
     aten._assert_async.default, aten.sym_constrain_range_for_size.default, aten.sym_constrain_range.default,
-    aten._functional_assert_async.msg,
+    aten._functional_assert_async.msg, aten._linalg_check_errors.default,
 }
 # ops whose output equals their first input when the dtype and shape do not change
 IDENTITIES = {
