@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ....errors import UnsupportedOpError
 from ..registry import lower
 from .matrix import (batch_shape, broadcast, check_size, cols, const, diagonal, empty, entry, eye, first_index,
                      folded, join_cols, join_rows, matmul, part, permutation_matrix, positions, rows, substitute,
-                     swap_rows, transpose, triangle, zeros)
+                     swap_rows, transpose, triangle, zero_output, zeros)
 
 # matrix_exp: Taylor degree 18 is accurate to float32 rounding for a 1-norm up to THETA_18 (Higham's
 # bound, the one PyTorch uses); a larger matrix is scaled by 2^-s first and squared back s times
@@ -166,14 +164,10 @@ def aten_lu_unpack(b, LU_data, LU_pivots, unpack_data=True, unpack_pivots=True):
     if unpack_pivots:
         perm = _perm_from_pivots(b, LU_pivots, m)
         p = permutation_matrix(b, perm, LU_data.dtype)
-        p = broadcast(b, p, tuple(LU_pivots.shape[:-1]) + (m, m))
+        p = broadcast(b, p, b.shape_of(b.out[0]))
     else:
-        p = b.const(np.zeros(b.out[0].shape), LU_data.dtype, "P")
-    if unpack_data:
-        lower, upper = _unpack(b, LU_data)
-    else:
-        lower = b.const(np.zeros(b.out[1].shape), LU_data.dtype, "L")
-        upper = b.const(np.zeros(b.out[2].shape), LU_data.dtype, "U")
+        p = zero_output(b, 0)
+    lower, upper = _unpack(b, LU_data) if unpack_data else (zero_output(b, 1), zero_output(b, 2))
     return p, lower, upper
 
 
@@ -237,12 +231,12 @@ def aten__linalg_solve_ex(b, A, B, left=True, check_errors=False):
     vector = B.rank == 1 or (B.rank == A.rank - 1 and tuple(B.shape) == tuple(A.shape[:-1]))
     rhs = b.op("unsqueeze", B, axes=[B.rank if left else B.rank - 1]) if vector else B
     lu, pivots, perm = _lu(b, A, track=True)
-    out_lu = tuple(b.out[1].shape)
+    out_lu = b.shape_of(b.out[1])
     lu_out = broadcast(b, lu, out_lu)
     pivots_out = broadcast(b, _pivots(b, pivots, tuple(A.shape[:-2])), out_lu[:-1])
     info = broadcast(b, _info(b, lu), out_lu[:-2])
     if empty(rhs):
-        return b.const(np.zeros(b.out[0].shape), A.dtype, "result"), lu_out, pivots_out, info
+        return zero_output(b, 0), lu_out, pivots_out, info
     check_size(b, rhs, "right-hand side")
     x = _lu_solve(b, lu, perm, rhs, left)
     if vector:
@@ -274,9 +268,11 @@ def aten_linalg_solve_triangular(b, self, B, upper, left=True, unitriangular=Fal
 @lower("aten::triangular_solve", registries=("tract_core",))
 def aten_triangular_solve(b, self, A, upper=True, transpose=False, unitriangular=False):
     """triangular_solve(Tensor self, Tensor A, bool upper=True, bool transpose=False, bool unitriangular=False) -> (Tensor solution, Tensor cloned_coefficient)"""
-    if empty(self, A):
+    if empty(A):
         return folded(b)
-    coefficient = broadcast(b, A, tuple(b.out[1].shape))
+    coefficient = broadcast(b, A, b.shape_of(b.out[1]))
+    if empty(self):
+        return zero_output(b, 0), coefficient
     a = _transpose(b, A) if transpose else A
     return _triangular(b, a, self, upper == transpose, True, unitriangular), coefficient
 

@@ -51,6 +51,14 @@ def _constants(b, value):
     return b.const(value.numpy(), nnef_dtype(value.dtype), "folded")
 
 
+def zero_output(b, i: int):
+    """Return zeros shaped like the node's i-th output: an empty output, or one the op's arguments
+    leave out (Q of a mode='r' QR, the eigenvectors of eigvalsh), which PyTorch returns empty."""
+    from ..lower import nnef_dtype
+    out = b.out[i]
+    return b.const(np.zeros(tuple(out.shape)), nnef_dtype(out.dtype), "empty")
+
+
 def empty(*tensors) -> bool:
     """Tell whether any of the tensors has no element."""
     return any(0 in t.shape for t in tensors)
