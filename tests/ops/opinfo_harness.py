@@ -68,13 +68,26 @@ class SampleModule(torch.nn.Module):
         return self.op(*args, **kwargs)
 
 
-def sample_module(opinfo, sample) -> tuple[SampleModule, tuple[torch.Tensor, ...]]:
-    """Return the module for a sample and the tensors it takes."""
+class Processed:
+    """Calls `op`, then the sample's output_process_fn_grad: OpInfo's own normalization of outputs
+    that are defined only up to sign (|eigenvectors|, |singular vectors|, U @ Vh)."""
+
+    def __init__(self, op, process):
+        self.op, self.process = op, process
+
+    def __call__(self, *args, **kwargs):
+        return self.process(self.op(*args, **kwargs))
+
+
+def sample_module(opinfo, sample, processed: bool = False) -> tuple[SampleModule, tuple[torch.Tensor, ...]]:
+    """Return the module for a sample and the tensors it takes; with `processed`, the module also
+    applies the sample's output_process_fn_grad (so eager PyTorch and tract are compared after it)."""
     leaves, spec = pytree.tree_flatten(((sample.input, *sample.args), dict(sample.kwargs)))
     slots = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
     tensors = tuple(leaves[i] for i in slots)
     consts = [None if i in slots else leaf for i, leaf in enumerate(leaves)]
-    return SampleModule(opinfo.op, spec, consts, slots), tensors
+    op = Processed(opinfo.op, sample.output_process_fn_grad) if processed else opinfo.op
+    return SampleModule(op, spec, consts, slots), tensors
 
 
 def samples(opinfo, dtype: torch.dtype, limit: int | None) -> Iterator:
@@ -89,18 +102,19 @@ def _numel(sample) -> int:
     return sum(t.numel() for t in leaves if isinstance(t, torch.Tensor))
 
 
-def run_sample(opinfo, sample, tolerance=FLOAT_TOLERANCE, workdir: Path | None = None) -> Outcome:
-    """Export one sample with check_io and return how it went."""
+def run_sample(opinfo, sample, tolerance=FLOAT_TOLERANCE, workdir: Path | None = None,
+               processed: bool = False) -> Outcome:
+    """Export one sample with check_io and return how it went (`processed`: see sample_module)."""
     start = time.perf_counter()
-    outcome = _run(opinfo, sample, tolerance, workdir)
+    outcome = _run(opinfo, sample, tolerance, workdir, processed)
     outcome.seconds = time.perf_counter() - start
     return outcome
 
 
-def _run(opinfo, sample, tolerance, workdir: Path | None) -> Outcome:
+def _run(opinfo, sample, tolerance, workdir: Path | None, processed: bool) -> Outcome:
     if opinfo.name in UNINITIALIZED:
         return Outcome(UNDEFINED, "PyTorch leaves the values uninitialized")
-    model, tensors = sample_module(opinfo, sample)
+    model, tensors = sample_module(opinfo, sample, processed)
     try:
         with torch.no_grad():
             eager = model(*tensors)
@@ -163,8 +177,10 @@ def _first_line(error: BaseException) -> str:
     return (lines[0] if lines else type(error).__name__)[:300]
 
 
-def run_entry(opinfo, dtypes=(torch.float32,), limit: int | None = 3, tolerance=None) -> list[tuple[str, Outcome]]:
-    """Run up to `limit` samples of each dtype the op supports; return (dtype name, outcome) per sample."""
+def run_entry(opinfo, dtypes=(torch.float32,), limit: int | None = 3, tolerance=None,
+              processed: bool = False) -> list[tuple[str, Outcome]]:
+    """Run up to `limit` samples of each dtype the op supports; return (dtype name, outcome) per sample
+    (`processed`: compare through the samples' output_process_fn_grad, see sample_module)."""
     results = []
     supported = opinfo.supported_dtypes("cpu")
     for dtype in dtypes:
@@ -172,7 +188,7 @@ def run_entry(opinfo, dtypes=(torch.float32,), limit: int | None = 3, tolerance=
             continue
         tol = (tolerance or {}).get(dtype, FLOAT_TOLERANCE)
         for sample in samples(opinfo, dtype, limit):
-            results.append((str(dtype).replace("torch.", ""), run_sample(opinfo, sample, tol)))
+            results.append((str(dtype).replace("torch.", ""), run_sample(opinfo, sample, tol, processed=processed)))
     return results
 
 

@@ -5,6 +5,9 @@ ATen op whose lowering the entry exercises; `tolerance` maps a dtype to (atol, r
 abs 1e-4 + rel 1e-4 is too tight (with the reason in `notes`); `xfail`/`skip` give the reason an entry is
 expected to fail (prefer xfail: it shows when the op starts passing); `dtypes` are the dtypes the
 default run checks (the full sweep in benchmarks/opinfo_coverage.py runs float32 on every op_db entry).
+`processed` compares the outputs through each sample's output_process_fn_grad, OpInfo's own
+normalization of outputs defined only up to sign (|eigenvectors|, |singular vectors|, U @ Vh); every
+other entry compares the op's outputs as they are.
 Importing this module checks every key against op_db, so a renamed OpInfo fails loudly.
 """
 from __future__ import annotations
@@ -26,6 +29,7 @@ class Spec:
     xfail: str | None = None
     skip: str | None = None
     notes: str = ""
+    processed: bool = False
 
 
 def _ints(lowering: str, **kw) -> Spec:
@@ -153,6 +157,57 @@ TABLE: dict[str, Spec] = {
     # not expressible: must fail at export, with the reason
     "nonzero": Spec("aten::nonzero", xfail="data-dependent output shape"),
 }
+
+# -- linear algebra on static matrices (lowerings/linalg.py, householder.py, jacobi.py): LU, Cholesky,
+# triangular solves, Householder QR, cyclic Jacobi
+_SIGN = "eigen/singular vectors are defined up to sign: compared as OpInfo does, through output_process_fn_grad"
+TABLE.update({
+    "linalg.det": Spec("aten::_linalg_det"),
+    "linalg.slogdet": Spec("aten::_linalg_slogdet"),
+    "logdet": Spec("aten::_linalg_slogdet"),
+    "linalg.inv": Spec("aten::linalg_inv_ex"),
+    "linalg.inv_ex": Spec("aten::linalg_inv_ex"),
+    "linalg.solve": Spec("aten::_linalg_solve_ex"),
+    "linalg.solve_ex": Spec("aten::_linalg_solve_ex"),
+    "linalg.tensorinv": Spec("aten::linalg_inv_ex"),
+    "linalg.tensorsolve": Spec("aten::_linalg_solve_ex"),
+    "linalg.matrix_power": Spec("aten::linalg_inv_ex"),
+    "linalg.lu_factor": Spec("aten::linalg_lu_factor_ex"),
+    "linalg.lu_factor_ex": Spec("aten::linalg_lu_factor_ex"),
+    "lu": Spec("aten::linalg_lu_factor_ex"),
+    "linalg.lu": Spec("aten::linalg_lu"),
+    "linalg.lu_solve": Spec("aten::linalg_lu_solve"),
+    "lu_solve": Spec("aten::linalg_lu_solve"),
+    "lu_unpack": Spec("aten::lu_unpack"),
+    "linalg.cholesky": Spec("aten::linalg_cholesky_ex"),
+    "linalg.cholesky_ex": Spec("aten::linalg_cholesky_ex"),
+    "cholesky": Spec("aten::cholesky"),
+    "cholesky_solve": Spec("aten::cholesky_solve"),
+    "cholesky_inverse": Spec("aten::cholesky_inverse"),
+    "linalg.solve_triangular": Spec("aten::linalg_solve_triangular"),
+    "triangular_solve": Spec("aten::triangular_solve"),
+    "matrix_exp": Spec("aten::linalg_matrix_exp"),
+    "geqrf": Spec("aten::geqrf"),
+    "qr": Spec("aten::linalg_qr"),
+    "linalg.qr": Spec("aten::linalg_qr"),
+    "linalg.householder_product": Spec("aten::linalg_householder_product"),
+    "ormqr": Spec("aten::ormqr"),
+    "linalg.eigh": Spec("aten::_linalg_eigh", processed=True, notes=_SIGN),
+    "linalg.eigvalsh": Spec("aten::_linalg_eigh"),
+    "linalg.svd": Spec("aten::_linalg_svd", processed=True, notes=_SIGN),
+    "svd": Spec("aten::_linalg_svd", processed=True, notes=_SIGN),
+    "linalg.svdvals": Spec("aten::_linalg_svd"),
+    "linalg.matrix_rank": Spec("aten::_linalg_svd"),
+    "linalg.matrix_rank.hermitian": Spec("aten::_linalg_eigh"),
+    "linalg.pinv": Spec("aten::linalg_pinv.atol_rtol_tensor"),
+    "linalg.pinv.singular": Spec("aten::linalg_pinv.atol_rtol_tensor"),
+    "linalg.pinv.hermitian": Spec("aten::linalg_pinv.atol_rtol_tensor"),
+    "pinverse": Spec("aten::linalg_pinv.atol_rtol_tensor"),
+    "linalg.cond": Spec("aten::_linalg_svd"),
+    "linalg.matrix_norm": Spec("aten::_linalg_svd"),
+    "linalg.norm": Spec("aten::_linalg_svd"),
+    "norm.nuc": Spec("aten::_linalg_svd"),
+})
 
 
 # -- more dtypes (issue #6): every float32 entry also runs in float16, every int64 entry in int32 and
