@@ -11,6 +11,9 @@ from .errors import ExportInputError
 LATEST_TRACT = "0.23.9"
 KHRONOS_VERSIONS = ("1.0.5",)
 DTYPE_OPTIONS = {"f32": torch.float32, "f16": torch.float16, "f64": torch.float64}
+WEIGHT_QUANTS = ("q4_0",)
+WEIGHT_QUANT_LAYERS = ("linear", "embedding", "conv")
+WEIGHT_QUANT_CALIBRATIONS = ("min_max", "mse")
 
 
 @dataclasses.dataclass
@@ -40,6 +43,14 @@ class TractNNEF:
         instead of matmul / softmax / matmul. Off by default: tract 0.23.9 runs the fused operator
         1.4-1.9x slower on CPU (benchmarks/bench_attention.py); grouped-query attention and a single
         query row (a decoding step, where it is faster) always use it.
+    weight_quant: "q4_0" stores the parameter weights of the `weight_quant_layers` ("linear",
+        "embedding", "conv": nn.Linear / nn.Embedding / nn.Conv1d, nn.Conv2d and their functional
+        forms) as tract's Q4_0 blocks (4.5 bits per weight); None keeps every weight float.
+        Weights whose rows are not a multiple of 32 values stay float (logged). The check then
+        compares tract with the model carrying the decoded weights, and reports the error against
+        the float model apart (see docs/quantization.md).
+    weight_quant_calibration: how Q4_0 block scales are chosen: "min_max" (GGML's rule) or "mse"
+        (the scale minimizing each block's squared error; slower to export, never worse).
     """
 
     version: str = LATEST_TRACT
@@ -52,6 +63,9 @@ class TractNNEF:
     f16_sensitive_in_f32: bool = False
     check_io_onnx: bool = False
     fused_attention: bool = False
+    weight_quant: str | None = None
+    weight_quant_layers: Sequence[str] = ("linear",)
+    weight_quant_calibration: str = "min_max"
 
     def __post_init__(self):
         for option in ("float64", "bfloat16"):
@@ -62,6 +76,18 @@ class TractNNEF:
             raise ExportInputError("TractNNEF(bfloat16='f64') is not supported: choose 'f32' or 'f16'")
         if not isinstance(self.version, str) or not all(p.isdigit() for p in self.version.split(".")):
             raise ExportInputError(f"TractNNEF(version={self.version!r}) must look like '0.23.9'")
+        if self.weight_quant not in (None, *WEIGHT_QUANTS):
+            raise ExportInputError(f"TractNNEF(weight_quant={self.weight_quant!r}): choose None or one of "
+                                   f"{', '.join(map(repr, WEIGHT_QUANTS))} (int8 models come from PT2E: "
+                                   "see docs/quantization.md)")
+        layers = (self.weight_quant_layers,) if isinstance(self.weight_quant_layers, str) else self.weight_quant_layers
+        if not layers or any(layer not in WEIGHT_QUANT_LAYERS for layer in layers):
+            raise ExportInputError(f"TractNNEF(weight_quant_layers={self.weight_quant_layers!r}): give some of "
+                                   f"{', '.join(map(repr, WEIGHT_QUANT_LAYERS))}")
+        self.weight_quant_layers = tuple(layers)
+        if self.weight_quant_calibration not in WEIGHT_QUANT_CALIBRATIONS:
+            raise ExportInputError(f"TractNNEF(weight_quant_calibration={self.weight_quant_calibration!r}): choose "
+                                   f"one of {', '.join(map(repr, WEIGHT_QUANT_CALIBRATIONS))}")
 
     @staticmethod
     def latest_version() -> str:
@@ -73,6 +99,16 @@ class TractNNEF:
         return {"float64": DTYPE_OPTIONS[self.float64], "bfloat16": DTYPE_OPTIONS[self.bfloat16],
                 "float16": torch.float16, "io_dtypes": frozenset({torch.float64, torch.float16}),
                 "f16_sensitive_in_f32": self.f16_sensitive_in_f32}
+
+    def weight_quant_rules(self) -> dict[str, Any] | None:
+        """Return the QuantizeWeightsPass options this target implies (None: no weight quantization).
+        Q4_0 weights decode to f32, so only weights the archive computes in f32 are quantized."""
+        if self.weight_quant is None:
+            return None
+        dtypes = [torch.float32] + [dtype for dtype, option in ((torch.bfloat16, self.bfloat16),
+                                                                (torch.float64, self.float64)) if option == "f32"]
+        return {"layers": self.weight_quant_layers, "calibration": self.weight_quant_calibration,
+                "dtypes": tuple(dtypes)}
 
 
 @dataclasses.dataclass

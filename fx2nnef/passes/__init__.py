@@ -6,6 +6,7 @@ from .flatten_io import FlattenIOPass
 from .fold_primitives import FoldPrimitivesPass
 from .fuse_conv_batch_norm import FuseConvBatchNormPass
 from .legalize_dtypes import LegalizeDtypesPass
+from .quantize_weights import QuantizeWeightsPass
 
 __all__ = ["CommonSubexpressionPass", "DecomposePass", "DedupeConstantsPass", "FlattenIOPass", "FoldPrimitivesPass",
-           "FuseConvBatchNormPass", "LegalizeDtypesPass"]
+           "FuseConvBatchNormPass", "LegalizeDtypesPass", "QuantizeWeightsPass"]
