@@ -156,7 +156,7 @@ def format_quant(graph: Graph) -> str:
             if q is not None:
                 lines.append(f'"{_tensor_name(tensor)}": zero_point_linear_quantize(zero_point = {int(q.zero_point)}, '
                              f"scale = {_format_float(np.float32(q.scale))}, bits = {q.bits}, "
-                             f"signed = {format_argument(q.signed)}, symmetric = {format_argument(q.zero_point == 0)});")
+                             f"signed = {format_argument(q.signed)});")
     return "\n".join(lines) + "\n" if lines else ""
 
 
