@@ -51,6 +51,10 @@ class TractNNEF:
         the float model apart (see docs/quantization.md).
     weight_quant_calibration: how Q4_0 block scales are chosen: "min_max" (GGML's rule) or "mse"
         (the scale minimizing each block's squared error; slower to export, never worse).
+    int8_kernels: for a model quantized with PT2E, run its convolutions and linears whose weights
+        are quantized per tensor with tract's integer kernels (quantized operands, i32 bias and
+        accumulators) instead of in float between quantize/dequantize casts (the default,
+        "simulated" form, which matches PyTorch exactly). Per-channel weights stay simulated.
     """
 
     version: str = LATEST_TRACT
@@ -66,6 +70,7 @@ class TractNNEF:
     weight_quant: str | None = None
     weight_quant_layers: Sequence[str] = ("linear",)
     weight_quant_calibration: str = "min_max"
+    int8_kernels: bool = False
 
     def __post_init__(self):
         for option in ("float64", "bfloat16"):

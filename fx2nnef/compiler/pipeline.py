@@ -18,6 +18,7 @@ from ..passes.dedupe_constants import DedupeConstantsPass
 from ..passes.flatten_io import FlattenIOPass
 from ..passes.fold_primitives import FoldPrimitivesPass
 from ..passes.fuse_conv_batch_norm import FuseConvBatchNormPass
+from ..passes.fuse_quantized_ops import FuseQuantizedOpsPass
 from ..passes.legalize_dtypes import LegalizeDtypesPass
 from ..passes.quantize_weights import QuantizeWeightsPass
 from .frontend import bind_inputs, capture
@@ -50,6 +51,8 @@ def default_passes(*, input_names: Sequence[str] | None = None, output_names: Se
         FoldPrimitivesPass(),
         # dtypes the target runs; implicit promotions become explicit casts
         LegalizeDtypesPass(**dtype_rules),
+        # PT2E layers with per-tensor int8 weights on tract's integer kernels, when asked
+        *([FuseQuantizedOpsPass()] if getattr(target, "int8_kernels", False) else []),
         # weights with equal bytes read as one, then ops on equal arguments computed once
         DedupeConstantsPass(),
         CommonSubexpressionPass(),

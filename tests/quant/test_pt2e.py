@@ -193,3 +193,36 @@ def test_torch_ao_eager_fx_and_dynamic_models_are_refused_with_a_pt2e_hint(tmp_p
     for kind, model in models.items():
         with pytest.raises(ExportInputError, match=f"(?s){kind}.*prepare_pt2e"):
             export_model_to_nnef(model, x, tmp_path / "m.nnef.tgz")
+
+
+def test_int8_kernels_run_per_tensor_layers_on_integer_products(tmp_path):
+    x = torch.randn(2, 3, 12, 12)
+    model = pt2e(ResidualCNN(), (x,), per_tensor_symmetric())
+    report, files = export(model, (x,), tmp_path, TractNNEF(int8_kernels=True, check_io_tolerance="close"))
+    graph, entries = files["graph.nnef"].decode(), quant_entries(files)
+    assert graph.count(" = conv(quantize_per_tensor") == 3 and " = linear(" in graph
+    biases = [n for n in files if n.endswith(".i32.dat")]
+    assert len(biases) == 4 and all(dat_header(files[n])[1:] == (32, 4) for n in biases)
+    assert sum("bits = 32" in e for e in entries.values()) == 4        # the i32 accumulators
+    assert max_error_in_quanta(model, (x,), report) <= 1.0
+
+
+def test_int8_kernels_leave_per_channel_layers_simulated(tmp_path, caplog):
+    x = torch.randn(1, 6, 32)
+    model = pt2e(TransformerBlock(), (x,))
+    with caplog.at_level("INFO", logger="fx2nnef"):
+        report, files = export(model, (x,), tmp_path, TractNNEF(int8_kernels=True, check_io_tolerance=(1e-5, 1e-5)))
+    assert "4 layers with per-channel weights stay float between casts" in caplog.text
+    assert "bits = 32" not in files["graph.quant"].decode()
+
+
+def test_validate_requires_one_quantization_for_a_binary():
+    from fx2nnef.backends.nnef.graph import Graph, Operation, QuantParams, Tensor
+    from fx2nnef.backends.nnef.validate import validate
+    from fx2nnef.errors import InvalidGraphError
+
+    a, b, c = (Tensor(n, "u8", (2,)) for n in "abc")
+    a.quant, b.quant = QuantParams(0.1, 3, 8, False), QuantParams(0.2, 0, 8, False)
+    ops = [Operation("tract_core_external", (), {"shape": [2], "datum_type": "u8"}, (t,)) for t in (a, b)]
+    with pytest.raises(InvalidGraphError, match="requantize"):
+        validate(Graph(inputs=[a, b], outputs=[c], operations=ops + [Operation("add", (a, b), {}, (c,))]))

@@ -245,9 +245,18 @@ def _variable_attributes(op: Operation) -> str | None:
     return None
 
 
+def _quantized_operands(op: Operation) -> str | None:
+    """Require the operands of an element-wise binary to share one quantization, if any has one
+    (tract runs binaries on quantized values only between identical types)."""
+    tensors = list(_arguments(op)) if op.name in BROADCAST_OPS else []
+    if any(t.quant is not None for t in tensors) and len({t.quant for t in tensors}) > 1:
+        return "operands of different quantizations: requantize them to one (tract_core_cast) first"
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     _negative_axes, _empty_reduction, _argument_count, _broadcast_ranks, _matmul_ranks, _slice_bounds,
-    _gather_bounds, _pool_ranks, _border, _variable_attributes,
+    _gather_bounds, _pool_ranks, _border, _variable_attributes, _quantized_operands,
 )
 
 

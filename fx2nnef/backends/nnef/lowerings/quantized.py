@@ -4,7 +4,13 @@ A PT2E model (torchao's `prepare_pt2e` / `convert_pt2e`) is float ops between Q/
 `quantize_per_tensor` is `tract_core_cast` to u8/i8 whose output carries a `graph.quant` entry (tract's
 QU8/QI8 types), `dequantize_per_tensor` is the cast back to f32, and a constant weight stays its int8
 values: per tensor, a variable with its own `graph.quant` entry; per channel, an int8 variable times
-its f32 scales (tract folds both at load). graph.quant holds 8- and 32-bit types only: any other
+its f32 scales (tract folds both at load). Binary ops never see two quantized operands: they run
+on dequantized values whose sum, product or concatenation is quantized again, so tensors of
+different parameters are requantized explicitly. With `TractNNEF(int8_kernels=True)`,
+FuseQuantizedOpsPass turns convolutions and linears with per-tensor weights into
+`fx2nnef::quantized_*` ops, lowered here to tract's `conv` / `linear` on quantized operands with an
+i32 bias, whose i32 accumulator (a graph.quant entry of scale input x weight scale) is cast back to
+f32 (integer kernels). graph.quant holds 8- and 32-bit types only: any other
 width (a 4-bit torch.uint4 / quint4x2 activation) would abort tract's loader, and is refused here.
 """
 from __future__ import annotations
@@ -121,3 +127,45 @@ def quantized_decomposed_dequantize_per_channel(b, input, scales, zero_points, a
         values = b.op("sub", values, b.op("reshape", b.cast(zero_points, "f32"), shape=shape))
     out = b.op("mul", values, b.op("reshape", b.cast(scales, "f32"), shape=shape))
     return b.cast(out, b.out_dtype)
+
+
+def _integer_operands(b, input, weight, bias, input_scale, input_zero_point, weight_scale, weight_zero_point):
+    """Return (bias as i32 [1, C], the accumulator's QuantParams) for an integer conv/linear, after
+    giving the int8 weight its graph.quant entry and checking the input's."""
+    expected = QuantParams(float(input_scale), int(input_zero_point), 8, input.dtype == "i8")
+    if input.quant != expected:
+        raise UnsupportedOpError(f"integer kernel input quantized with {input.quant}, expected {expected}")
+    weight.quant = QuantParams(float(weight_scale), int(weight_zero_point), 8, True)
+    scale = float(np.float32(input_scale) * np.float32(weight_scale))   # the i32 accumulator's
+    channels = weight.shape[0]
+    values = np.zeros(channels) if bias is None else np.asarray(bias.data, np.float64) / scale
+    label = f"{bias.label}.i32" if bias is not None else f"constants/{weight.label}.bias.i32"
+    bias_i32 = b.variable(np.round(values).astype(np.int32).reshape(1, channels), b.fresh("bias_i32"), label)
+    return bias_i32, QuantParams(scale, 0, 32, True)
+
+
+@lower("fx2nnef::quantized_convolution")
+def fx2nnef_quantized_convolution(b, input, weight, bias, stride, padding, dilation, groups, input_scale,
+                                  input_zero_point, weight_scale, weight_zero_point):
+    """quantized_convolution(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups, float input_scale, int input_zero_point, float weight_scale, int weight_zero_point) -> Tensor"""
+    bias_i32, accumulator = _integer_operands(b, input, weight, bias, input_scale, input_zero_point, weight_scale,
+                                              weight_zero_point)
+    spatial = input.rank - 2
+    out = b.op("conv", input, weight, bias_i32, border="constant",
+               padding=[(p, p) for p in list(padding) * (spatial // len(padding))],
+               stride=list(stride) * (spatial // len(stride)), dilation=list(dilation) * (spatial // len(dilation)),
+               groups=groups, out_dtype="i32", out_shape=b.shape_of(b.out))
+    out.quant = accumulator
+    return b.cast(out, b.out_dtype)
+
+
+@lower("fx2nnef::quantized_linear")
+def fx2nnef_quantized_linear(b, input, weight, bias, input_scale, input_zero_point, weight_scale, weight_zero_point):
+    """quantized_linear(Tensor input, Tensor weight, Tensor? bias, float input_scale, int input_zero_point, float weight_scale, int weight_zero_point) -> Tensor"""
+    bias_i32, accumulator = _integer_operands(b, input, weight, bias, input_scale, input_zero_point, weight_scale,
+                                              weight_zero_point)
+    rows = input if input.rank == 2 else b.op("reshape", input, shape=[-1, input.shape[-1]])  # tract's linear takes a matrix
+    out = b.op("linear", rows, weight, bias_i32, out_dtype="i32")
+    out.quant = accumulator
+    out = b.cast(out, b.out_dtype)
+    return out if input.rank == 2 else b.op("reshape", out, shape=list(b.shape_of(b.out)))
