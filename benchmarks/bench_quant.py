@@ -8,7 +8,7 @@ interpreter where `torch_to_nnef` is installed, e.g. a side venv), the reference
 archive of the same model is measured alike. Weight error per layer: min-max against MSE
 calibration on every quantized weight.
 
-    python benchmarks/bench_quant.py                                  # Llama (TinyLlama dims, 2 layers), CNN, PT2E
+    python benchmarks/bench_quant.py                          # Llama (TinyLlama dims, 2 layers), MLP, CNN, PT2E
     python benchmarks/bench_quant.py --layers 4 --budget 8
     python benchmarks/bench_quant.py --reference-python /tmp/t2n-venv/bin/python
 """
@@ -44,6 +44,29 @@ def llama(layers: int):
 
 def llama_inputs(rows: int) -> dict:
     return {"input_ids": torch.randint(0, LLAMA["vocab_size"], (1, rows), generator=torch.Generator().manual_seed(rows))}
+
+
+class EmbeddingMLP(torch.nn.Module):
+    """A token embedding, four residual MLP blocks and an output projection (no attention, no norm):
+    a Q4_0 case every exporter handles."""
+
+    def __init__(self, vocab=32000, dim=512, hidden=2048):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Embedding(vocab, dim)
+        self.up = torch.nn.ModuleList(torch.nn.Linear(dim, hidden) for _ in range(4))
+        self.down = torch.nn.ModuleList(torch.nn.Linear(hidden, dim) for _ in range(4))
+        self.head = torch.nn.Linear(dim, vocab, bias=False)
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        for up, down in zip(self.up, self.down):
+            x = x + down(torch.relu(up(x)))
+        return self.head(x)
+
+
+def mlp_inputs(rows: int) -> dict:
+    return {"ids": torch.randint(0, 32000, (1, rows), generator=torch.Generator().manual_seed(rows))}
 
 
 class CNN(torch.nn.Module):
@@ -157,8 +180,9 @@ def reference_child(model_name: str, layers: int, out: str) -> None:
     """(In the reference interpreter) export with torch_to_nnef and print {"seconds": ...}."""
     from torch_to_nnef import TractNNEF, export_model_to_nnef
     from torch_to_nnef.compress import DEFAULT_COMPRESSION
-    model, inputs = (llama(layers), llama_inputs(32)) if model_name == "llama" else (CNN().eval(), cnn_inputs(32))
-    DEFAULT_COMPRESSION["min_max_q4_0_with_embeddings" if model_name == "llama" else "min_max_q4_0_all"](model)
+    model, inputs = {"llama": lambda: (llama(layers), llama_inputs(32)), "cnn": lambda: (CNN().eval(), cnn_inputs(32)),
+                     "mlp": lambda: (EmbeddingMLP().eval(), mlp_inputs(32))}[model_name]()
+    DEFAULT_COMPRESSION["min_max_q4_0_all" if model_name == "cnn" else "min_max_q4_0_with_embeddings"](model)
     # torch_to_nnef wants a tract command-line binary (it downloads one, offline here) even without
     # check_io, only to read its version: a stand-in answers that; the archive is run in this script
     shim = Path(out).with_suffix(".tract-version.sh")
@@ -200,11 +224,13 @@ def bench_q4_0(name: str, model, inputs_by_rows, layers_kw: tuple, axis: int, di
     for scheme, path in archives.items():
         try:
             runs[scheme] = runnable(path)
+            for count in ROWS:
+                tract_output(runs[scheme], inputs_by_rows(count))
         except Exception as error:  # noqa: BLE001  (the reference exporter's archive may not run)
-            print(f"  {name} {scheme}: tract cannot run it: {str(error).splitlines()[-1]}")
+            runs.pop(scheme, None)
+            reason = str(error).split("Stack backtrace")[0].strip().splitlines()[-1].strip()
             rows = [row for row in rows if row["scheme"] != scheme]
-            notes.append(f"{name}: {scheme} archive written, but tract 0.23.9 cannot run it "
-                         f"({str(error).strip().splitlines()[-1].strip()})")
+            notes.append(f"{name}: {scheme} archive written, but tract 0.23.9 cannot run it ({reason})")
     ratios = latency_ratios(runs, inputs_by_rows, args.budget)
     for row in rows:
         scheme = row["scheme"]
@@ -291,7 +317,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sections", nargs="*", default=["llama", "cnn", "pt2e"], help="llama, cnn, pt2e")
+    parser.add_argument("sections", nargs="*", default=["llama", "mlp", "cnn", "pt2e"], help="llama, mlp, cnn, pt2e")
     parser.add_argument("--layers", type=int, default=2, help="Llama layers (TinyLlama has 22)")
     parser.add_argument("--budget", type=float, default=4.0, help="seconds of paired latency rounds per row count")
     parser.add_argument("--reference-python", help="an interpreter with torch_to_nnef installed (a side venv)")
@@ -308,6 +334,8 @@ def main() -> None:
         directory = Path(tmp)
         if "llama" in args.sections:
             rows += bench_q4_0("llama", llama(args.layers), llama_inputs, ("linear", "embedding"), 1, directory, args)
+        if "mlp" in args.sections:
+            rows += bench_q4_0("mlp", EmbeddingMLP().eval(), mlp_inputs, ("linear", "embedding"), 1, directory, args)
         if "cnn" in args.sections:
             rows += bench_q4_0("cnn", CNN().eval(), cnn_inputs, ("linear", "embedding", "conv"), 0, directory, args)
         if "pt2e" in args.sections:

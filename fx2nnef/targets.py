@@ -6,14 +6,14 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from .backends.nnef.q4_0 import CALIBRATIONS as WEIGHT_QUANT_CALIBRATIONS
 from .errors import ExportInputError
+from .passes.quantize_weights import LAYERS as WEIGHT_QUANT_LAYERS
 
 LATEST_TRACT = "0.23.9"
 KHRONOS_VERSIONS = ("1.0.5",)
 DTYPE_OPTIONS = {"f32": torch.float32, "f16": torch.float16, "f64": torch.float64}
 WEIGHT_QUANTS = ("q4_0",)
-WEIGHT_QUANT_LAYERS = ("linear", "embedding", "conv")
-WEIGHT_QUANT_CALIBRATIONS = ("min_max", "mse")
 
 
 @dataclasses.dataclass
