@@ -196,7 +196,8 @@ class Export:
             self.timings[record.name] = record.seconds
         start = time.perf_counter()
         graph = lower_program(compiled.program, self.registry, symbols, dialect="khronos" if self.khronos else "tract",
-                              fused_attention=getattr(target, "fused_attention", False))
+                              fused_attention=getattr(target, "fused_attention", False),
+                              tract_version=getattr(target, "version", None))
         if not self.khronos:
             graph.properties.update(_properties(target))
         if dynamic:
