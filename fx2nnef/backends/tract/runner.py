@@ -24,11 +24,11 @@ import tract
 from fx2nnef.errors import TractCheckError
 
 # Registry id (as in `extension tract_registry <id>;`) -> the `tract.Nnef` method that enables it.
-# None: the registry is always on in `tract.nnef()`. tract_core is on by default from tract 0.23;
-# older releases have a `with_tract_core` switch (a loader without the method needs none).
+# None: the registry is always on in `tract.nnef()` (tract_core from tract 0.23 on; `load` switches
+# it on in older releases).
 REGISTRY_SWITCHES: dict[str, str | None] = {
     "tract_nnef": None,
-    "tract_core": "with_tract_core",
+    "tract_core": None,
     "tract_transformers": "with_tract_transformers",
     "tract_extra": "with_tract_extra",
     "tract_onnx": "with_onnx",
@@ -93,9 +93,10 @@ def load(path: str | os.PathLike, registries: Iterable[str] = ()) -> tract.Model
     if not Path(path).exists():
         raise TractCheckError(f"tract could not load {path}: there is no file or directory there")
     loader = tract.nnef()
+    if hasattr(loader, "with_tract_core"):  # tract < 0.23
+        loader = loader.with_tract_core()
     for method in _switches(registries):
-        if hasattr(loader, method):
-            loader = getattr(loader, method)()
+        loader = getattr(loader, method)()
     try:  # tract < 0.23 names it model_for_path
         return loader.load(str(path)) if hasattr(loader, "load") else loader.model_for_path(str(path))
     except tract.TractError as exc:
