@@ -18,7 +18,7 @@ from ...compiler.program import OUTPUT_NAMES, input_name, output_node, placehold
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import LITERAL_PREFIX, NUMPY_DTYPES, Expr, Graph, Operation, Tensor
-from . import versions
+from . import naming, versions
 from .lowerings.common import static
 from .older_forms import OLDER_FORMS
 from .registry import LoweringRegistry
@@ -53,7 +53,7 @@ class Builder:
     """
 
     def __init__(self, graph: Graph, symbols: dict[str, str] | None = None, dialect: str = "tract",
-                 fused_attention: bool = False, tract_version: str | None = None):
+                 fused_attention: bool = False, tract_version: str | None = None, naming: str = "natural_verbose"):
         self.graph = graph
         self.node: torch.fx.Node | None = None
         self.symbols = symbols or {}
@@ -62,6 +62,7 @@ class Builder:
         self.khronos = dialect == "khronos"
         self.fused_attention = fused_attention
         self.tract_version = None if self.khronos else tract_version
+        self.naming = naming
 
     # -- naming --------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -98,7 +99,7 @@ class Builder:
         if outputs == 1:
             out_shape = out_shape if out_shape is not None else _infer_shape(name, args, attribs)
             out_dtype = out_dtype or _infer_dtype(name, args, attribs)
-        base = self.node.name if self.node is not None else name
+        base = naming.base_name(self.naming, self.node.name, _scope(self.node)) if self.node is not None else name
         outs = tuple(Tensor(self.fresh(base), out_dtype, out_shape) for _ in range(outputs))
         self.graph.operations.append(Operation(name, args, attribs, outs, generic))
         return outs[0] if outputs == 1 else outs
@@ -349,6 +350,12 @@ def _bind(node: torch.fx.Node) -> dict[str, Any]:
     return bound
 
 
+def _scope(node: torch.fx.Node) -> str:
+    """Return the dotted path of the innermost module that created `node` ('' at the root)."""
+    stack = node.meta.get("nn_module_stack")
+    return list(stack.values())[-1][0] if stack else ""
+
+
 def op_name(node: torch.fx.Node) -> str:
     """Return the qualified name of a call_function node's target ('aten::add.Tensor')."""
     t = node.target
@@ -387,14 +394,16 @@ def format_unsupported(missing: dict[str, list[torch.fx.Node]]) -> str:
 
 def lower_program(program: ExportedProgram, registry: LoweringRegistry,
                   symbols: dict[str, str] | None = None, dialect: str = "tract",
-                  fused_attention: bool = False, tract_version: str | None = None) -> Graph:
+                  fused_attention: bool = False, tract_version: str | None = None,
+                  naming_scheme: str = "natural_verbose") -> Graph:
     """Translate the program into an NNEF Graph of the dialect ("tract" or "khronos") for the given
-    tract release (the newest when None); raise UnsupportedOpError listing all missing ops."""
+    tract release (the newest when None), its tensors named by `naming_scheme` (naming.py); raise
+    UnsupportedOpError listing all missing ops."""
     missing = unsupported_ops(program, registry)
     if missing:
         raise UnsupportedOpError(format_unsupported(missing))
     graph = Graph()
-    b = Builder(graph, symbols, dialect, fused_attention, tract_version)
+    b = Builder(graph, symbols, dialect, fused_attention, tract_version, naming_scheme)
     out = output_node(program)
     out_names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(out.args[0]))]
     user = [n for n, s in placeholders(program) if s.kind == InputKind.USER_INPUT]
@@ -417,12 +426,17 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
     used: set[int] = set()
     for name, value in zip(out_names, out.args[0]):
         t = env[value]
+        if t in graph.inputs and t.name == name:  # an input returned as is, under its own name
+            graph.outputs.append(t)
+            used.add(name)
+            continue
         if t.name in used or any(op.name in ("variable", "external", "tract_core_external") and op.outputs[0] is t
                                  for op in graph.operations) or t in graph.inputs:
             t = b.op("copy", t)
         t.name = name
         used.add(name)
         graph.outputs.append(t)
+    naming.rename(graph, naming_scheme)
     return graph
 
 
@@ -448,7 +462,8 @@ def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec
     if key in storages:
         return storages[key]
     nnef_dtype(real.dtype)  # raises a LoweringError for a dtype the target lacks
-    t = b.variable(real.contiguous().numpy(), b.fresh(node.name), spec.target)
+    t = b.variable(real.contiguous().numpy(), b.fresh(naming.base_name(b.naming, node.name, label=spec.target)),
+                   spec.target)
     storages[key] = t
     return t
 

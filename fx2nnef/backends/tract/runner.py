@@ -70,6 +70,18 @@ def tract_version() -> str:
     return tract.version()
 
 
+def release_python(version: str) -> str | None:
+    """Return the interpreter of a virtualenv holding the `tract` package of release `version`, found
+    as `<dir>/<version>/bin/python` (or `<dir>/tract-<version>/...`) in a directory of the
+    FX2NNEF_TRACT_ENVS path list; None when there is none."""
+    for directory in filter(None, os.environ.get("FX2NNEF_TRACT_ENVS", "").split(os.pathsep)):
+        for name in (version, f"tract-{version}"):
+            python = Path(directory) / name / "bin" / "python"
+            if python.exists():
+                return str(python)
+    return None
+
+
 def _tract_message(exc: BaseException) -> str:
     """Return a tract error's message without the Rust backtrace that RUST_BACKTRACE=1 appends."""
     return str(exc).split("\n\nStack backtrace:")[0].strip()
