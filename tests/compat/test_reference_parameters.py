@@ -168,6 +168,9 @@ class UsesPlugin(torch.nn.Module):
 
 
 def test_load_extra_op_modules(tmp_path, monkeypatch):
+    from fx2nnef.backends.nnef.registry import default_registry
+    fx2nnef.LoweringRegistry.from_default()  # fill the default registry, then let the test add to a copy of it
+    monkeypatch.setattr(default_registry, "_lowerings", dict(default_registry._lowerings))
     (tmp_path / "plugdemo_lowerings.py").write_text(textwrap.dedent(PLUGIN))
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ExportInputError, match="cannot import"):
