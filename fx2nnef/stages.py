@@ -30,13 +30,16 @@ import numpy as np
 import torch
 import torch.utils._pytree as pytree
 
-from .backends.nnef import serializer
+from .backends.nnef import naming, serializer
+from .backends.nnef.extensions import add_extensions
 from .backends.nnef.graph import NUMPY_DTYPES, Graph
 from .backends.nnef.lower import lower_program
 from .backends.nnef.registry import LoweringRegistry
 from .backends.nnef.validate import remove_dead_operations, validate
-from .backends.tract import (OutputReport, check_close, compare_outputs, format_report, resolve_tolerance,
-                             run, write_debug_bundle)
+from .backends.tract import (OutputReport, check_close, compare_outputs, format_report, resolve_tolerance, run,
+                             run_isolated, tract_version, write_debug_bundle)
+from .backends.tract.cli import cli_version, run_cli
+from .backends.tract.runner import release_python
 from .compiler.dynamic import DynamicAxes
 from .compiler.frontend import bind_inputs, eval_mode
 from .compiler.pass_base import PassLike, PassRecord
@@ -48,6 +51,7 @@ from .onnx_check import OnnxCheck, cross_check, raise_unless_agree, run_onnx_pat
 from .targets import KhronosNNEF, TractNNEF
 
 log = logging.getLogger("fx2nnef")
+NOT_GIVEN: Any = type("NotGiven", (), {"__repr__": lambda self: "NOT_GIVEN"})()  # a parameter left out
 
 
 @dataclasses.dataclass
@@ -61,6 +65,7 @@ class ExportReport:
     check: list[OutputReport] | None
     graph: Graph
     checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)  # per size, with dynamic axes
+    checked_with: str | None = None    # the tract that ran the check: "tract 0.23.9 (package)", ...
     # with quantized weights: tract against the float model (what quantization costs), per size
     float_checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)
 
@@ -88,6 +93,25 @@ def reference_outputs(model: torch.nn.Module, args: tuple, kwargs: dict,
     return [x for x in pytree.tree_leaves(out) if isinstance(x, torch.Tensor)]
 
 
+def archive_path(path: Path, compression_level: Any) -> tuple[Path, int | None]:
+    """Return the archive's path and .tgz zlib level for `compression_level` (see Export.begin);
+    anything else than None, 0-9 or NOT_GIVEN (the suffix decides) is an ExportInputError."""
+    kind = serializer.container_kind(path)
+    if compression_level is NOT_GIVEN:
+        return path, None
+    if compression_level is not None and (isinstance(compression_level, bool) or compression_level not in range(10)):
+        raise ExportInputError(f"compression_level must be None (a directory), 0 (.tar) or 1-9 (.tgz), "
+                               f"got {compression_level!r}")
+    wanted = "directory" if compression_level is None else "tar" if compression_level == 0 else "tgz"
+    if kind == "directory" and wanted != "directory":
+        return path.with_name(path.name + (".tar" if wanted == "tar" else ".tgz")), compression_level or None
+    if kind != wanted:
+        raise ExportInputError(f"compression_level={compression_level!r} asks for a {wanted} but the path {path} "
+                               f"names a {kind}: the path's suffix and compression_level must agree (drop the "
+                               "suffix to let compression_level choose it, or drop compression_level)")
+    return path, compression_level or None
+
+
 def _temporary_sibling(path: Path) -> Path:
     """Return an unused path next to `path` that keeps its suffix (the container kind)."""
     return path.with_name(f"fx2nnef-tmp-{uuid.uuid4().hex[:8]}-{path.name}")
@@ -107,6 +131,9 @@ class Export:
     dynamic: DynamicAxes | None
     debug_bundle_path: Path | None = None
     dump_ir_dir: Path | None = None
+    compression_level: int | None = None          # zlib level of a .tgz (None: fx2nnef's fast default)
+    naming_scheme: str = "natural_verbose"
+    custom_extensions: Sequence[str] = ()
     temporary: Path = dataclasses.field(init=False)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     records: list[PassRecord] = dataclasses.field(default_factory=list)
@@ -121,6 +148,7 @@ class Export:
     expected: list[np.ndarray] = dataclasses.field(default_factory=list)
     got: list[np.ndarray] | None = None
     onnx_check: OnnxCheck | None = None
+    checked_with: str | None = None
 
     def __post_init__(self) -> None:
         self.temporary = _temporary_sibling(self.final)
@@ -130,26 +158,34 @@ class Export:
               target: TractNNEF | KhronosNNEF | None = None, input_names: Sequence[str] | None = None,
               output_names: Sequence[str] | None = None, debug_bundle_path: str | os.PathLike | None = None, *,
               kwargs: dict | None = None, registry: LoweringRegistry | None = None,
-              passes: Sequence[PassLike] | None = None, dump_ir_dir: str | os.PathLike | None = None) -> "Export":
-        """Check the arguments, bind the inputs to forward() and resolve the dynamic axes."""
+              passes: Sequence[PassLike] | None = None, dump_ir_dir: str | os.PathLike | None = None,
+              compression_level: Any = NOT_GIVEN, naming_scheme: str = "natural_verbose",
+              custom_extensions: Sequence[str] | None = None, allow_same_io_names: bool = False) -> "Export":
+        """Check the arguments, bind the inputs to forward() and resolve the dynamic axes.
+        `compression_level` (None: directory, 0: .tar, 1-9: .tgz) must agree with the path's suffix;
+        a path without a container suffix gets the one it implies (torch_to_nnef's rule)."""
         target = target or TractNNEF()
         if not isinstance(target, (TractNNEF, KhronosNNEF)):
             raise ExportInputError(f"inference_target must be a TractNNEF or a KhronosNNEF, got {type(target).__name__}")
         if not isinstance(file_path_export, (str, os.PathLike)):
             raise ExportInputError(f"file_path_export must be a path, got {type(file_path_export).__name__}")
-        final = Path(file_path_export)
+        final, level = archive_path(Path(file_path_export), compression_level)
         if not final.parent.exists():
             raise ExportInputError(f"the directory of file_path_export does not exist: {final.parent}")
+        if naming_scheme not in naming.SCHEMES:
+            raise ExportInputError(f"nnef_variable_naming_scheme={naming_scheme!r}: choose one of "
+                                   f"{', '.join(naming.SCHEMES)}")
         registry = registry or LoweringRegistry.from_default()
         args, kwargs = bind_inputs(model, args, kwargs)
         dynamic = (DynamicAxes(model, args, kwargs, target.dynamic_axes, input_names)
                    if getattr(target, "dynamic_axes", None) else None)
         if passes is None:
             passes = default_passes(input_names=input_names, output_names=output_names, registry=registry,
-                                    target=target)
+                                    target=target, allow_same_io_names=allow_same_io_names)
         return cls(model, args, kwargs, final, target, registry, passes, dynamic,
                    Path(debug_bundle_path) if debug_bundle_path is not None else None,
-                   Path(dump_ir_dir) if dump_ir_dir is not None else None)
+                   Path(dump_ir_dir) if dump_ir_dir is not None else None, level, naming_scheme,
+                   tuple(custom_extensions or ()))
 
     @property
     def khronos(self) -> bool:
@@ -213,13 +249,15 @@ class Export:
             self.timings[record.name] = record.seconds
         start = time.perf_counter()
         graph = lower_program(compiled.program, self.registry, symbols, dialect="khronos" if self.khronos else "tract",
-                              fused_attention=getattr(target, "fused_attention", False))
+                              fused_attention=getattr(target, "fused_attention", False),
+                              tract_version=getattr(target, "version", None), naming_scheme=self.naming_scheme)
         if not self.khronos:
             graph.properties.update(_properties(target))
         if dynamic:
             self.ranges = dynamic.ranges(compiled.program, symbols)
             graph.symbols = dynamic.symbols
             graph.assertions = dynamic.assertions(self.ranges)
+        add_extensions(graph, self.custom_extensions)
         remove_dead_operations(graph)
         validate(graph)
         self.timings["lower"] = time.perf_counter() - start
@@ -231,7 +269,7 @@ class Export:
     def write(self) -> Path:
         """Serialize the graph to the temporary sibling of the final path; return that path."""
         start = time.perf_counter()
-        serializer.save(self.graph, self.temporary)
+        serializer.save(self.graph, self.temporary, self.compression_level)
         self.timings["serialize"] = time.perf_counter() - start
         log.info("wrote the archive: %.3fs", self.timings["serialize"])
         return self.temporary
@@ -265,6 +303,7 @@ class Export:
         tolerance = resolve_tolerance(target.check_io_tolerance)
         sizes = dynamic.check_sizes(self.ranges) if dynamic else [{}]
         names = [t.name for t in graph.outputs]
+        execute = self._tract_runner()
         for i, size in enumerate(sizes):
             label = ", ".join(f"{k}={v}" for k, v in size.items()) or "example"
             run_args, run_kwargs = (self.args, self.kwargs) if i == 0 else \
@@ -273,7 +312,7 @@ class Export:
             self.expected = [to_numpy(t) for t in reference_outputs(self.model, run_args, run_kwargs, weights)]
             self.fed, self.got = self.feed(run_args, run_kwargs), None
             try:
-                self.got = run(self.temporary, list(self.fed.values()), graph.registries)
+                self.got = execute(self.fed)
                 if i == 0 and target.check_io_onnx:
                     onnx_inputs = [to_numpy(t) for t in self.compiled.example_inputs]
                     self.onnx_check = cross_check(names, self.got, run_onnx_path(
@@ -292,6 +331,30 @@ class Export:
                 self._float_check(label, run_args, run_kwargs)
         self.timings["check"] = time.perf_counter() - start
         log.info("tract check passed: %.3fs", self.timings["check"])
+
+    def _tract_runner(self):
+        """Return the function that runs the archive on inputs (by name) in the tract the target asks
+        for: its command-line binary, a virtualenv of its release (FX2NNEF_TRACT_ENVS), or the
+        installed `tract` package, saying which when that is not the targeted release."""
+        target, graph = self.target, self.graph
+        names = [t.name for t in graph.outputs]
+        if target.specific_tract_binary_path:
+            binary = target.specific_tract_binary_path
+            self.checked_with = f"tract {cli_version(binary)} ({binary})"
+            log.info("checking with %s", self.checked_with)
+            return lambda fed: run_cli(binary, self.temporary, fed, names, graph.registries)
+        installed = tract_version()
+        python = release_python(target.version) if target.version != installed else None
+        if python is not None:
+            self.checked_with = f"tract {target.version} ({python})"
+            log.info("checking with %s", self.checked_with)
+            return lambda fed: run_isolated(self.temporary, list(fed.values()), graph.registries, python=python)
+        if target.version != installed:
+            log.warning("the archive targets tract %s but is checked with the installed tract %s (put a "
+                        "virtualenv with tract==%s at $FX2NNEF_TRACT_ENVS/%s to check with that release)",
+                        target.version, installed, target.version, target.version)
+        self.checked_with = f"tract {installed} (package)"
+        return lambda fed: run(self.temporary, list(fed.values()), graph.registries)
 
     def _float_check(self, label: str, args: tuple, kwargs: dict) -> None:
         """Record (and log) how far tract's outputs are from the float model's: what quantization costs
@@ -335,7 +398,7 @@ class Export:
         graph = self.graph
         check = self.checks[next(iter(self.checks))] if self.checks else None
         return ExportReport(self.final, [t.name for t in graph.inputs], [t.name for t in graph.outputs],
-                            self.timings, check, graph, self.checks, self.float_checks)
+                            self.timings, check, graph, self.checks, self.checked_with, self.float_checks)
 
     def _bundle(self, error: Exception) -> None:
         """Write the debug bundle for a failed export (never raises)."""
@@ -358,5 +421,9 @@ def _properties(target: TractNNEF) -> dict[str, Any]:
     from importlib.metadata import version
     props = {"tract_target_version": target.version, "torch_version": torch.__version__,
              "fx2nnef_version": version("fx2nnef")}
+    if target.dump_identity_properties:
+        import getpass
+        import platform
+        props.update({"os": platform.platform(), "hostname": platform.node(), "user": getpass.getuser()})
     props.update(target.specific_properties or {})
     return props

@@ -30,7 +30,8 @@ log = logging.getLogger("fx2nnef")
 
 def default_passes(*, input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
                    registry: LoweringRegistry | None = None, float64: torch.dtype = torch.float32,
-                   bfloat16: torch.dtype = torch.float32, target: Any = None) -> list[PassLike]:
+                   bfloat16: torch.dtype = torch.float32, target: Any = None,
+                   allow_same_io_names: bool = False) -> list[PassLike]:
     """Return the default pipeline, in order; a target (TractNNEF, KhronosNNEF) sets the dtype rules
     and the weight quantization, else `float64`/`bfloat16` do."""
     dtype_rules = target.dtype_rules() if target is not None else {"float64": float64, "bfloat16": bfloat16}
@@ -40,7 +41,7 @@ def default_passes(*, input_names: Sequence[str] | None = None, output_names: Se
         # see the final op set (and a re-trace cannot drop the IO names set below)
         DecomposePass(registry),
         # flat named inputs and outputs
-        FlattenIOPass(input_names, output_names),
+        FlattenIOPass(input_names, output_names, allow_same_io_names),
         # inference batch norms folded into the convolutions that feed them
         FuseConvBatchNormPass(),
         # Q4_0 weights chosen after that fusion (tract cannot fold a scale into Q4_0 blocks) and while

@@ -117,7 +117,7 @@ def test_pt2e_cnn_with_residual_add_and_concat(tmp_path, config):
     assert "tract_core_cast(x, to = '" in graph and len(entries) >= 4
     if config == "per_tensor_symmetric":   # per-tensor weights: quantized variables with their own entry
         assert all(any(v in e and "signed = true" in e for e in entries.values())
-                   for v in ("b__frozen_param0", "b__frozen_param1"))
+                   for v in ("_frozen_param0", "_frozen_param1"))
         assert not any(name.startswith("_scale") for name in files)
     else:                                   # per-channel: int8 variable times its f32 scales
         assert dat_header(files["_scale_1.dat"]) == ((16,), 32, 0)
@@ -198,7 +198,7 @@ def test_torch_ao_eager_fx_and_dynamic_models_are_refused_with_a_pt2e_hint(tmp_p
 def test_int8_kernels_run_per_tensor_layers_on_integer_products(tmp_path):
     x = torch.randn(2, 3, 12, 12)
     model = pt2e(ResidualCNN(), (x,), per_tensor_symmetric())
-    report, files = export(model, (x,), tmp_path, TractNNEF(int8_kernels=True, check_io_tolerance="close"))
+    report, files = export(model, (x,), tmp_path, TractNNEF(int8_kernels=True, check_io_tolerance="approximate"))
     graph, entries = files["graph.nnef"].decode(), quant_entries(files)
     assert graph.count(" = conv(quantize_per_tensor") == 3 and " = linear(" in graph
     biases = [n for n in files if n.endswith(".i32.dat")]

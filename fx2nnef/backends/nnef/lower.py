@@ -18,7 +18,9 @@ from ...compiler.program import OUTPUT_NAMES, QUANTIZED, input_name, output_node
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import LITERAL_PREFIX, NUMPY_DTYPES, Expr, Graph, Operation, Tensor
+from . import naming, versions
 from .lowerings.common import static
+from .older_forms import OLDER_FORMS
 from .registry import LoweringRegistry
 from .unsupported import reason as not_expressible
 from .standard import GENERIC_OPS, KEYWORDS, LOGICAL_OPS, STANDARD_OPS, khronos_type
@@ -45,10 +47,13 @@ class Builder:
     `dialect` is "tract" (standard NNEF + tract extensions) or "khronos" (standard NNEF only:
     `b.khronos` is true, and emitting a non-standard op raises UnsupportedOpError naming the ATen op).
     `b.fused_attention` tells attention lowerings to emit tract's fused sdpa operator.
+    `tract_version` is the tract release the graph is for: an operator it cannot read is replaced by
+    its older form (older_forms.py) or raises LoweringError naming the first release that reads it;
+    lowerings that have a better older form of their own ask `b.supports(operator)`.
     """
 
     def __init__(self, graph: Graph, symbols: dict[str, str] | None = None, dialect: str = "tract",
-                 fused_attention: bool = False):
+                 fused_attention: bool = False, tract_version: str | None = None, naming: str = "natural_verbose"):
         self.graph = graph
         self.node: torch.fx.Node | None = None
         self.symbols = symbols or {}
@@ -56,6 +61,8 @@ class Builder:
         self.constants = 0
         self.khronos = dialect == "khronos"
         self.fused_attention = fused_attention
+        self.tract_version = None if self.khronos else tract_version
+        self.naming = naming
 
     # -- naming --------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -81,6 +88,10 @@ class Builder:
         the lower rank at the end, unlike numpy); the result's dtype and shape are inferred
         for element-wise and shape ops when not given.
         """
+        if not self.supports(name):
+            return self._older_form(name, args, attribs, out_dtype, out_shape)
+        if name in COMPARISONS and not self.supports("float literal in an integer comparison"):
+            args = _integer_literals(args)
         if name in BROADCASTING:
             args = self._equal_ranks(args)
         if self.khronos:
@@ -88,10 +99,30 @@ class Builder:
         if outputs == 1:
             out_shape = out_shape if out_shape is not None else _infer_shape(name, args, attribs)
             out_dtype = out_dtype or _infer_dtype(name, args, attribs)
-        base = self.node.name if self.node is not None else name
+        base = naming.base_name(self.naming, self.node.name, _scope(self.node)) if self.node is not None else name
         outs = tuple(Tensor(self.fresh(base), out_dtype, out_shape) for _ in range(outputs))
         self.graph.operations.append(Operation(name, args, attribs, outs, generic))
         return outs[0] if outputs == 1 else outs
+
+    def supports(self, operator: str) -> bool:
+        """Tell whether the targeted tract release reads `operator` (always true without a target)."""
+        return self.tract_version is None or versions.supports(self.tract_version, operator)
+
+    def _older_form(self, name: str, args: tuple, attribs: dict, out_dtype: str | None,
+                    out_shape: tuple | None) -> Tensor:
+        """Emit the older form of `name`, which the targeted tract release cannot read."""
+        form = OLDER_FORMS.get(name)
+        if form is None:
+            what = f"{op_name(self.node)} needs" if self.node is not None else "the graph needs"
+            where = f"\n  at {source_line(self.node)}" if self.node is not None and source_line(self.node) else ""
+            raise LoweringError(
+                f"{what} the tract operator {name}, which tract reads from release "
+                f"{versions.OPERATOR_SINCE[name]} on; the target is tract {self.tract_version}. Target "
+                f"TractNNEF(version='{versions.OPERATOR_SINCE[name]}') or newer.{where}")
+        out = form(self, *args, **attribs)
+        out.dtype = out_dtype or out.dtype
+        out.shape = out_shape if out_shape is not None else out.shape
+        return out
 
     def not_standard(self, reason: str) -> UnsupportedOpError:
         """Return the error for the current node when standard Khronos NNEF cannot express it."""
@@ -279,6 +310,14 @@ def _infer_shape(name: str, args: tuple, attribs: dict) -> tuple | None:
     return None
 
 
+def _integer_literals(args: tuple) -> tuple:
+    """Write integral float literals as integers when a comparison's tensor operand is an integer
+    tensor (tract < 0.23 finds no common type for an integer tensor and a float literal)."""
+    if not any(isinstance(a, Tensor) and a.dtype and a.dtype[0] in "iu" for a in args):
+        return args
+    return tuple(int(a) if isinstance(a, float) and a.is_integer() else a for a in args)
+
+
 def _infer_dtype(name: str, args: tuple, attribs: dict) -> str | None:
     """Return the output dtype of common NNEF ops from their operands, or None if unknown."""
     if name in COMPARISONS:
@@ -309,6 +348,12 @@ def _bind(node: torch.fx.Node) -> dict[str, Any]:
         elif arg.name in node.kwargs:
             bound[arg.name] = node.kwargs[arg.name]
     return bound
+
+
+def _scope(node: torch.fx.Node) -> str:
+    """Return the dotted path of the innermost module that created `node` ('' at the root)."""
+    stack = node.meta.get("nn_module_stack")
+    return list(stack.values())[-1][0] if stack else ""
 
 
 def op_name(node: torch.fx.Node) -> str:
@@ -349,14 +394,16 @@ def format_unsupported(missing: dict[str, list[torch.fx.Node]]) -> str:
 
 def lower_program(program: ExportedProgram, registry: LoweringRegistry,
                   symbols: dict[str, str] | None = None, dialect: str = "tract",
-                  fused_attention: bool = False) -> Graph:
-    """Translate the program into an NNEF Graph of the dialect ("tract" or "khronos"); raise
+                  fused_attention: bool = False, tract_version: str | None = None,
+                  naming_scheme: str = "natural_verbose") -> Graph:
+    """Translate the program into an NNEF Graph of the dialect ("tract" or "khronos") for the given
+    tract release (the newest when None), its tensors named by `naming_scheme` (naming.py); raise
     UnsupportedOpError listing all missing ops."""
     missing = unsupported_ops(program, registry)
     if missing:
         raise UnsupportedOpError(format_unsupported(missing))
     graph = Graph()
-    b = Builder(graph, symbols, dialect, fused_attention)
+    b = Builder(graph, symbols, dialect, fused_attention, tract_version, naming_scheme)
     out = output_node(program)
     out_names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(out.args[0]))]
     user = [n for n, s in placeholders(program) if s.kind == InputKind.USER_INPUT]
@@ -379,12 +426,17 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
     used: set[int] = set()
     for name, value in zip(out_names, out.args[0]):
         t = env[value]
+        if t in graph.inputs and t.name == name:  # an input returned as is, under its own name
+            graph.outputs.append(t)
+            used.add(name)
+            continue
         if t.name in used or any(op.name in ("variable", "external", "tract_core_external") and op.outputs[0] is t
                                  for op in graph.operations) or t in graph.inputs:
             t = b.op("copy", t)
         t.name = name
         used.add(name)
         graph.outputs.append(t)
+    naming.rename(graph, naming_scheme)
     return graph
 
 
@@ -414,7 +466,8 @@ def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec
         storages[key] = t
         return t
     nnef_dtype(real.dtype)  # raises a LoweringError for a dtype the target lacks
-    t = b.variable(real.contiguous().numpy(), b.fresh(node.name), spec.target)
+    t = b.variable(real.contiguous().numpy(), b.fresh(naming.base_name(b.naming, node.name, label=spec.target)),
+                   spec.target)
     storages[key] = t
     return t
 

@@ -224,10 +224,14 @@ def write_dat(f: BinaryIO, array: Any) -> int:
     return HEADER_SIZE + data.nbytes
 
 
-def _deflate_block(data: bytes, code: bool = True) -> bytes:
-    """Return `data` as raw deflate blocks (Huffman-coded, or stored unless `code`) ending byte-aligned
-    and not final (a sync flush), so that independent blocks concatenate into one deflate stream."""
-    compressor = zlib.compressobj(GZIP_LEVEL if code else 0, zlib.DEFLATED, -15, 9, GZIP_STRATEGY)
+def _deflate_block(data: bytes, code: bool = True, level: int | None = None) -> bytes:
+    """Return `data` as raw deflate blocks (Huffman-coded, or stored unless `code`; with a zlib
+    `level`, fully deflated at that level) ending byte-aligned and not final (a sync flush), so that
+    independent blocks concatenate into one deflate stream."""
+    if level is not None:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY)
+    else:
+        compressor = zlib.compressobj(GZIP_LEVEL if code else 0, zlib.DEFLATED, -15, 9, GZIP_STRATEGY)
     return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
@@ -246,9 +250,10 @@ class _GzipWriter(io.RawIOBase):
     `code(False)` stores the following pieces instead (tensors not worth coding).
     At most two pieces per worker are in memory at a time."""
 
-    def __init__(self, target: BinaryIO) -> None:
+    def __init__(self, target: BinaryIO, level: int | None = None) -> None:
         super().__init__()
         self._target = target
+        self._level = level
         self._workers = os.cpu_count() or 1
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self._workers)
         self._pending: collections.deque = collections.deque()
@@ -283,7 +288,7 @@ class _GzipWriter(io.RawIOBase):
 
     def _submit(self) -> None:
         """Hand the buffered bytes to a worker, writing out finished pieces to bound memory."""
-        self._pending.append(self._pool.submit(_deflate_block, bytes(self._buffer), self._code))
+        self._pending.append(self._pool.submit(_deflate_block, bytes(self._buffer), self._code, self._level))
         self._buffer.clear()
         while len(self._pending) > 2 * self._workers or (self._pending and self._pending[0].done()):
             self._target.write(self._pending.popleft().result())
@@ -403,12 +408,14 @@ def _add_member(tar: tarfile.TarFile, name: str, buffers: list[bytes | memoryvie
     tar.addfile(info, _BuffersReader(buffers))
 
 
-def _write_tar(path: Path, document: bytes, quant: bytes, arrays: dict[str, Stored], compress: bool) -> None:
-    """Write `graph.nnef`, `graph.quant` (when not empty) and the `.dat` files as members at the root of a new tar file."""
+def _write_tar(path: Path, document: bytes, quant: bytes, arrays: dict[str, Stored], compress: bool,
+               level: int | None = None) -> None:
+    """Write `graph.nnef`, `graph.quant` (when not empty) and the `.dat` files as members at the root
+    of a new tar file."""
     with contextlib.ExitStack() as stack:
         stream: BinaryIO = stack.enter_context(open(path, "xb"))
         if compress:  # fixed mtime and no file name: identical inputs give identical bytes
-            stream = stack.enter_context(_GzipWriter(stream))
+            stream = stack.enter_context(_GzipWriter(stream, level))
         tar = stack.enter_context(
             tarfile.open(fileobj=stream, mode="w", format=tarfile.GNU_FORMAT)
         )
@@ -464,8 +471,9 @@ def move(temporary: Path, target: Path) -> None:
         logger.warning("could not delete the previous %s moved to %s: %s", target, backup, exc)
 
 
-def save(graph: Graph, path: str | os.PathLike[str]) -> Path:
-    """Write `graph` and its weights to `path` (directory, `.tar` or `.tgz`/`.tar.gz`) atomically."""
+def save(graph: Graph, path: str | os.PathLike[str], compression_level: int | None = None) -> Path:
+    """Write `graph` and its weights to `path` (directory, `.tar` or `.tgz`/`.tar.gz`) atomically. A
+    .tgz is Huffman-coded where that pays (see WORTH_CODING), or deflated at `compression_level`."""
     target = Path(path)
     kind = container_kind(target)
     temporary = _sibling(target, ".tmp")
@@ -476,7 +484,7 @@ def save(graph: Graph, path: str | os.PathLike[str]) -> Path:
         if kind == "directory":
             _write_directory(temporary, document, quant, arrays)
         else:
-            _write_tar(temporary, document, quant, arrays, compress=kind == "tgz")
+            _write_tar(temporary, document, quant, arrays, compress=kind == "tgz", level=compression_level)
         move(temporary, target)
     except BaseException as exc:
         remove(temporary)

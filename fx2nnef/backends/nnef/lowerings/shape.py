@@ -18,8 +18,9 @@ def aten_view(b, self, size):
     if tuple(shape) == tuple(self.shape or ()):
         return self
     exprs = [i for i, d in enumerate(shape) if isinstance(d, Expr)]
-    if len(exprs) > 1:  # let tract infer one symbolic dim: it cannot simplify every expression
-        shape[exprs[0]] = -1
+    if len(exprs) > 1:  # let tract infer one symbolic dim: it cannot simplify every expression, and
+        # divides by a product of plain symbols (B * 32) where it fails to by a sum (T / 10 - 1)
+        shape[max(exprs, key=lambda i: len(shape[i].text))] = -1
     return b.op("reshape", self, shape=shape)
 
 
