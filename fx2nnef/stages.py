@@ -75,8 +75,11 @@ class ExportReport:
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
-    """Return a tensor's data as numpy (bf16 widened to f32, which numpy lacks)."""
+    """Return a tensor's data as numpy (bf16 widened to f32, which numpy lacks; a complex tensor as its
+    (real, imaginary) pairs on a trailing axis of 2, as the archive holds it)."""
     t = t.detach().cpu()
+    if t.is_complex():
+        t = torch.view_as_real(t.resolve_conj())
     return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
 
 
