@@ -138,8 +138,7 @@ def _same(a, b) -> bool:
 def classify(error: FX2NNEFError) -> str:
     """Return the failure category of an fx2nnef error."""
     if isinstance(error, UnsupportedOpError):
-        return "not expressible" if "not expressible" in str(error) or "complex" in str(error) \
-            or "in place" in str(error) else "unsupported op"
+        return "not expressible" if "not expressible" in str(error) or "in place" in str(error) else "unsupported op"
     if isinstance(error, LoweringError):
         return "lowering error"
     if isinstance(error, (PassError, ExportInputError)):

@@ -4,7 +4,6 @@ from __future__ import annotations
 RANDOM = "random sampling: tract has no seeded random generator matching PyTorch's"
 DATA_SHAPE = "data-dependent output shape (NNEF shapes are known before the data)"
 LINALG = "linear-algebra factorization/solver: no NNEF or tract operator (iterative, pivoting)"
-COMPLEX = "complex numbers: tract has no complex dtype"
 SPARSE = "sparse tensors have no NNEF representation"
 TRAINING = "gradient (backward) op: fx2nnef exports inference graphs"
 STRIDES = "reads or writes raw memory strides, which NNEF tensors do not have"
@@ -27,8 +26,6 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "_linalg_solve_ex", "linalg_inv_ex", "_linalg_det", "_linalg_slogdet", "linalg_ldl_factor_ex",
         "linalg_ldl_solve", "linalg_matrix_exp", "triangular_solve", "linalg_pinv", "_linalg_check_errors",
         "linalg_lstsq", "linalg_eigvals", "_linalg_eigvals", "logdet", "linalg_eigvalsh")},
-    **{f"aten::{op}": COMPLEX for op in (
-        "_fft_r2c", "_fft_c2r", "_fft_c2c", "view_as_complex", "view_as_real", "complex", "polar")},
     **{f"aten::{op}": SPARSE for op in ("sparse_sampled_addmm", "_sparse_mm_reduce_impl", "to_sparse")},
     **{f"aten::{op}": TRAINING for op in (
         "_adaptive_avg_pool2d_backward", "avg_pool2d_backward", "convolution_backward", "embedding_dense_backward",
