@@ -48,6 +48,7 @@ from .compiler.program import archive_weights
 from .errors import (ExportInputError, FX2NNEFError, InvalidGraphError, LoweringError, PassError,
                      TractCheckError, UnsupportedOpError)
 from .onnx_check import OnnxCheck, cross_check, raise_unless_agree, run_onnx_path
+from .passes.legalize_complex import complex_io
 from .targets import KhronosNNEF, TractNNEF
 
 log = logging.getLogger("fx2nnef")
@@ -256,6 +257,9 @@ class Export:
                               tract_version=getattr(target, "version", None), naming_scheme=self.naming_scheme)
         if not self.khronos:
             graph.properties.update(_properties(target))
+            pairs = complex_io(compiled.program)
+            graph.properties.update({f"complex_{kind}_as_pairs": ",".join(names) for kind, names in pairs.items()
+                                     if names})
         if dynamic:
             self.ranges = dynamic.ranges(compiled.program, symbols)
             graph.symbols = dynamic.symbols

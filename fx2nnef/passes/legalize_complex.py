@@ -2,6 +2,7 @@
 (real, imaginary) parts, and every complex op is written as real ops on that layout."""
 from __future__ import annotations
 
+import logging
 import math
 import operator
 from typing import Any, Callable
@@ -13,10 +14,12 @@ from torch.export.graph_signature import InputKind
 
 from ..backends.nnef.unsupported import reason as not_expressible
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import fake_mode, known_value, output_node, placeholders, renamed_outputs, replace, source_line
+from ..compiler.program import (OUTPUT_NAMES, fake_mode, input_name, known_value, output_node, placeholders,
+                                renamed_outputs, replace, source_line)
 from ..errors import UnsupportedOpError
 
 aten = torch.ops.aten
+log = logging.getLogger("fx2nnef")
 REAL = {torch.complex32: torch.float16, torch.complex64: torch.float32, torch.complex128: torch.float64}
 # meta key: on a user-input placeholder, the complex dtype it had; on the output node, the positions of the
 # outputs that were complex
@@ -102,6 +105,7 @@ class _Rewriter:
         self.program, self.graph, self.mode = program, program.graph, fake_mode(program)
         self.pairs: dict[torch.fx.Node, torch.fx.Node] = {}
         self.inputs: dict[torch.fx.Node, torch.Tensor] = {}   # complex placeholder -> its complex value
+        self.known_parts: dict[torch.fx.Node, tuple] = {}      # pair node -> (real, imaginary) nodes
         self.node: torch.fx.Node | None = None
 
     # -- emitting ----------------------------------------------------------------------------
@@ -151,8 +155,14 @@ class _Rewriter:
         return self.emit(aten.constant_pad_nd.default, self.emit(aten.unsqueeze.default, x, real.dim()), [0, 1], 0.0)
 
     def part(self, p: torch.fx.Node, index: int) -> torch.fx.Node:
-        """Return the real (0) or imaginary (1) part of a pair node."""
-        return self.emit(aten.select.int, p, self.pval(p).dim() - 1, index)
+        """Return the real (0) or imaginary (1) part of a pair node (a pair made here is not taken apart)."""
+        if p not in self.known_parts:
+            self.known_parts[p] = (None, None)
+        known = self.known_parts[p][index]
+        if known is None:
+            known = self.emit(aten.select.int, p, self.pval(p).dim() - 1, index)
+            self.known_parts[p] = tuple(known if k == index else v for k, v in enumerate(self.known_parts[p]))
+        return known
 
     def parts(self, x: Any) -> tuple[Any, Any]:
         """Return (real, imaginary) of an operand: nodes for a complex node, (node, 0) for a real tensor
@@ -176,7 +186,9 @@ class _Rewriter:
             if list(self.pval(x).shape) != shape:
                 x = self.emit(aten.expand.default, x, shape)
             parts.append(x)
-        return self.emit(aten.stack.default, parts, len(shape))
+        pair = self.emit(aten.stack.default, parts, len(shape))
+        self.known_parts[pair] = tuple(parts)
+        return pair
 
     # -- real arithmetic on nodes and numbers (numbers folded) ---------------------------------------
     def add(self, x: Any, y: Any) -> Any:
@@ -585,15 +597,16 @@ def _part_of(r: _Rewriter, x: Any, k: int) -> Any:
 
 
 def _reduce(r: _Rewriter, node: torch.fx.Node) -> torch.fx.Node:
-    """sum / mean over dims of the complex tensor: the same reduction on the pairs (none for a 0-d one)."""
-    x = node.args[0]
+    """sum / mean over dims of the complex tensor (all by default): the same reduction of the pairs over
+    those dims (none for a 0-d tensor)."""
+    named = _arguments(node)
+    x = named["self"]
     if r.rank(x) == 0:
         return r.pairs[x]
-    named = _arguments(node)
-    named["self"], named["dim"] = r.pairs[x], _all_dims(named.get("dim"), r.rank(x))
-    if named.get("dtype") in REAL:
-        named["dtype"] = REAL[named["dtype"]]
-    return r.call(node.target, named)
+    op = aten.mean.dim if node.target in (aten.mean.dim, aten.mean.default) else aten.sum.dim_IntList
+    dtype = named.get("dtype")
+    return r.call(op, {"self": r.pairs[x], "dim": _all_dims(named.get("dim"), r.rank(x)),
+                       "keepdim": named.get("keepdim", False), "dtype": REAL.get(dtype, dtype)})
 
 
 def _bool_of(r: _Rewriter, x: Any) -> Any:
@@ -1094,6 +1107,9 @@ class LegalizeComplexPass(Pass):
                 continue
             if spec.kind == InputKind.USER_INPUT:
                 node.meta[COMPLEX_IO] = str(val.dtype).replace("torch.", "")
+                log.warning("input %s is %s: the NNEF graph takes it as %s (real, imaginary) pairs on a trailing "
+                            "axis of 2 (torch.view_as_real(%s))", input_name(node), node.meta[COMPLEX_IO],
+                            str(REAL[val.dtype]).replace("torch.", ""), input_name(node))
             else:
                 store = state_dict if spec.target in state_dict else constants
                 pairs = torch.view_as_real(store[spec.target].detach().resolve_conj()).clone()
@@ -1114,6 +1130,11 @@ class LegalizeComplexPass(Pass):
             return
         out.update_arg(0, type(out.args[0])(r.pairs[v] if i in complex_positions else v for i, v in enumerate(values)))
         out.meta[COMPLEX_IO] = complex_positions
+        names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(values))]
+        for i in complex_positions:
+            log.warning("output %s is %s: the NNEF graph returns it as (real, imaginary) pairs on a trailing axis "
+                        "of 2 (torch.view_as_complex turns them back)", names[i],
+                        str(r.val(values[i]).dtype).replace("torch.", ""))
 
     @staticmethod
     def _message(missing: dict[str, list[torch.fx.Node]]) -> str:
@@ -1126,3 +1147,12 @@ class LegalizeComplexPass(Pass):
             for where in dict.fromkeys(source_line(n) or n.format_node() for n in nodes):
                 lines.append(f"      at {where}")
         return "\n".join(lines)
+
+
+def complex_io(program: ExportedProgram) -> dict[str, list[str]]:
+    """Return the names of the user inputs and outputs that were complex (now real pairs), by kind."""
+    out = output_node(program)
+    names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(out.args[0]))]
+    return {"inputs": [input_name(n) for n, spec in placeholders(program)
+                       if spec.kind == InputKind.USER_INPUT and COMPLEX_IO in n.meta],
+            "outputs": [names[i] for i in out.meta.get(COMPLEX_IO, [])]}
