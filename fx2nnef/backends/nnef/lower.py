@@ -63,6 +63,7 @@ class Builder:
         self.fused_attention = fused_attention
         self.tract_version = None if self.khronos else tract_version
         self.naming = naming
+        self._origin: tuple = (None, "")
 
     # -- naming --------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -101,8 +102,35 @@ class Builder:
             out_dtype = out_dtype or _infer_dtype(name, args, attribs)
         base = naming.base_name(self.naming, self.node.name, _scope(self.node)) if self.node is not None else name
         outs = tuple(Tensor(self.fresh(base), out_dtype, out_shape) for _ in range(outputs))
-        self.graph.operations.append(Operation(name, args, attribs, outs, generic))
+        self.graph.operations.append(Operation(name, args, attribs, outs, generic, self.origin))
         return outs[0] if outputs == 1 else outs
+
+    @property
+    def origin(self) -> str:
+        """Say which ATen op emits the current operations, and where: "aten::mean.dim at model.py:9 ..."."""
+        if self.node is None:
+            return ""
+        if self._origin[0] is not self.node:
+            where = source_line(self.node)
+            self._origin = (self.node, op_name(self.node) + (f" at {where}" if where else ""))
+        return self._origin[1]
+
+    def body(self, name: str) -> "Builder":
+        """Return a builder for a new loop body named `name`: an NNEF fragment defined by operations
+        (graph.bodies[name]), which a `tract_core_scan` names. Add its parameters with `param`, emit
+        its operations with `op` and set its `graph.outputs`; it shares this graph's registries."""
+        body = Graph(name=name, registries=self.graph.registries)
+        child = Builder(body, self.symbols, "khronos" if self.khronos else "tract", self.fused_attention,
+                        self.tract_version, self.naming)
+        child.node = self.node
+        self.graph.bodies[name] = body
+        return child
+
+    def param(self, name: str, dtype: str, shape: tuple) -> Tensor:
+        """Add a parameter to the loop body this builder emits (see `body`) and return it."""
+        t = Tensor(self.fresh(name), dtype, shape)
+        self.graph.inputs.append(t)
+        return t
 
     def supports(self, operator: str) -> bool:
         """Tell whether the targeted tract release reads `operator` (always true without a target)."""
