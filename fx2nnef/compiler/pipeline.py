@@ -111,7 +111,7 @@ def compile_bound(model: torch.nn.Module, args: tuple, kwargs: dict, *, passes: 
     whole (one node each, time axis symbolic) through the capture and the passes."""
     records = [] if records is None else records
     record_ir = record_ir or bool(dump_dir)
-    with keep_recurrences_whole():
+    with keep_recurrences_whole(model):
         return _compile_bound(model, args, kwargs, passes, dynamic_shapes, dump_dir, records, record_ir,
                               record_stack_traces)
 

@@ -8,16 +8,18 @@ each recurrent op is a Python one (the mechanism of torch.export._patches for LS
 calls the custom op `fx2nnef::<op>`: its fake implementation gives the output shapes from the input
 shapes, so the time axis stays a symbol, and its real implementation is torch's own kernel, so a
 decomposition of the op stays correct. lowerings/recurrent.py lowers both names to tract scans.
-A PackedSequence (`aten.lstm.data`, ...) stops the capture with an UnsupportedOpError.
+A PackedSequence given to a recurrent module stops the capture with an UnsupportedOpError.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Iterator
 
 import torch
 from torch._C import DispatchKey
 from torch._decomp import decomposition_table
+from torch.nn.utils.rnn import PackedSequence
 
 from ..errors import UnsupportedOpError
 
@@ -61,41 +63,43 @@ for _name in RECURRENT_OPS:
     _define(_name)
 
 
-def _redirect(name: str):
-    """Return the CompositeImplicitAutograd kernel of aten::<name>.input: a call of fx2nnef::<name>."""
-    custom = getattr(torch.ops.fx2nnef, name).default
-    return lambda *args, **kwargs: custom(*args, **kwargs)
-
-
-def _refuse_packed(name: str):
-    """Return the kernel of aten::<name>.data (a PackedSequence input): an UnsupportedOpError."""
-    def refuse(*args, **kwargs):
+def _refuse_packed(path: str, module: torch.nn.Module, args: tuple) -> None:
+    """Forward pre-hook of the recurrent module at `path`: raise an UnsupportedOpError on a PackedSequence."""
+    if args and isinstance(args[0], PackedSequence):
         raise UnsupportedOpError(
-            f"aten::{name}.data: the recurrent layer runs on a PackedSequence, which an NNEF graph cannot "
-            "express (its batch shrinks step by step, with lengths read from data). Export the model on "
-            "padded tensors instead (no pack_padded_sequence), masking the padded steps after the layer")
-    return refuse
+            f"{type(module).__name__} '{path}' runs on a PackedSequence, which an NNEF graph cannot express (its batch "
+            "shrinks step by step, with lengths read from data): export the model on padded tensors instead "
+            "(no pack_padded_sequence) and mask the padded steps after the layer")
 
 
 @contextlib.contextmanager
-def keep_recurrences_whole() -> Iterator[None]:
-    """Make torch.export (and decompositions run inside) keep each recurrent layer as one node with a
-    symbolic time axis, and refuse packed sequences; restore torch's kernels on exit."""
-    key, table = DispatchKey.CompositeImplicitAutograd, decomposition_table
-    kernels = [(getattr(torch.ops.aten, name).input, _redirect(name)) for name in RECURRENT_OPS]
-    kernels += [(getattr(torch.ops.aten, name).data, _refuse_packed(name)) for name in RECURRENT_OPS]
-    saved = [(op, op.py_kernels.get(key), table.get(op)) for op, _ in kernels]
+def keep_recurrences_whole(model: torch.nn.Module) -> Iterator[None]:
+    """Make torch.export (and the decompositions run inside) keep each recurrent layer as one node with
+    a symbolic time axis, and refuse packed sequences given to the model's recurrent modules; restore
+    torch's kernels and remove the hooks on exit."""
+    key = DispatchKey.CompositeImplicitAutograd
+    ops = {getattr(torch.ops.aten, name).input: getattr(torch.ops.fx2nnef, name).default for name in RECURRENT_OPS}
+    saved = {op: (op.py_kernels.get(key), decomposition_table.get(op)) for op in ops}
+    hooks = [m.register_forward_pre_hook(functools.partial(_refuse_packed, path or "<root>"))
+             for path, m in model.named_modules() if isinstance(m, torch.nn.RNNBase)]
     try:
-        for op, kernel in kernels:
-            op.py_kernels[key] = kernel  # what torch.export's tracer runs
-            table[op] = kernel           # what fake tensors run on symbolic shapes
+        for op, kernel in ops.items():
+            op.py_kernels[key] = kernel       # what torch.export's tracer runs
+            decomposition_table[op] = kernel  # what fake tensors run on symbolic shapes
             op._dispatch_cache.clear()
         yield
     finally:
-        for op, kernel, decomposition in saved:
-            for store, previous in ((op.py_kernels, kernel), (table, decomposition)):
-                if previous is None:
-                    store.pop(key if store is op.py_kernels else op, None)
-                else:
-                    store[key if store is op.py_kernels else op] = previous
+        for hook in hooks:
+            hook.remove()
+        for op, (kernel, decomposition) in saved.items():
+            _restore(op.py_kernels, key, kernel)
+            _restore(decomposition_table, op, decomposition)
             op._dispatch_cache.clear()
+
+
+def _restore(table: dict, key, value) -> None:
+    """Put `value` back under `key` in `table`, or remove the key when there was none."""
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
