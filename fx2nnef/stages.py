@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import time
 import uuid
@@ -34,6 +35,7 @@ from .backends.nnef.validate import remove_dead_operations, validate
 from .backends.tract import (OutputReport, check_close, format_report, resolve_tolerance, run, run_isolated,
                              tract_version, write_debug_bundle)
 from .backends.tract.cli import cli_version, run_cli
+from .backends.tract.pulse import PulseReport, check_pulse, refuse_reverse_loops
 from .backends.tract.runner import release_python
 from .compiler.dynamic import DynamicAxes
 from .compiler.frontend import bind_inputs, eval_mode
@@ -60,6 +62,7 @@ class ExportReport:
     graph: Graph
     checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)  # per size, with dynamic axes
     checked_with: str | None = None    # the tract that ran the check: "tract 0.23.9 (package)", ...
+    pulses: dict[int, PulseReport] = dataclasses.field(default_factory=dict)  # per pulse, with streaming_axis
 
     @property
     def signature(self) -> str:
@@ -133,6 +136,7 @@ class Export:
     got: list[np.ndarray] | None = None
     onnx_check: OnnxCheck | None = None
     checked_with: str | None = None
+    pulses: dict[int, PulseReport] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.temporary = _temporary_sibling(self.final)
@@ -163,6 +167,10 @@ class Export:
         args, kwargs = bind_inputs(model, args, kwargs)
         dynamic = (DynamicAxes(model, args, kwargs, target.dynamic_axes, input_names)
                    if getattr(target, "dynamic_axes", None) else None)
+        streaming = getattr(target, "streaming_axis", None)
+        if streaming is not None and (dynamic is None or streaming not in dynamic.symbols):
+            raise ExportInputError(f"TractNNEF(streaming_axis={streaming!r}) must be one of the dynamic_axes symbols "
+                                   f"({', '.join(dynamic.symbols) if dynamic else 'none declared'})")
         if passes is None:
             passes = default_passes(input_names=input_names, output_names=output_names, registry=registry,
                                     target=target, allow_same_io_names=allow_same_io_names)
@@ -267,6 +275,8 @@ class Export:
             self._khronos_check()
         elif self.target.check_io:
             self._tract_check()
+            if self.target.streaming_axis:
+                self._pulse_check()
 
     def _tract_check(self) -> None:
         """Run the archive in tract on the example (and, with dynamic axes, on other sizes)."""
@@ -299,6 +309,30 @@ class Export:
             log.debug("%s", format_report(self.checks[label]))
         self.timings["check"] = time.perf_counter() - start
         log.info("tract check passed: %.3fs", self.timings["check"])
+
+    def _pulse_check(self) -> None:
+        """Stream the archive through tract along the target's streaming axis, at each pulse size, and
+        compare it with PyTorch's whole-sequence outputs (backends/tract/pulse.py). The sequence is the
+        example's, lengthened to at least four chunks of the largest pulse."""
+        start = time.perf_counter()
+        target, dynamic, graph = self.target, self.dynamic, self.graph
+        symbol = target.streaming_axis
+        example, hi = dynamic.example_sizes[symbol], self.ranges[symbol][1]
+        length = max(example, min(4 * max(target.streaming_pulses), hi or math.inf))
+        args, kwargs = (self.args, self.kwargs) if length == example else \
+            dynamic.resize(self.model, self.args, self.kwargs, {symbol: length}, seed=len(self.checks) + 1)
+        self.expected = [to_numpy(t) for t in reference_outputs(self.model, args, kwargs)]
+        self.fed, self.got = self.feed(args, kwargs), None
+        refuse_reverse_loops(graph, symbol)
+        origins = {t.name: op.origin for op in graph.operations for t in op.outputs}
+        for pulse in target.streaming_pulses:
+            report = check_pulse(self.temporary, graph.registries, list(self.fed.values()), self.expected,
+                                 [t.name for t in graph.outputs], symbol, pulse,
+                                 resolve_tolerance(target.check_io_tolerance), origins)
+            self.pulses[pulse] = report
+            log.info("tract streams the archive along %s=%d in chunks of %d: delay %s, %.3f ms per chunk",
+                     symbol, length, pulse, report.delays, report.seconds_per_chunk * 1e3)
+        self.timings["pulse"] = time.perf_counter() - start
 
     def _tract_runner(self):
         """Return the function that runs the archive on inputs (by name) in the tract the target asks
@@ -357,7 +391,7 @@ class Export:
         graph = self.graph
         check = self.checks[next(iter(self.checks))] if self.checks else None
         return ExportReport(self.final, [t.name for t in graph.inputs], [t.name for t in graph.outputs],
-                            self.timings, check, graph, self.checks, self.checked_with)
+                            self.timings, check, graph, self.checks, self.checked_with, self.pulses)
 
     def _bundle(self, error: Exception) -> None:
         """Write the debug bundle for a failed export (never raises)."""

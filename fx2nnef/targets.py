@@ -92,6 +92,13 @@ class TractNNEF:
     check_io_onnx: with check_io, also export the model with torch.onnx.export, run that in
         tract's ONNX loader, and require its outputs to agree with the archive's.
     fused_attention: the same as reify_sdpa_operator=True.
+    streaming_axis: a symbol of dynamic_axes along which the archive must stream (time). With
+        check_io, the archive is also pulsed in tract along it at each of `streaming_pulses` steps
+        per chunk, run chunk by chunk and compared with PyTorch's whole-sequence outputs after the
+        pulsed model's delay; an operation that cannot stream fails the export, named
+        (docs/speech.md).
+    streaming_pulses: the chunk sizes checked (each a multiple of the model's total stride on the
+        streaming axis).
     """
 
     version: Any = LATEST_TRACT
@@ -115,6 +122,8 @@ class TractNNEF:
     f16_sensitive_in_f32: bool = False
     check_io_onnx: bool = False
     fused_attention: bool = False
+    streaming_axis: str | None = None
+    streaming_pulses: tuple[int, ...] = (4, 8)
 
     def __post_init__(self):
         self.version = self.version.to_str() if hasattr(self.version, "to_str") else str(self.version)
@@ -135,6 +144,13 @@ class TractNNEF:
         if self.bfloat16 == "f64":
             raise ExportInputError("TractNNEF(bfloat16='f64') is not supported: choose 'f32' or 'f16'")
         resolve_tolerance(self.check_io_tolerance)
+        if self.streaming_axis is not None and not isinstance(self.streaming_axis, str):
+            raise ExportInputError(f"TractNNEF(streaming_axis={self.streaming_axis!r}) must be a symbol name of "
+                                   "dynamic_axes")
+        if not self.streaming_pulses or not all(isinstance(p, int) and not isinstance(p, bool) and p > 0
+                                                for p in self.streaming_pulses):
+            raise ExportInputError(f"TractNNEF(streaming_pulses={self.streaming_pulses!r}) must list positive "
+                                   "chunk sizes")
         if self.reify_sdpa_operator:
             self.fused_attention = True
         for option, why in _NO_EFFECT.items():

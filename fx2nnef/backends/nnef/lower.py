@@ -112,7 +112,8 @@ class Builder:
             return ""
         if self._origin[0] is not self.node:
             where = source_line(self.node)
-            self._origin = (self.node, op_name(self.node) + (f" at {where}" if where else ""))
+            where = where if not where or where.startswith("in module") else f"at {where}"
+            self._origin = (self.node, f"{op_name(self.node)} {where}".strip())
         return self._origin[1]
 
     def body(self, name: str) -> "Builder":
