@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from typing import Iterator
 
 import torch
@@ -87,7 +88,9 @@ def keep_recurrences_whole(model: torch.nn.Module) -> Iterator[None]:
             op.py_kernels[key] = kernel       # what torch.export's tracer runs
             decomposition_table[op] = kernel  # what fake tensors run on symbolic shapes
             op._dispatch_cache.clear()
-        yield
+        with warnings.catch_warnings():       # nn.RNNBase refreshes its weight list in forward(): harmless
+            warnings.filterwarnings("ignore", message=r"The tensor attributes self\._flat_weights")
+            yield
     finally:
         for hook in hooks:
             hook.remove()
