@@ -14,7 +14,7 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
 from ...compiler.dynamic import tract_expr
-from ...compiler.program import OUTPUT_NAMES, input_name, output_node, placeholders, source_line
+from ...compiler.program import OUTPUT_NAMES, QUANTIZED, input_name, output_node, placeholders, source_line
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import LITERAL_PREFIX, NUMPY_DTYPES, Expr, Graph, Operation, Tensor
@@ -471,7 +471,7 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
 
 def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec, storages) -> Tensor:
     """Lower an input placeholder to `tract_core_external` (Khronos: `external<type>`), or a lifted
-    tensor to a `variable`."""
+    tensor to a `variable` (of its Q4_0 blocks when the node carries them)."""
     val = node.meta["val"]
     if spec.kind == InputKind.USER_INPUT:
         t = Tensor(input_name(node), nnef_dtype(val.dtype), b.shape_of(val))
@@ -490,6 +490,10 @@ def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec
     key = (real.untyped_storage().data_ptr(), real.storage_offset(), tuple(real.shape), real.stride(), real.dtype)
     if key in storages:
         return storages[key]
+    if QUANTIZED in node.meta:
+        t = b.variable(node.meta[QUANTIZED], b.fresh(node.name), spec.target)
+        storages[key] = t
+        return t
     nnef_dtype(real.dtype)  # raises a LoweringError for a dtype the target lacks
     t = b.variable(real.contiguous().numpy(), b.fresh(naming.base_name(b.naming, node.name, label=spec.target)),
                    spec.target)
