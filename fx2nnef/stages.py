@@ -258,7 +258,8 @@ class Export:
         start = time.perf_counter()
         graph = lower_program(compiled.program, self.registry, symbols, dialect="khronos" if self.khronos else "tract",
                               fused_attention=getattr(target, "fused_attention", False),
-                              tract_version=getattr(target, "version", None), naming_scheme=self.naming_scheme)
+                              tract_version=getattr(target, "version", None), naming_scheme=self.naming_scheme,
+                              streaming=getattr(target, "streaming_axis", None) is not None)
         if not self.khronos:
             graph.properties.update(_properties(target))
         if dynamic:

@@ -88,9 +88,12 @@ def test_dynamic_time_and_batch_with_states(cls, options, tmp_path):
     report = export_model_to_nnef(model, [x, *states], tmp_path / "m.nnef", TractNNEF(dynamic_axes=axes),
                                   input_names=names)
     assert len(report.checks) == 3 and all(r.ok for check in report.checks.values() for r in check)
-    scans = [op for op in report.graph.operations if op.name == "tract_core_scan"]
-    assert len(scans) == layers                  # one loop per layer and direction
-    assert len(report.graph.bodies) == 1         # all running one body
+    if cls is torch.nn.GRU:                      # tract's fused GRU sequence operator
+        assert [op.name for op in report.graph.operations].count("tract_core_gru_seq") == layers
+    else:
+        scans = [op for op in report.graph.operations if op.name == "tract_core_scan"]
+        assert len(scans) == layers              # one loop per layer and direction
+        assert len(report.graph.bodies) == 1     # all running one body
 
 
 def test_capture_keeps_one_node_with_a_symbolic_time_axis():
@@ -110,18 +113,36 @@ def test_graph_size_does_not_grow_with_time(cls, tmp_path):
     assert sizes[0] == sizes[1]
 
 
-def test_fused_gru_and_lstm_cells_and_their_older_forms(tmp_path):
-    """tract 0.23.9 gets the fused gate epilogues; releases that cannot read them get the gates
-    written out (same results)."""
+class Sequence(torch.nn.Module):
+    """A recurrent layer's output sequence only (its final states are not read)."""
+
+    def __init__(self, rnn: torch.nn.Module):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x):
+        return self.rnn(x)[0]
+
+
+def test_gru_and_lstm_forms_by_release_and_streaming(tmp_path):
+    """tract 0.23.9 runs a GRU as its fused sequence operator (not streamable), a streamed GRU and an
+    LSTM as loops over a fused step; releases that cannot read these get the gates written out."""
     torch.manual_seed(0)
     x = torch.randn(5, 2, 4)
-    for cls, epilogue in ((torch.nn.GRU, "tract_core_gru_epilogue"), (torch.nn.LSTM, "tract_core_lstm_epilogue")):
-        model = cls(4, 8).eval()
-        for version, fused in (("0.23.9", True), ("0.23.0", False)):
-            report = export_model_to_nnef(model, [x], tmp_path / f"{cls.__name__}{version}.nnef",
-                                          TractNNEF(version, check_io=fused))
-            body = next(iter(report.graph.bodies.values()))
-            assert any(op.name == epilogue for op in body.operations) == fused
+
+    def operators(cls, version, streaming=False):
+        target = TractNNEF(version, check_io=version == "0.23.9", dynamic_axes={"x": {0: "T"}},
+                           streaming_axis="T" if streaming else None)
+        graph = export_model_to_nnef(Sequence(cls(4, 8)).eval(), [x], tmp_path / f"{cls.__name__}{version}{streaming}",
+                                     target, input_names=["x"]).graph
+        return {op.name for op in graph.operations} | {op.name for b in graph.bodies.values() for op in b.operations}
+
+    assert "tract_core_gru_seq" in operators(torch.nn.GRU, "0.23.9")
+    assert {"tract_core_scan", "tract_core_gru_epilogue"} <= operators(torch.nn.GRU, "0.23.9", streaming=True)
+    assert "tract_core_lstm_epilogue" in operators(torch.nn.LSTM, "0.23.9")
+    for cls in (torch.nn.GRU, torch.nn.LSTM):
+        old = operators(cls, "0.23.0")
+        assert "tract_core_scan" in old and not any("epilogue" in name or "seq" in name for name in old)
 
 
 class CellLoop(torch.nn.Module):

@@ -47,13 +47,16 @@ class Builder:
     `dialect` is "tract" (standard NNEF + tract extensions) or "khronos" (standard NNEF only:
     `b.khronos` is true, and emitting a non-standard op raises UnsupportedOpError naming the ATen op).
     `b.fused_attention` tells attention lowerings to emit tract's fused sdpa operator.
+    `b.streaming` says the graph must stream along a time axis: lowerings then avoid operators tract
+    cannot pulse.
     `tract_version` is the tract release the graph is for: an operator it cannot read is replaced by
     its older form (older_forms.py) or raises LoweringError naming the first release that reads it;
     lowerings that have a better older form of their own ask `b.supports(operator)`.
     """
 
     def __init__(self, graph: Graph, symbols: dict[str, str] | None = None, dialect: str = "tract",
-                 fused_attention: bool = False, tract_version: str | None = None, naming: str = "natural_verbose"):
+                 fused_attention: bool = False, tract_version: str | None = None, naming: str = "natural_verbose",
+                 streaming: bool = False):
         self.graph = graph
         self.node: torch.fx.Node | None = None
         self.symbols = symbols or {}
@@ -61,6 +64,7 @@ class Builder:
         self.constants = 0
         self.khronos = dialect == "khronos"
         self.fused_attention = fused_attention
+        self.streaming = streaming
         self.tract_version = None if self.khronos else tract_version
         self.naming = naming
         self._origin: tuple = (None, "")
@@ -122,7 +126,7 @@ class Builder:
         its operations with `op` and set its `graph.outputs`; it shares this graph's registries."""
         body = Graph(name=name, registries=self.graph.registries)
         child = Builder(body, self.symbols, "khronos" if self.khronos else "tract", self.fused_attention,
-                        self.tract_version, self.naming)
+                        self.tract_version, self.naming, self.streaming)
         child.node = self.node
         self.graph.bodies[name] = body
         return child
@@ -424,15 +428,15 @@ def format_unsupported(missing: dict[str, list[torch.fx.Node]]) -> str:
 def lower_program(program: ExportedProgram, registry: LoweringRegistry,
                   symbols: dict[str, str] | None = None, dialect: str = "tract",
                   fused_attention: bool = False, tract_version: str | None = None,
-                  naming_scheme: str = "natural_verbose") -> Graph:
+                  naming_scheme: str = "natural_verbose", streaming: bool = False) -> Graph:
     """Translate the program into an NNEF Graph of the dialect ("tract" or "khronos") for the given
-    tract release (the newest when None), its tensors named by `naming_scheme` (naming.py); raise
-    UnsupportedOpError listing all missing ops."""
+    tract release (the newest when None), its tensors named by `naming_scheme` (naming.py), using
+    only operators tract can pulse when `streaming`; raise UnsupportedOpError listing all missing ops."""
     missing = unsupported_ops(program, registry)
     if missing:
         raise UnsupportedOpError(format_unsupported(missing))
     graph = Graph()
-    b = Builder(graph, symbols, dialect, fused_attention, tract_version, naming_scheme)
+    b = Builder(graph, symbols, dialect, fused_attention, tract_version, naming_scheme, streaming)
     out = output_node(program)
     out_names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(out.args[0]))]
     user = [n for n, s in placeholders(program) if s.kind == InputKind.USER_INPUT]

@@ -172,6 +172,36 @@ def _layer(b, kind: str, x, init: list, weights: list, has_biases: bool, proj: b
     return y, finals
 
 
+def _gru_sequence(b, kind: str, x, init: list, weights: list, has_biases: bool, proj: bool, time: int,
+                  reverse: bool, last: list[bool]):
+    """Return one GRU layer-direction as tract's fused sequence operator `tract_core_gru_seq` (on
+    batch-first [batch, time, features]), faster than a loop but not streamable: its output sequence
+    and its final state when asked for (see _layer)."""
+    w_ih, w_hh = weights[0], weights[1]
+    b_ih, b_hh = (weights[2], weights[3]) if has_biases else (None, None)
+    hidden = w_hh.shape[0] // GATES["gru"]
+    xw = _input_projection(b, "gru", x, w_ih, b_ih, None, hidden)
+    w_hh, b_hh = _gates(b, w_hh, "gru", hidden), _gates(b, b_hh, "gru", hidden)
+    y, final = b.op("tract_core_gru_seq", x=xw, r=w_hh, b=_sequence_bias(b, b_hh, hidden, w_hh.dtype),
+                    initial_h=b.op("unsqueeze", init[0], axes=[1]), hidden=hidden, chunk=-1 if reverse else 1,
+                    has_bias=int(has_biases), reset_every_turn=0, emit_y=1, projected=1, outputs=2)
+    y.dtype, y.shape = x.dtype, tuple(hidden if i == 2 else d for i, d in enumerate(xw.shape))
+    final.dtype, final.shape = init[0].dtype, (init[0].shape[0], 1, hidden)
+    return y, [b.op("squeeze", final, axes=[1]) if last[0] else None]
+
+
+def _sequence_bias(b, b_hh, hidden: int, dtype: str):
+    """Return the [1, 6 * hidden] bias of `tract_core_gru_seq`: zeros (the input bias is already in its
+    projected input) then the recurrent bias (zeros too without biases)."""
+    if b_hh is None:
+        return b.const(np.zeros((1, 6 * hidden)), dtype, "no_bias")
+    if b_hh.data is not None and b_hh.label:
+        data = np.asarray(b_hh.data)
+        return b.variable(np.concatenate([np.zeros_like(data), data])[None], b.fresh(f"{b_hh.name}_seq"),
+                          f"{b_hh.label}.seq")
+    return b.op("unsqueeze", b.op("concat", [b.op("mul", b_hh, 0.0), b_hh], axis=0), axes=[0])
+
+
 def _initial(b, state, k: int):
     """Return the initial state of layer-direction k: state[k] of a [layers * directions, batch, size]."""
     return b.op("squeeze", b.op("slice", state, axes=[0], begin=[k], end=[k + 1]), axes=[0])
@@ -192,20 +222,27 @@ def _recurrence(b, kind: str, input, hx, params, has_biases, num_layers, dropout
     directions = 2 if bidirectional else 1
     per_layer = len(params) // (num_layers * directions)
     proj = kind == "lstm" and states[0].shape[2] != states[1].shape[2]
-    time = 1 if batch_first else 0
+    # tract's fused GRU sequence operator is faster than a loop but cannot be pulsed
+    sequence = kind == "gru" and not b.streaming and b.supports("tract_core_gru_seq")
+    time = 1 if batch_first or sequence else 0
     read = _read_outputs(b)
     last = [i + 1 in read for i in range(len(states))]
     x, finals = input, [[] for _ in states]
+    if sequence and not batch_first:
+        x = b.op("transpose", x, axes=[1, 0, 2])
     for layer in range(num_layers):
         outs = []
         for d in range(directions):
             k = layer * directions + d
-            y, ends = _layer(b, kind, x, [_initial(b, s, k) for s in states], params[k * per_layer:(k + 1) * per_layer],
-                             has_biases, proj, time, reverse=d == 1, last=last)
+            y, ends = (_gru_sequence if sequence else _layer)(
+                b, kind, x, [_initial(b, s, k) for s in states], params[k * per_layer:(k + 1) * per_layer],
+                has_biases, proj, time, reverse=d == 1, last=last)
             outs.append(y)
             for i, end in enumerate(ends):
                 finals[i].append(end)
         x = outs[0] if directions == 1 else b.op("concat", outs, axis=2)
+    if sequence and not batch_first:
+        x = b.op("transpose", x, axes=[1, 0, 2])
     results = [x]
     for want, ends in zip(last, finals):
         results.append(b.op("concat", [b.op("unsqueeze", t, axes=[0]) for t in ends], axis=0) if want else None)
