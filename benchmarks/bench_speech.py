@@ -12,8 +12,9 @@
 2. A streaming conv + GRU encoder (examples.ConvGRU: 40 features, 2 GRU layers of 256) the same way
    at T = 256 frames, then pulsed along T by tract at 4 and 16 frames (40 and 160 ms at a 10 ms
    hop): median time per chunk and its real-time factor.
-3. A log-mel + GRU model on a waveform (torch.stft front-end) pulsed at 10 ms (160 samples): it
-   needs complex tensors (another branch); the row says why when they are missing.
+3. Log-mel + GRU models on a 16 kHz waveform pulsed at 10 and 40 ms (160 and 640 samples): one
+   whose STFT is a strided conv1d with cos/sin bases (examples.ConvLogMelGRU), one on torch.stft,
+   which needs complex tensors (another branch; the row says why when they are missing).
 
 Targets (issue 14): operation count independent of T; tract load < 0.5 s at any T; tract latency
 at T = 256 no worse than the ONNX route's.
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from fx2nnef import TractNNEF, export_model_to_nnef
-from fx2nnef.examples import conv_gru
+from fx2nnef.examples import conv_gru, conv_log_mel_gru
 from fx2nnef.onnx_check import export_onnx
 
 HOP = 160                     # samples per 10 ms frame at 16 kHz
@@ -96,30 +97,28 @@ def tract_nodes(runnable, inputs) -> int:
 
 
 def paired_ratios(model, runnables: dict, x: torch.Tensor, budget: float) -> dict[str, float]:
-    """Run PyTorch and each runnable in alternating rounds for `budget` seconds (at least 5 rounds,
-    after a warm-up); return per runnable the median of (its time / PyTorch's time of the round), and
-    PyTorch's median time under "torch_ms"."""
+    """Run PyTorch and the NNEF and ONNX runnables in alternating rounds for `budget` seconds (at least
+    5 rounds, after a warm-up); return the medians over rounds of (nnef / torch), (onnx / torch) and
+    (nnef / onnx) times of the same round, and PyTorch's median time in ms."""
     feed = [x.numpy()]
     with torch.no_grad():
         for _ in range(2):
             model(x)
             for r in runnables.values():
                 r.run(feed)
-        ratios, torch_times = collections.defaultdict(list), []
-        start, rounds = time.perf_counter(), 0
-        while rounds < 5 or time.perf_counter() - start < budget:
+        rounds = collections.defaultdict(list)
+        start = time.perf_counter()
+        while len(rounds["torch"]) < 5 or time.perf_counter() - start < budget:
             t = time.perf_counter()
             model(x)
-            reference = time.perf_counter() - t
-            torch_times.append(reference)
+            rounds["torch"].append(time.perf_counter() - t)
             for name, r in runnables.items():
                 t = time.perf_counter()
                 r.run(feed)
-                ratios[name].append((time.perf_counter() - t) / reference)
-            rounds += 1
-    out = {name: statistics.median(v) for name, v in ratios.items()}
-    out["torch_ms"] = statistics.median(torch_times) * 1e3
-    return out
+                rounds[name].append(time.perf_counter() - t)
+    ratio = lambda a, b: statistics.median(p / q for p, q in zip(rounds[a], rounds[b]))  # noqa: E731
+    return {"nnef/torch": ratio("nnef", "torch"), "onnx/torch": ratio("onnx", "torch"),
+            "nnef/onnx": ratio("nnef", "onnx"), "torch ms": statistics.median(rounds["torch"]) * 1e3}
 
 
 def compare_routes(name: str, model, x: torch.Tensor, tmp: Path, budget: float, dynamic_axes=None) -> dict:
@@ -136,9 +135,8 @@ def compare_routes(name: str, model, x: torch.Tensor, tmp: Path, budget: float, 
     onnx_load, onnx_runnable = load_seconds(lambda: load_onnx(onnx, feed))
     ratios = paired_ratios(model, {"nnef": nnef_runnable, "onnx": onnx_runnable}, x, budget)
     return {"model": name, "nnef ops": ops, "nnef tract nodes": tract_nodes(nnef_runnable, feed),
-            "nnef load s": nnef_load, "nnef/torch": ratios["nnef"], "onnx ops": onnx_ops,
-            "onnx tract nodes": tract_nodes(onnx_runnable, feed), "onnx load s": onnx_load,
-            "onnx/torch": ratios["onnx"], "torch ms": ratios["torch_ms"]}
+            "nnef load s": nnef_load, "onnx ops": onnx_ops, "onnx tract nodes": tract_nodes(onnx_runnable, feed),
+            "onnx load s": onnx_load, **ratios}
 
 
 def pulse_latency(path: Path, symbol: str, pulse: int, shape: list[int], axis: int, chunks: int = 200) -> float:
@@ -192,15 +190,21 @@ def main(argv=None) -> None:
         for pulse in (4, 16):
             ms = pulse_latency(stream, "T", pulse, list(feats.shape), 2)
             print(f"| conv+gru | {pulse} frames ({pulse * 10} ms) | {ms:.3f} | {ms / (pulse * 10):.4f} |")
-        wave = torch.randn(1, 16000)
+        model, wave = conv_log_mel_gru(samples=16000)
+        path = tmp / "conv_log_mel_gru.nnef.tar"
+        export_model_to_nnef(model, [wave], path, TractNNEF(dynamic_axes={"x": {1: "S"}}, streaming_axis="S",
+                                                             streaming_pulses=(HOP, 4 * HOP)), input_names=["x"])
+        for pulse in (HOP, 4 * HOP):
+            ms = pulse_latency(path, "S", pulse, list(wave.shape), 1)
+            print(f"| log-mel (conv STFT) + gru | {pulse} samples ({pulse // 16} ms) | {ms:.3f} | {ms / (pulse / 16):.4f} |")
         try:
             path = tmp / "logmel_gru.nnef.tar"
             export_model_to_nnef(LogMelGRU().eval(), [wave], path, TractNNEF(
                 dynamic_axes={"x": {1: "S"}}, streaming_axis="S", streaming_pulses=(HOP, 4 * HOP)), input_names=["x"])
             ms = pulse_latency(path, "S", HOP, list(wave.shape), 1)
-            print(f"| log-mel + gru | {HOP} samples (10 ms) | {ms:.3f} | {ms / 10:.4f} |")
+            print(f"| log-mel (torch.stft) + gru | {HOP} samples (10 ms) | {ms:.3f} | {ms / 10:.4f} |")
         except Exception as error:  # complex tensors come from another branch
-            print(f"| log-mel + gru | {HOP} samples (10 ms) | not exported: {type(error).__name__}: "
+            print(f"| log-mel (torch.stft) + gru | {HOP} samples (10 ms) | not exported: {type(error).__name__}: "
                   f"{str(error).splitlines()[0][:160]} | - |")
     lstm_rows = [r for r in rows if r["model"].startswith("bilstm")]
     print()
@@ -210,8 +214,8 @@ def main(argv=None) -> None:
           f"(max {max(r['nnef load s'] for r in rows):.3f} s)")
     for r in rows:
         if "T=256" in r["model"]:
-            print(f"{r['model']}: NNEF {r['nnef/torch']:.2f}x PyTorch, ONNX route {r['onnx/torch']:.2f}x: "
-                  f"no worse than the ONNX route: {r['nnef/torch'] <= r['onnx/torch']}")
+            print(f"{r['model']}: NNEF {r['nnef/torch']:.2f}x PyTorch, ONNX route {r['onnx/torch']:.2f}x, NNEF/ONNX "
+                  f"{r['nnef/onnx']:.3f} (paired): no worse than the ONNX route: {r['nnef/onnx'] <= 1.0}")
 
 
 if __name__ == "__main__":

@@ -87,3 +87,35 @@ def conv_gru(batch: int = 1, frames: int = 64, **sizes) -> tuple[torch.nn.Module
     torch.manual_seed(0)
     model = ConvGRU(**sizes).eval()
     return model, torch.randn(batch, model.conv1.in_channels, frames)
+
+
+class ConvLogMelGRU(torch.nn.Module):
+    """A streaming keyword-spotting-like model on a waveform [batch, samples]: 25 ms frames every 10 ms
+    (16 kHz) through a short-time Fourier transform written as a strided conv1d with windowed cos/sin
+    bases (real arithmetic, no centering: causal), power, `mels` log-mel bands, a GRU, a linear head
+    -> [batch, frames, n_out]."""
+
+    def __init__(self, n_fft: int = 400, hop: int = 160, mels: int = 40, hidden: int = 64, n_out: int = 12):
+        super().__init__()
+        self.hop = hop
+        bins = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+        angle = 2 * torch.pi * bins * torch.arange(n_fft, dtype=torch.float64) / n_fft
+        window = torch.hann_window(n_fft, dtype=torch.float64)
+        bases = torch.cat([window * torch.cos(angle), -window * torch.sin(angle)])[:, None, :]
+        self.register_buffer("bases", bases.float())                       # [2 * bins, 1, n_fft]
+        self.register_buffer("mel", torch.rand(n_fft // 2 + 1, mels) * 2 / n_fft)
+        self.gru = torch.nn.GRU(mels, hidden, batch_first=True)
+        self.head = torch.nn.Linear(hidden, n_out)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.nn.functional.conv1d(wave[:, None, :], self.bases, stride=self.hop)
+        real, imag = spectrum.chunk(2, dim=1)
+        power = (real * real + imag * imag).transpose(1, 2)                 # [batch, frames, bins]
+        y, _ = self.gru(torch.log(power @ self.mel + 1e-6))
+        return self.head(y)
+
+
+def conv_log_mel_gru(batch: int = 1, samples: int = 4000, **sizes) -> tuple[torch.nn.Module, torch.Tensor]:
+    """Return a random-weight ConvLogMelGRU and a waveform [batch, samples] (16 kHz)."""
+    torch.manual_seed(0)
+    return ConvLogMelGRU(**sizes).eval(), torch.randn(batch, samples) * 0.1

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from fx2nnef import TractNNEF, export_model_to_nnef
 from fx2nnef.backends.tract.pulse import _align, _chunk
 from fx2nnef.errors import ExportInputError, TractCheckError
-from fx2nnef.examples import conv_gru
+from fx2nnef.examples import conv_gru, conv_log_mel_gru
 
 
 class Encoder(torch.nn.Module):
@@ -47,6 +47,16 @@ def test_conv_gru_streams_at_two_pulse_sizes(tmp_path):
     for pulse, check in report.pulses.items():
         assert check.ok and check.delays == [0] and check.reported_delays == [0]
         assert check.chunks * pulse >= 32       # at least four chunks of the largest pulse
+
+
+def test_a_log_mel_gru_streams_in_10_ms_chunks(tmp_path):
+    """A log-mel front-end (an STFT written as a strided conv1d with cos/sin bases) and a GRU, on a
+    16 kHz waveform: tract streams it 160 samples at a time, two frames behind."""
+    model, wave = conv_log_mel_gru(samples=1200, mels=16, hidden=16)
+    report = export_model_to_nnef(model, [wave], tmp_path / "m.nnef",
+                                  TractNNEF(dynamic_axes={"wave": {1: "S"}}, streaming_axis="S",
+                                            streaming_pulses=(160, 320)), input_names=["wave"])
+    assert [check.delays for check in report.pulses.values()] == [[2], [2]]
 
 
 @pytest.mark.parametrize("rnn,options", [(torch.nn.LSTM, dict(num_layers=2, proj_size=4)),
