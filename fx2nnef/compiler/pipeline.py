@@ -21,6 +21,7 @@ from ..passes.fuse_conv_batch_norm import FuseConvBatchNormPass
 from ..passes.fuse_quantized_ops import FuseQuantizedOpsPass
 from ..passes.legalize_dtypes import LegalizeDtypesPass
 from ..passes.quantize_weights import QuantizeWeightsPass
+from ..passes.roll_cell_loops import RollCellLoopsPass
 from .frontend import bind_inputs, capture
 from .recurrent import keep_recurrences_whole
 from .pass_base import PassLike, PassManager, PassRecord, format_ir
@@ -43,6 +44,8 @@ def default_passes(*, input_names: Sequence[str] | None = None, output_names: Se
         DecomposePass(registry),
         # flat named inputs and outputs
         FlattenIOPass(input_names, output_names, allow_same_io_names),
+        # Python loops over time calling a recurrent cell, which torch.export unrolled: one layer each
+        RollCellLoopsPass(),
         # inference batch norms folded into the convolutions that feed them
         FuseConvBatchNormPass(),
         # Q4_0 weights chosen after that fusion (tract cannot fold a scale into Q4_0 blocks) and while
