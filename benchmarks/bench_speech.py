@@ -196,7 +196,8 @@ def main(argv=None) -> None:
                                                              streaming_pulses=(HOP, 4 * HOP)), input_names=["x"])
         for pulse in (HOP, 4 * HOP):
             ms = pulse_latency(path, "S", pulse, list(wave.shape), 1)
-            print(f"| log-mel (conv STFT) + gru | {pulse} samples ({pulse // 16} ms) | {ms:.3f} | {ms / (pulse / 16):.4f} |")
+            print(f"| log-mel (conv STFT) + gru | {pulse} samples ({pulse // 16} ms) | {ms:.3f} | "
+                  f"{ms / (pulse / 16):.4f} |")
         try:
             path = tmp / "logmel_gru.nnef.tar"
             export_model_to_nnef(LogMelGRU().eval(), [wave], path, TractNNEF(

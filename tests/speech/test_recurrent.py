@@ -169,7 +169,8 @@ def test_cell_loops_with_a_static_time_axis(tmp_path):
     graph does not grow with T (the batch may be dynamic). A dynamic T fails at capture, naming the loop."""
     torch.manual_seed(0)
     reports = [export_model_to_nnef(CellLoop(torch.nn.LSTMCell).eval(), [torch.randn(steps, 2, 4)],
-                                    tmp_path / f"m{steps}", TractNNEF(dynamic_axes={"x": {1: "B"}}, check_io=steps == 4))
+                                    tmp_path / f"m{steps}",
+                                    TractNNEF(dynamic_axes={"x": {1: "B"}}, check_io=steps == 4))
                for steps in (4, 12)]
     assert len(reports[0].graph.operations) == len(reports[1].graph.operations)
     assert any(op.name == "tract_core_scan" for op in reports[1].graph.operations)

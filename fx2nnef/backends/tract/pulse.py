@@ -110,10 +110,11 @@ def pulse_model(path: str | os.PathLike, registries: Iterable[str], symbol: str,
         message = _tract_message(exc)
         culprit = _culprit(message, origins or {})
         reason = next((why for key, why in _REASONS.items() if key in message), "")
+        said = " / ".join(line.strip() for line in message.splitlines() if line.strip())
         raise TractCheckError(
             f"the archive cannot stream along {symbol} (pulse {pulse}): "
             + (f"tract cannot pulse {culprit}" if culprit else "tract cannot pulse it")
-            + (f": {reason}" if reason else "") + f"\n  tract said: {' / '.join(line.strip() for line in message.splitlines() if line.strip())}") from None
+            + (f": {reason}" if reason else "") + f"\n  tract said: {said}") from None
     return model, axes
 
 
