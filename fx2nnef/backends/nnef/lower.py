@@ -14,6 +14,7 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
 from ...compiler.dynamic import tract_expr
+from ...compiler.weights import source_of
 from ...compiler.program import OUTPUT_NAMES, input_name, output_node, placeholders, source_line
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
@@ -26,6 +27,7 @@ from .unsupported import reason as not_expressible
 from .standard import GENERIC_OPS, KEYWORDS, LOGICAL_OPS, STANDARD_OPS, khronos_type
 
 log = logging.getLogger("fx2nnef")
+from ...compiler.weights import source_of
 
 DTYPES = {
     torch.float16: "f16", torch.float32: "f32", torch.float64: "f64",
@@ -462,8 +464,9 @@ def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec
     if key in storages:
         return storages[key]
     nnef_dtype(real.dtype)  # raises a LoweringError for a dtype the target lacks
-    t = b.variable(real.contiguous().numpy(), b.fresh(naming.base_name(b.naming, node.name, label=spec.target)),
-                   spec.target)
+    data = source_of(real)  # a weight in its checkpoint file: streamed when written
+    t = b.variable(real.contiguous().numpy() if data is None else data,
+                   b.fresh(naming.base_name(b.naming, node.name, label=spec.target)), spec.target)
     storages[key] = t
     return t
 

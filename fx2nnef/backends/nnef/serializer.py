@@ -10,6 +10,9 @@ import collections
 import concurrent.futures
 import contextlib
 import io
+import itertools
+import sys
+import time
 import logging
 import os
 import shutil
@@ -18,11 +21,12 @@ import tarfile
 import zlib
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, Iterable, Iterator
 
 import numpy as np
 
 from fx2nnef.backends.nnef.graph import DTYPES, IDENTIFIER, Expr, Graph, Operation, Tensor
+from fx2nnef.backends.nnef.mapped import MappedArray
 from fx2nnef.errors import FX2NNEFError, SerializationError
 
 logger = logging.getLogger("fx2nnef")
@@ -41,6 +45,8 @@ GZIP_STRATEGY = zlib.Z_HUFFMAN_ONLY
 GZIP_CHUNK = 1 << 20
 WORTH_CODING = 0.9
 SAMPLE_BYTES = 1 << 16
+PROGRESS_AFTER = 3.0              # seconds of writing before progress is reported
+REPORT_EVERY = 2.0
 INDENT = "  "
 PROPERTIES_SIGNATURE = (
     "fragment tract_core_properties() -> (properties: (string, tensor<scalar>)[])"
@@ -148,8 +154,14 @@ def format_document(graph: Graph) -> str:
 # Tensor files
 
 
-def _dat_array(array: Any, what: str = "array") -> np.ndarray:
-    """Return `array` as a C-contiguous little-endian numpy array a `.dat` file can hold."""
+def _dat_array(array: Any, what: str = "array") -> np.ndarray | MappedArray:
+    """Return `array` as a C-contiguous little-endian numpy array a `.dat` file can hold (a weight
+    still in its checkpoint file as it is: it is read while written)."""
+    if isinstance(array, MappedArray):
+        if array.dtype.name not in DTYPES or array.ndim > MAX_RANK or array.nbytes > MAX_DATA_BYTES:
+            raise SerializationError(f"{what}: a {array.dtype.name} tensor of shape {list(array.shape)} cannot be "
+                                     "stored in a tract .dat file")
+        return array
     try:
         result = np.asarray(array)
     except Exception as exc:  # e.g. a bf16 torch tensor refuses __array__
@@ -187,11 +199,23 @@ def dat_size(array: Any) -> int:
     return HEADER_SIZE + _dat_array(array).nbytes
 
 
-def write_dat(f: BinaryIO, array: Any) -> int:
+def _pieces(array: np.ndarray | MappedArray) -> Iterator[memoryview]:
+    """Yield the data bytes of a `_dat_array` result: one view, or a mapped weight's converted pieces."""
+    if isinstance(array, MappedArray):
+        for chunk in array.chunks():
+            yield _data_view(chunk)
+    else:
+        yield _data_view(array)
+
+
+def write_dat(f: BinaryIO, array: Any, progress: "Progress | None" = None) -> int:
     """Write `array` to the binary file `f` as an NNEF tensor file; return the bytes written."""
     data = _dat_array(array)
     f.write(_dat_header(data))
-    f.write(_data_view(data))
+    for piece in _pieces(data):
+        f.write(piece)
+        if progress is not None:
+            progress.advance(piece.nbytes)
     return HEADER_SIZE + data.nbytes
 
 
@@ -209,6 +233,8 @@ def _deflate_block(data: bytes, code: bool = True, level: int | None = None) -> 
 def worth_coding(array: np.ndarray) -> bool:
     """Tell whether Huffman coding shrinks the array's bytes enough to pay for its time, by coding
     a sample of them (random or trained float weights save ~8 %: not worth it)."""
+    if isinstance(array, MappedArray):  # weights in checkpoints are floats: stored
+        return False
     sample = _data_view(array)[:SAMPLE_BYTES]
     return len(_deflate_block(sample)) < WORTH_CODING * len(sample)
 
@@ -279,33 +305,6 @@ class _GzipWriter(io.RawIOBase):
         super().close()
 
 
-class _BuffersReader(io.RawIOBase):
-    """A read-only binary stream over a sequence of buffers, consumed without copying them whole."""
-
-    def __init__(self, buffers: Iterable[bytes | memoryview]) -> None:
-        super().__init__()
-        self._buffers = [memoryview(buffer).cast("B") for buffer in buffers]
-        self._index = 0
-        self._offset = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        """Fill `target` from the buffers; return the byte count (0 at the end)."""
-        target = memoryview(target).cast("B")
-        filled = 0
-        while filled < len(target) and self._index < len(self._buffers):
-            current = self._buffers[self._index]
-            count = min(len(target) - filled, len(current) - self._offset)
-            target[filled:filled + count] = current[self._offset:self._offset + count]
-            filled += count
-            self._offset += count
-            if self._offset == len(current):
-                self._index, self._offset = self._index + 1, 0
-        return filled
-
-
 # --------------------------------------------------------------------------------------------
 # Variables
 
@@ -327,6 +326,8 @@ def _check_label(label: Any, tensor: Tensor) -> str:
 
 def _same_data(first: np.ndarray, second: np.ndarray) -> bool:
     """Tell whether two `_dat_array` results hold the same dtype, shape and bytes."""
+    if isinstance(first, MappedArray) or isinstance(second, MappedArray):
+        return first is second or (isinstance(first, MappedArray) and first.same_source(second))
     return (
         first is second
         or (first.dtype == second.dtype and first.shape == second.shape
@@ -355,45 +356,113 @@ def variable_arrays(graph: Graph) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------------
+# Progress
+
+
+class Progress:
+    """Reports the writing of tensor files when it takes long: every REPORT_EVERY seconds after the
+    first PROGRESS_AFTER, tensors written, bytes, speed and time left, on one refreshed line of a
+    terminal or as log records otherwise. `current` is the tensor being written."""
+
+    def __init__(self, tensors: int, total: int, stream=None) -> None:
+        self.tensors, self.total = tensors, total
+        self.stream = stream if stream is not None else sys.stderr
+        self.written = self.count = 0
+        self.start = self.last = time.perf_counter()
+        self.shown = False
+        self.current: str | None = None
+
+    @contextlib.contextmanager
+    def tensor(self, label: str) -> Iterator[None]:
+        """Count one tensor file, written within the block."""
+        self.current = label
+        yield
+        self.current = None
+        self.count += 1
+
+    def advance(self, size: int) -> None:
+        """Count `size` more bytes written, and report if it is time to."""
+        self.written += size
+        now = time.perf_counter()
+        if now - self.start >= PROGRESS_AFTER and now - self.last >= REPORT_EVERY:
+            self.last = now
+            self._report(now)
+
+    def _report(self, now: float) -> None:
+        elapsed = now - self.start
+        speed = self.written / max(elapsed, 1e-9)
+        left = (self.total - self.written) / speed if speed > 0 else float("inf")
+        text = (f"wrote {self.count}/{self.tensors} tensors, {self.written / 2**30:.2f}/{self.total / 2**30:.2f} GiB, "
+                f"{speed / 2**20:.0f} MiB/s, about {left:.0f} s left")
+        if getattr(self.stream, "isatty", lambda: False)():
+            self.stream.write("\r" + text)
+            self.stream.flush()
+            self.shown = True
+        else:
+            logger.info("%s", text)
+
+    def done(self) -> None:
+        """End the terminal line, if one was shown."""
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --------------------------------------------------------------------------------------------
 # Containers
 
 
-def _write_directory(root: Path, document: bytes, arrays: dict[str, np.ndarray]) -> None:
+def _write_directory(root: Path, document: bytes, arrays: dict[str, np.ndarray], progress: "Progress") -> None:
     """Write `graph.nnef` and the `.dat` files into the new directory `root`."""
     root.mkdir()
     (root / "graph.nnef").write_bytes(document)
     for label, array in arrays.items():
         path = root / f"{label}.dat"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            write_dat(f, array)
+        with progress.tensor(label), open(path, "wb") as f:
+            write_dat(f, array, progress)
 
 
-def _add_member(tar: tarfile.TarFile, name: str, buffers: list[bytes | memoryview]) -> None:
-    """Stream one regular file made of `buffers` into `tar`."""
+def _add_member(stream: BinaryIO, name: str, size: int, pieces: Iterable[bytes | memoryview],
+                progress: "Progress | None" = None) -> int:
+    """Write one regular file of `size` bytes made of `pieces` as a tar member (GNU format): header,
+    data written as it comes, padding to the 512-byte block. Return the bytes written."""
     info = tarfile.TarInfo(name)
-    info.size = sum(memoryview(buffer).nbytes for buffer in buffers)
-    info.mode = 0o644
-    tar.addfile(info, _BuffersReader(buffers))
+    info.size, info.mode = size, 0o644
+    header = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+    stream.write(header)
+    written = 0
+    for piece in pieces:
+        stream.write(piece)
+        count = memoryview(piece).nbytes
+        written += count
+        if progress is not None:
+            progress.advance(count)
+    if written != size:
+        raise SerializationError(f"{name}: {written} bytes written for a declared size of {size}")
+    stream.write(bytes(-size % tarfile.BLOCKSIZE))
+    return len(header) + size + -size % tarfile.BLOCKSIZE
 
 
 def _write_tar(path: Path, document: bytes, arrays: dict[str, np.ndarray], compress: bool,
-               level: int | None = None) -> None:
-    """Write `graph.nnef` and the `.dat` files as members at the root of a new tar file."""
+               level: int | None, progress: "Progress") -> None:
+    """Write `graph.nnef` and the `.dat` files as members at the root of a new tar file, each tensor
+    streamed from its array (or its checkpoint file) straight into the archive."""
     with contextlib.ExitStack() as stack:
         stream: BinaryIO = stack.enter_context(open(path, "xb"))
         if compress:  # fixed mtime and no file name: identical inputs give identical bytes
             stream = stack.enter_context(_GzipWriter(stream, level))
-        tar = stack.enter_context(
-            tarfile.open(fileobj=stream, mode="w", format=tarfile.GNU_FORMAT)
-        )
-        _add_member(tar, "graph.nnef", [document])
+        total = _add_member(stream, "graph.nnef", len(document), [document])
         for label, array in arrays.items():
             if compress:
                 stream.code(worth_coding(array))
-            _add_member(tar, f"{label}.dat", [_dat_header(array), _data_view(array)])
+            with progress.tensor(label):
+                total += _add_member(stream, f"{label}.dat", HEADER_SIZE + array.nbytes,
+                                     itertools.chain([_dat_header(array)], _pieces(array)), progress)
         if compress:
-            stream.code(True)  # the tar's end blocks are zeros
+            stream.code(True)  # the tar's end: two zero blocks, then zeros up to a whole record
+        end = 2 * tarfile.BLOCKSIZE
+        stream.write(bytes(end + -(total + end) % tarfile.RECORDSIZE))
 
 
 def container_kind(path: Path) -> str:
@@ -443,19 +512,23 @@ def save(graph: Graph, path: str | os.PathLike[str], compression_level: int | No
     target = Path(path)
     kind = container_kind(target)
     temporary = _sibling(target, ".tmp")
+    progress = None
     try:
         document = format_document(graph).encode("utf-8")
         arrays = variable_arrays(graph)
+        progress = Progress(len(arrays), sum(array.nbytes for array in arrays.values()))
         if kind == "directory":
-            _write_directory(temporary, document, arrays)
+            _write_directory(temporary, document, arrays, progress)
         else:
-            _write_tar(temporary, document, arrays, compress=kind == "tgz", level=compression_level)
+            _write_tar(temporary, document, arrays, kind == "tgz", compression_level, progress)
+        progress.done()
         move(temporary, target)
     except BaseException as exc:
         remove(temporary)
         if isinstance(exc, FX2NNEFError) or not isinstance(exc, Exception):
             raise
-        raise SerializationError(f"cannot write the NNEF model {target}: {exc}") from exc
+        where = f" (writing the tensor {progress.current})" if progress is not None and progress.current else ""
+        raise SerializationError(f"cannot write the NNEF model {target}{where}: {exc}") from exc
     logger.debug(
         "wrote %s (%s): graph.nnef %d bytes, %d tensor files %d bytes",
         target, kind, len(document), len(arrays),
