@@ -9,6 +9,11 @@
 
 An entry point with its own check (an LLM checked by generating tokens) calls `build`, `write`,
 its check on `export.temporary`, then `commit`: there is one pipeline, whoever drives it.
+
+The reference of the check is the model carrying exactly the weights the archive holds: with
+quantized weights, `export.reference_weights()` (their decoded values, by parameter name) replace
+the float ones for the reference call only (`reference_outputs(model, args, kwargs, weights)`);
+the error against the float model is reported apart (`ExportReport.float_checks`).
 """
 from __future__ import annotations
 
@@ -31,8 +36,8 @@ from .backends.nnef.graph import NUMPY_DTYPES, Graph
 from .backends.nnef.lower import lower_program
 from .backends.nnef.registry import LoweringRegistry
 from .backends.nnef.validate import remove_dead_operations, validate
-from .backends.tract import (OutputReport, check_close, format_report, resolve_tolerance, run, run_isolated,
-                             tract_version, write_debug_bundle)
+from .backends.tract import (OutputReport, check_close, compare_outputs, format_report, resolve_tolerance, run,
+                             run_isolated, tract_version, write_debug_bundle)
 from .backends.tract.cli import cli_version, run_cli
 from .backends.tract.runner import release_python
 from .compiler.dynamic import DynamicAxes
@@ -40,6 +45,7 @@ from .compiler.frontend import bind_inputs, eval_mode
 from .compiler.pass_base import PassLike, PassRecord
 from .compiler import weights as weights_on_disk
 from .compiler.pipeline import CompileResult, compile_bound, default_passes
+from .compiler.program import archive_weights
 from .errors import (ExportInputError, FX2NNEFError, InvalidGraphError, LoweringError, PassError,
                      TractCheckError, UnsupportedOpError)
 from .onnx_check import OnnxCheck, cross_check, raise_unless_agree, run_onnx_path
@@ -61,6 +67,8 @@ class ExportReport:
     graph: Graph
     checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)  # per size, with dynamic axes
     checked_with: str | None = None    # the tract that ran the check: "tract 0.23.9 (package)", ...
+    # with quantized weights: tract against the float model (what quantization costs), per size
+    float_checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)
 
     @property
     def signature(self) -> str:
@@ -73,10 +81,16 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
 
 
-def reference_outputs(model: torch.nn.Module, args: tuple, kwargs: dict) -> list[torch.Tensor]:
-    """Run the model eagerly (eval mode, no grad) and return its tensor outputs, flattened."""
+def reference_outputs(model: torch.nn.Module, args: tuple, kwargs: dict,
+                      weights: dict[str, torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Run the model eagerly (eval mode, no grad) and return its tensor outputs, flattened. With
+    `weights` (parameter name -> tensor) the call reads those instead of the model's own (tied
+    parameters follow), which are back in place when it returns."""
     with eval_mode(model, warn=False), torch.no_grad():
-        out = model(*args, **kwargs)
+        if weights:
+            out = torch.func.functional_call(model, weights, args, kwargs, tie_weights=True, strict=False)
+        else:
+            out = model(*args, **kwargs)
     return [x for x in pytree.tree_leaves(out) if isinstance(x, torch.Tensor)]
 
 
@@ -129,6 +143,8 @@ class Export:
     graph: Graph | None = None
     ranges: dict | None = None                      # symbol -> (min, max), with dynamic axes
     checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)
+    float_checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)
+    decoded: dict[str, torch.Tensor] | None = None  # reference_weights(), once computed
     # what the failing check saw, for the debug bundle
     fed: dict[str, np.ndarray] | None = None
     expected: list[np.ndarray] = dataclasses.field(default_factory=list)
@@ -282,8 +298,20 @@ class Export:
         elif self.target.check_io:
             self._tract_check()
 
+    def reference_weights(self) -> dict[str, torch.Tensor]:
+        """Return parameter name -> the value that makes the model compute with the weights the
+        archive holds, for each weight it stores quantized (`archive_weights`, in the parameter's
+        dtype); empty when every weight is float. Computed once."""
+        if self.decoded is None:
+            dtypes = {name: p.dtype for name, p in self.model.named_parameters(remove_duplicate=False)}
+            self.decoded = {name: value.to(dtypes.get(name, value.dtype))
+                            for name, value in archive_weights(self.compiled.program).items()}
+        return self.decoded
+
     def _tract_check(self) -> None:
-        """Run the archive in tract on the example (and, with dynamic axes, on other sizes)."""
+        """Run the archive in tract on the example (and, with dynamic axes, on other sizes), against
+        the model with the archive's weights; with quantized weights, also report the error against
+        the float model."""
         start = time.perf_counter()
         target, dynamic, graph = self.target, self.dynamic, self.graph
         tolerance = resolve_tolerance(target.check_io_tolerance)
@@ -294,7 +322,8 @@ class Export:
             label = ", ".join(f"{k}={v}" for k, v in size.items()) or "example"
             run_args, run_kwargs = (self.args, self.kwargs) if i == 0 else \
                 dynamic.resize(self.model, self.args, self.kwargs, size, seed=i)
-            self.expected = [to_numpy(t) for t in reference_outputs(self.model, run_args, run_kwargs)]
+            weights = self.reference_weights()
+            self.expected = [to_numpy(t) for t in reference_outputs(self.model, run_args, run_kwargs, weights)]
             self.fed, self.got = self.feed(run_args, run_kwargs), None
             try:
                 self.got = execute(self.fed)
@@ -309,8 +338,11 @@ class Export:
                 if i == 0:
                     raise
                 raise TractCheckError(f"at {label} (dynamic axes): {error}") from error
-            log.info("tract check passed at %s", label)
+            log.info("tract check passed at %s%s", label, " (against the model with the archive's decoded weights)"
+                     if weights else "")
             log.debug("%s", format_report(self.checks[label]))
+            if weights:
+                self._float_check(label, run_args, run_kwargs)
         self.timings["check"] = time.perf_counter() - start
         log.info("tract check passed: %.3fs", self.timings["check"])
 
@@ -337,6 +369,15 @@ class Export:
                         target.version, installed, target.version, target.version)
         self.checked_with = f"tract {installed} (package)"
         return lambda fed: run(self.temporary, list(fed.values()), graph.registries)
+
+    def _float_check(self, label: str, args: tuple, kwargs: dict) -> None:
+        """Record (and log) how far tract's outputs are from the float model's: what quantization costs
+        (a report at the check's tolerance, never an error)."""
+        float_expected = [to_numpy(t) for t in reference_outputs(self.model, args, kwargs)]
+        names = [t.name for t in self.graph.outputs]
+        self.float_checks[label] = compare_outputs(names, float_expected, self.got, self.target.check_io_tolerance)
+        log.info("what quantization costs: tract against the float model at %s (reported, not checked):\n%s",
+                 label, format_report(self.float_checks[label]))
 
     def _khronos_check(self) -> None:
         """Validate the archive with the Khronos parser and, with check_io, run it in the nnef_tools
@@ -371,7 +412,7 @@ class Export:
         graph = self.graph
         check = self.checks[next(iter(self.checks))] if self.checks else None
         return ExportReport(self.final, [t.name for t in graph.inputs], [t.name for t in graph.outputs],
-                            self.timings, check, graph, self.checks, self.checked_with)
+                            self.timings, check, graph, self.checks, self.checked_with, self.float_checks)
 
     def _bundle(self, error: Exception) -> None:
         """Write the debug bundle for a failed export (never raises)."""

@@ -101,3 +101,22 @@ def test_check_names_the_tract_it_used(tmp_path, monkeypatch, caplog):
     assert f"checked with the installed tract {tract_version()}" in caplog.text
     assert report.checked_with == f"tract {tract_version()} (package)"
     assert np.isclose(report.check[0].max_abs, 0.0)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_quantized_archives_run_in_older_releases(tmp_path, release):
+    """Q4_0 weights (item type 0x3040) and PT2E int8 (graph.quant, integer kernels) load and match
+    in every release fx2nnef targets."""
+    from quant.test_pt2e import ResidualCNN, per_tensor_symmetric, pt2e
+    from quant.test_q4_0 import LinearStack
+
+    torch.manual_seed(0)
+    report = export_model_to_nnef(LinearStack().eval(), torch.randn(2, 5, 64), tmp_path / "q4.nnef.tgz",
+                                  TractNNEF(version=release, weight_quant="q4_0", check_io_tolerance=(1e-5, 1e-5)))
+    assert report.checked_with.startswith(f"tract {release} (") and all(r.ok for r in report.check)
+    x = torch.randn(2, 3, 12, 12)
+    model = pt2e(ResidualCNN(), (x,), per_tensor_symmetric())
+    for kernels in (False, True):
+        report = export_model_to_nnef(model, x, tmp_path / f"int8-{kernels}.nnef.tgz",
+                                      TractNNEF(version=release, int8_kernels=kernels, check_io_tolerance="approximate"))
+        assert all(r.ok for r in report.check)

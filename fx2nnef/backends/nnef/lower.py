@@ -14,8 +14,8 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
 from ...compiler.dynamic import tract_expr
+from ...compiler.program import OUTPUT_NAMES, QUANTIZED, input_name, output_node, placeholders, source_line
 from ...compiler.weights import source_of
-from ...compiler.program import OUTPUT_NAMES, input_name, output_node, placeholders, source_line
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import LITERAL_PREFIX, NUMPY_DTYPES, Expr, Graph, Operation, Tensor
@@ -444,7 +444,7 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
 
 def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec, storages) -> Tensor:
     """Lower an input placeholder to `tract_core_external` (Khronos: `external<type>`), or a lifted
-    tensor to a `variable`."""
+    tensor to a `variable` (of its Q4_0 blocks when the node carries them)."""
     val = node.meta["val"]
     if spec.kind == InputKind.USER_INPUT:
         t = Tensor(input_name(node), nnef_dtype(val.dtype), b.shape_of(val))
@@ -463,10 +463,13 @@ def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec
     key = (real.untyped_storage().data_ptr(), real.storage_offset(), tuple(real.shape), real.stride(), real.dtype)
     if key in storages:
         return storages[key]
-    nnef_dtype(real.dtype)  # raises a LoweringError for a dtype the target lacks
-    data = source_of(real)  # a weight in its checkpoint file: streamed when written
-    t = b.variable(real.contiguous().numpy() if data is None else data,
-                   b.fresh(naming.base_name(b.naming, node.name, label=spec.target)), spec.target)
+    data = node.meta.get(QUANTIZED)  # Q4_0 blocks
+    if data is None:
+        nnef_dtype(real.dtype)  # raises a LoweringError for a dtype the target lacks
+        data = source_of(real)  # a weight in its checkpoint file: streamed when written
+    if data is None:
+        data = real.contiguous().numpy()
+    t = b.variable(data, b.fresh(naming.base_name(b.naming, node.name, label=spec.target)), spec.target)
     storages[key] = t
     return t
 

@@ -1,8 +1,9 @@
 """Print an NNEF graph in the dialect tract reads and write it, with its weights, to disk.
 
-`format_document` gives the `graph.nnef` text; `save` writes it together with one `<label>.dat`
-file per variable into a directory, a `.tar` or a `.tgz`, atomically. Weights are streamed from
-their numpy arrays: no second full copy of the data is made in memory.
+`format_document` gives the `graph.nnef` text and `format_quant` the `graph.quant` text (one
+entry per tensor with QuantParams); `save` writes them together with one `<label>.dat` file per
+variable into a directory, a `.tar` or a `.tgz`, atomically. Weights are streamed from their numpy
+arrays (or Q4_0 blocks, item type 0x3040): no second full copy of the data is made in memory.
 """
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ import tarfile
 import zlib
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator, Union
 
 import numpy as np
 
-from fx2nnef.backends.nnef.graph import DTYPES, IDENTIFIER, Expr, Graph, Operation, Tensor
+from fx2nnef.backends.nnef.graph import (BLOCK_FORMATS, DTYPES, IDENTIFIER, BlockQuantized, Expr, Graph, Operation,
+                                         Tensor, block_format)
 from fx2nnef.backends.nnef.mapped import MappedArray
 from fx2nnef.errors import FX2NNEFError, SerializationError
 
@@ -35,6 +37,8 @@ HEADER_SIZE = 128
 MAX_RANK = 8
 MAX_DATA_BYTES = 2**32 - 1          # the header stores the data length as a u32
 ITEM_TYPES = {"f": 0, "u": 1, "i": 4, "b": 5}   # numpy dtype kind -> NNEF item type (Khronos vendor)
+TRACT_VENDOR = 0x5452            # "TR": the item-type vendor of tract's own formats (block-quantized)
+BLOCK_BITS = 0xFFFFFFFF          # bits per item of a block-quantized tensor
 # Float weights barely compress: on 46 MB of random f32, zlib level 6 gives 0.926 of the size in
 # ~12 s on this 2-core machine, level 1 0.929 in ~11 s, and Huffman coding alone 0.924 in ~4 s
 # (the exponent bytes are skewed, the rest is noise: string matching finds nothing). Huffman coding
@@ -150,13 +154,34 @@ def format_document(graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_quant(graph: Graph) -> str:
+    """Return the `graph.quant` text: one entry per tensor of `graph` that carries QuantParams."""
+    lines = []
+    for op in graph.operations:
+        for tensor in op.outputs:
+            q = tensor.quant
+            if q is not None:
+                lines.append(f'"{_tensor_name(tensor)}": zero_point_linear_quantize(zero_point = {int(q.zero_point)}, '
+                             f"scale = {_format_float(np.float32(q.scale))}, bits = {q.bits}, "
+                             f"signed = {format_argument(q.signed)});")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 # --------------------------------------------------------------------------------------------
 # Tensor files
 
 
-def _dat_array(array: Any, what: str = "array") -> np.ndarray | MappedArray:
-    """Return `array` as a C-contiguous little-endian numpy array a `.dat` file can hold (a weight
-    still in its checkpoint file as it is: it is read while written)."""
+Stored = Union[np.ndarray, BlockQuantized, MappedArray]   # what a `.dat` file holds
+
+
+def _dat_array(array: Any, what: str = "array") -> Stored:
+    """Return `array` as a C-contiguous little-endian numpy array a `.dat` file can hold (block-
+    quantized weights, and weights still in their checkpoint file, as they are: the latter are read
+    while written)."""
+    if isinstance(array, BlockQuantized):
+        if array.format not in BLOCK_FORMATS or len(array.shape) > MAX_RANK:
+            raise SerializationError(f"{what}: cannot store a {array.format} tensor of shape {list(array.shape)}")
+        return array
     if isinstance(array, MappedArray):
         if array.dtype.name not in DTYPES or array.ndim > MAX_RANK or array.nbytes > MAX_DATA_BYTES:
             raise SerializationError(f"{what}: a {array.dtype.name} tensor of shape {list(array.shape)} cannot be "
@@ -180,18 +205,23 @@ def _dat_array(array: Any, what: str = "array") -> np.ndarray | MappedArray:
     return np.require(result, dtype=result.dtype.newbyteorder("<"), requirements="C")
 
 
-def _dat_header(array: np.ndarray) -> bytes:
+def _dat_header(array: Stored) -> bytes:
     """Return the 128-byte NNEF tensor-file header of a `_dat_array` result."""
     header = bytearray(HEADER_SIZE)
-    struct.pack_into("<BBBBII", header, 0, 0x4E, 0xEF, 1, 0, array.nbytes, array.ndim)
-    struct.pack_into(f"<{array.ndim}I", header, 12, *array.shape)
-    struct.pack_into("<IHH", header, 44, array.dtype.itemsize * 8, ITEM_TYPES[array.dtype.kind], 0)
+    struct.pack_into("<BBBBII", header, 0, 0x4E, 0xEF, 1, 0, array.nbytes, len(array.shape))
+    struct.pack_into(f"<{len(array.shape)}I", header, 12, *array.shape)
+    if block_format(array):
+        struct.pack_into("<IHH", header, 44, BLOCK_BITS, BLOCK_FORMATS[array.format][2], TRACT_VENDOR)
+    else:
+        struct.pack_into("<IHH", header, 44, array.dtype.itemsize * 8, ITEM_TYPES[array.dtype.kind], 0)
     return bytes(header)
 
 
-def _data_view(array: np.ndarray) -> memoryview:
-    """Return the raw bytes of a C-contiguous array as a memoryview, without copying."""
-    return memoryview(array.reshape(-1).view(np.uint8))
+def _data_view(array: Stored) -> memoryview:
+    """Return the raw bytes of a C-contiguous array (or of quantized blocks) as a memoryview, without copying."""
+    if isinstance(array, BlockQuantized):
+        array = array.blocks
+    return memoryview(np.require(array, requirements="C").reshape(-1).view(np.uint8))
 
 
 def dat_size(array: Any) -> int:
@@ -199,7 +229,7 @@ def dat_size(array: Any) -> int:
     return HEADER_SIZE + _dat_array(array).nbytes
 
 
-def _pieces(array: np.ndarray | MappedArray) -> Iterator[memoryview]:
+def _pieces(array: Stored) -> Iterator[memoryview]:
     """Yield the data bytes of a `_dat_array` result: one view, or a mapped weight's converted pieces."""
     if isinstance(array, MappedArray):
         for chunk in array.chunks():
@@ -230,7 +260,7 @@ def _deflate_block(data: bytes, code: bool = True, level: int | None = None) -> 
     return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
-def worth_coding(array: np.ndarray) -> bool:
+def worth_coding(array: Stored) -> bool:
     """Tell whether Huffman coding shrinks the array's bytes enough to pay for its time, by coding
     a sample of them (random or trained float weights save ~8 %: not worth it)."""
     if isinstance(array, MappedArray):  # weights in checkpoints are floats: stored
@@ -324,20 +354,20 @@ def _check_label(label: Any, tensor: Tensor) -> str:
     return label
 
 
-def _same_data(first: np.ndarray, second: np.ndarray) -> bool:
-    """Tell whether two `_dat_array` results hold the same dtype, shape and bytes."""
+def _same_data(first: Stored, second: Stored) -> bool:
+    """Tell whether two `_dat_array` results hold the same kind, dtype, shape and bytes."""
     if isinstance(first, MappedArray) or isinstance(second, MappedArray):
         return first is second or (isinstance(first, MappedArray) and first.same_source(second))
     return (
         first is second
-        or (first.dtype == second.dtype and first.shape == second.shape
+        or (type(first) is type(second) and first.dtype == second.dtype and first.shape == second.shape
             and _data_view(first) == _data_view(second))
     )
 
 
-def variable_arrays(graph: Graph) -> dict[str, np.ndarray]:
-    """Return label -> array for the `variable` operations of `graph`, each label once."""
-    arrays: dict[str, np.ndarray] = {}
+def variable_arrays(graph: Graph) -> dict[str, Stored]:
+    """Return label -> array (or quantized blocks) for the `variable` operations of `graph`, each label once."""
+    arrays: dict[str, Stored] = {}
     for op in graph.operations:
         if op.name != "variable":
             continue
@@ -412,10 +442,13 @@ class Progress:
 # Containers
 
 
-def _write_directory(root: Path, document: bytes, arrays: dict[str, np.ndarray], progress: "Progress") -> None:
-    """Write `graph.nnef` and the `.dat` files into the new directory `root`."""
+def _write_directory(root: Path, document: bytes, quant: bytes, arrays: dict[str, Stored],
+                     progress: "Progress") -> None:
+    """Write `graph.nnef`, `graph.quant` (when not empty) and the `.dat` files into the new directory `root`."""
     root.mkdir()
     (root / "graph.nnef").write_bytes(document)
+    if quant:
+        (root / "graph.quant").write_bytes(quant)
     for label, array in arrays.items():
         path = root / f"{label}.dat"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -444,15 +477,17 @@ def _add_member(stream: BinaryIO, name: str, size: int, pieces: Iterable[bytes |
     return len(header) + size + -size % tarfile.BLOCKSIZE
 
 
-def _write_tar(path: Path, document: bytes, arrays: dict[str, np.ndarray], compress: bool,
+def _write_tar(path: Path, document: bytes, quant: bytes, arrays: dict[str, Stored], compress: bool,
                level: int | None, progress: "Progress") -> None:
-    """Write `graph.nnef` and the `.dat` files as members at the root of a new tar file, each tensor
-    streamed from its array (or its checkpoint file) straight into the archive."""
+    """Write `graph.nnef`, `graph.quant` (when not empty) and the `.dat` files as members at the root
+    of a new tar file, each tensor streamed from its array (or its checkpoint file) into the archive."""
     with contextlib.ExitStack() as stack:
         stream: BinaryIO = stack.enter_context(open(path, "xb"))
         if compress:  # fixed mtime and no file name: identical inputs give identical bytes
             stream = stack.enter_context(_GzipWriter(stream, level))
         total = _add_member(stream, "graph.nnef", len(document), [document])
+        if quant:
+            total += _add_member(stream, "graph.quant", len(quant), [quant])
         for label, array in arrays.items():
             if compress:
                 stream.code(worth_coding(array))
@@ -515,12 +550,13 @@ def save(graph: Graph, path: str | os.PathLike[str], compression_level: int | No
     progress = None
     try:
         document = format_document(graph).encode("utf-8")
+        quant = format_quant(graph).encode("utf-8")
         arrays = variable_arrays(graph)
         progress = Progress(len(arrays), sum(array.nbytes for array in arrays.values()))
         if kind == "directory":
-            _write_directory(temporary, document, arrays, progress)
+            _write_directory(temporary, document, quant, arrays, progress)
         else:
-            _write_tar(temporary, document, arrays, kind == "tgz", compression_level, progress)
+            _write_tar(temporary, document, quant, arrays, kind == "tgz", compression_level, progress)
         progress.done()
         move(temporary, target)
     except BaseException as exc:

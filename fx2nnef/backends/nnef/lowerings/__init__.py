@@ -1,3 +1,3 @@
 """fx2nnef's own lowerings, grouped by op family. Importing this package fills the default registry."""
 from . import (attention, compaction, creation, distance, elementwise, floating, histogram, indexing, nn,  # noqa: F401
-               polynomial, reduce, resample, scan, shape, special, statistics, strided)
+               polynomial, quantized, reduce, resample, scan, shape, special, statistics, strided)
