@@ -46,8 +46,9 @@ config = transformers.LlamaConfig(**json.loads(sys.argv[1]), tie_word_embeddings
 with accelerate.init_empty_weights():
     model = transformers.LlamaForCausalLM._from_config(config, dtype=torch.float16).eval()
 start = time.perf_counter()
+quant = {"weight_quant": "q4_0", "weight_quant_layers": ("linear", "embedding")} if sys.argv[4:] == ["q4_0"] else {}
 report = export_model_to_nnef(model, {"input_ids": torch.ones(1, 8, dtype=torch.long)}, sys.argv[3],
-                              TractNNEF(check_io=False), weights=sys.argv[2])
+                              TractNNEF(check_io=False, **quant), weights=sys.argv[2])
 print(json.dumps({"seconds": time.perf_counter() - start, "timings": report.timings}))
 '''
 
@@ -165,6 +166,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the checkpoints and archives")
+    parser.add_argument("--q4_0", action="store_true", help="also export with Q4_0 weights packed while written")
     args = parser.parse_args()
     root = Path(args.dir or tempfile.mkdtemp(prefix="fx2nnef-big-"))
     import fx2nnef
@@ -192,6 +194,18 @@ def main() -> None:
         problems = fx2nnef.compare_with_checkpoint(archive, work)
         compared = time.perf_counter() - start
         rows.append((size, params, result["seconds"], peak, written, written / write_seconds, dd, len(problems), compared))
+        if args.q4_0:  # the same export with Q4_0 linear and embedding weights, packed while written
+            q4 = work / "model_q4_0.nnef.tar"
+            q4.unlink(missing_ok=True)
+            done, q4_peak = peak_anonymous([sys.executable, "-c", CHILD, json.dumps(SHAPES[size]), str(work), str(q4),
+                                            "q4_0"])
+            if done.returncode:
+                raise SystemExit(done.stderr[-3000:])
+            q4_result = json.loads(done.stdout.strip().splitlines()[-1])
+            q4_problems = fx2nnef.compare_with_checkpoint(q4, work)
+            print(f"  Q4_0: export {q4_result['seconds']:.1f} s, peak RssAnon {q4_peak / 2**30:.2f} GiB, archive "
+                  f"{q4.stat().st_size / 2**30:.2f} GiB ({q4.stat().st_size / written:.3f}x), {len(q4_problems)} tensors "
+                  "differ from the checkpoint packed again", flush=True)
         print(f"  export {result['seconds']:.1f} s (writing {write_seconds:.1f} s), peak RssAnon {peak / 2**30:.2f} GiB, "
               f"archive {written / 2**30:.2f} GiB at {written / write_seconds / 2**20:.0f} MiB/s vs dd "
               f"{dd / 2**20:.0f} MiB/s ({written / write_seconds / dd:.0%}); {len(problems)} tensors differ from the "

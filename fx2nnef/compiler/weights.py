@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import mmap
 import os
 import struct
 import weakref
@@ -116,7 +117,9 @@ def _safetensors(file: Path) -> Iterator[tuple[str, tuple[np.ndarray, str | None
         with open(file, "rb") as f:
             (length,) = struct.unpack("<Q", f.read(8))
             header = json.loads(f.read(length))
-        mapped = np.memmap(file, dtype=np.uint8, mode="r")
+            region = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        region.madvise(mmap.MADV_SEQUENTIAL)  # read once, in order: the kernel reads ahead
+        mapped = np.frombuffer(region, dtype=np.uint8)
     except (OSError, ValueError, struct.error) as exc:
         raise ExportInputError(f"cannot read the safetensors file {file}: {exc}") from None
     base = 8 + length
@@ -304,11 +307,12 @@ def bound(model: torch.nn.Module, sources: Mapping[str, MappedArray]) -> Iterato
 
 
 def compare_with_checkpoint(archive: str | os.PathLike, weights: str | os.PathLike,
-                            names: Iterator[str] | None = None) -> dict[str, str]:
+                            names: Iterator[str] | None = None, calibration: str = "min_max") -> dict[str, str]:
     """Compare the weight files of an archive with the checkpoint they were written from, tensor by
     tensor and piece by piece (bounded memory): each checkpoint tensor stored in the archive under
-    its name must hold the same values, converted to the archive's dtype. Return {name: problem}
-    for the tensors that differ (empty when all agree); `names` limits the check to some tensors."""
+    its name must hold the same values, converted to the archive's dtype (or packed to Q4_0 with
+    `calibration`). Return {name: problem} for the tensors that differ (empty when all agree);
+    `names` limits the check to some tensors."""
     from ..backends.nnef.reader import read_tensor_files
     stored = checkpoint_arrays(weights)
     wanted = set(names) if names is not None else None
@@ -320,8 +324,10 @@ def compare_with_checkpoint(archive: str | os.PathLike, weights: str | os.PathLi
         if tuple(shape) != tuple(array.shape):
             problems[label] = f"shape {list(shape)} in the archive, {list(array.shape)} in the checkpoint"
             continue
-        expected = MappedArray(array, np.dtype(dtype), label, kind).chunks()
-        differs = _first_difference(expected, chunks, np.dtype(dtype))
+        source = MappedArray(array, np.dtype(np.float32 if dtype == "q4_0" else dtype), label, kind)
+        if dtype == "q4_0":
+            source = source.quantized("q4_0", calibration)
+        differs = _first_difference(source.chunks(), chunks, np.dtype(np.uint8 if dtype == "q4_0" else dtype))
         if differs:
             problems[label] = differs
     return problems

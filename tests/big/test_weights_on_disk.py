@@ -15,7 +15,9 @@ import transformers
 
 import fx2nnef
 from fx2nnef import ExportInputError, SerializationError, TractNNEF, export_model_to_nnef
+import fx2nnef.backends.nnef.q4_0
 from fx2nnef.backends.nnef import mapped, serializer
+from fx2nnef.backends.nnef.reader import read_tensor_files
 from fx2nnef.backends.tract import run
 
 accelerate = pytest.importorskip("accelerate")
@@ -97,6 +99,24 @@ def test_dtype_converted_while_streaming(tmp_path, stored, model_dtype, archive)
     expected = source.model.layers[0].mlp.up_proj.weight.detach().to(model_dtype).float().numpy().ravel()
     assert np.array_equal(weight.astype(np.float32), expected.astype(archive).astype(np.float32))
     assert fx2nnef.compare_with_checkpoint(report.path, tmp_path / "ckpt") == {}
+
+
+def test_q4_0_packed_while_written(saved, tmp_path):
+    model, root = saved
+    target = TractNNEF(check_io=False, weight_quant="q4_0", weight_quant_layers=("linear", "embedding"))
+    streamed = export_model_to_nnef(empty_llama(), {"input_ids": IDS}, tmp_path / "s.nnef.tar", target,
+                                    weights=root / "sharded")
+    loaded = export_model_to_nnef(model, {"input_ids": IDS}, tmp_path / "l.nnef.tar", target)
+    assert fx2nnef.compare_with_checkpoint(streamed.path, root / "sharded") == {}
+    label = "model.layers.0.mlp.up_proj.weight"
+    read = {name: b"".join(chunks) for name, dtype, _, chunks in
+            read_tensor_files(streamed.path)
+            if name == label and dtype == "q4_0"}
+    expected = fx2nnef.backends.nnef.q4_0.pack_q4_0(model.get_parameter(label).detach().numpy()).blocks.tobytes()
+    assert read == {label: expected}
+    got = run(streamed.path, [IDS.numpy()], streamed.graph.registries)[0]
+    reference = run(loaded.path, [IDS.numpy()], loaded.graph.registries)[0]
+    assert np.array_equal(got, reference)  # the same blocks as the in-memory export
 
 
 def test_check_io_is_refused_with_the_alternative(saved, tmp_path):

@@ -136,22 +136,23 @@ def _tensor_file(label: str, header: bytes) -> TensorFile:
 
 
 def read_tensor_files(path: str | Path, chunk: int = 32 << 20) -> Iterator[tuple[str, str, tuple, Iterator[bytes]]]:
-    """Yield (label, numpy dtype name, shape, data pieces) for each plain (not block-quantized)
-    tensor file of an archive, reading at most `chunk` bytes at a time; consume each data iterator
-    before the next item."""
+    """Yield (label, numpy dtype name or block format ("q4_0"), shape, data pieces) for each tensor
+    file of an archive, reading at most `chunk` bytes at a time; consume each data iterator before
+    the next item."""
     path = Path(path)
+    kinds = {"f": "float", "u": "uint", "i": "int"}
+
     def pieces(f) -> Iterator[bytes]:
         while block := f.read(chunk):
             yield block
-    numpy_kinds = {"f": "float", "u": "uint", "i": "int"}
 
-    def described(label: str, f):
+    def described(label: str, f) -> tuple[str, str, tuple, Iterator[bytes]] | None:
         tensor = _tensor_file(label, f.read(HEADER_SIZE))
-        kind, bits = tensor.dtype.rstrip("(q)")[:1], tensor.dtype.rstrip("(q)")[1:]
-        if tensor.dtype == "bool":
-            return label, "bool", tensor.shape, pieces(f)
-        if kind in numpy_kinds and bits.isdigit():
-            return label, f"{numpy_kinds[kind]}{bits}", tensor.shape, pieces(f)
+        kind, bits = tensor.dtype.removesuffix("(q)")[:1], tensor.dtype.removesuffix("(q)")[1:]
+        if tensor.dtype in ("bool", "q4_0"):
+            return label, tensor.dtype, tensor.shape, pieces(f)
+        if kind in kinds and bits.isdigit():
+            return label, f"{kinds[kind]}{bits}", tensor.shape, pieces(f)
         return None
 
     if path.is_dir():
