@@ -43,10 +43,11 @@ CHILD = r'''
 import sys, json, time, torch, transformers, accelerate
 from fx2nnef import export_model_to_nnef, TractNNEF
 config = transformers.LlamaConfig(**json.loads(sys.argv[1]), tie_word_embeddings=False)
+q4_0 = sys.argv[4:] == ["q4_0"]  # Q4_0 weights decode to f32: the model computes in f32 (f16 read, converted)
 with accelerate.init_empty_weights():
-    model = transformers.LlamaForCausalLM._from_config(config, dtype=torch.float16).eval()
+    model = transformers.LlamaForCausalLM._from_config(config, dtype=torch.float32 if q4_0 else torch.float16).eval()
 start = time.perf_counter()
-quant = {"weight_quant": "q4_0", "weight_quant_layers": ("linear", "embedding")} if sys.argv[4:] == ["q4_0"] else {}
+quant = {"weight_quant": "q4_0", "weight_quant_layers": ("linear", "embedding")} if q4_0 else {}
 report = export_model_to_nnef(model, {"input_ids": torch.ones(1, 8, dtype=torch.long)}, sys.argv[3],
                               TractNNEF(check_io=False, **quant), weights=sys.argv[2])
 print(json.dumps({"seconds": time.perf_counter() - start, "timings": report.timings}))
@@ -194,6 +195,10 @@ def main() -> None:
         problems = fx2nnef.compare_with_checkpoint(archive, work)
         compared = time.perf_counter() - start
         rows.append((size, params, result["seconds"], peak, written, written / write_seconds, dd, len(problems), compared))
+        print(f"  export {result['seconds']:.1f} s (writing {write_seconds:.1f} s), peak RssAnon {peak / 2**30:.2f} GiB, "
+              f"archive {written / 2**30:.2f} GiB at {written / write_seconds / 2**20:.0f} MiB/s vs dd "
+              f"{dd / 2**20:.0f} MiB/s ({written / write_seconds / dd:.0%}); {len(problems)} tensors differ from the "
+              f"checkpoint (compared in {compared:.0f} s)", flush=True)
         if args.q4_0:  # the same export with Q4_0 linear and embedding weights, packed while written
             q4 = work / "model_q4_0.nnef.tar"
             q4.unlink(missing_ok=True)
@@ -204,12 +209,8 @@ def main() -> None:
             q4_result = json.loads(done.stdout.strip().splitlines()[-1])
             q4_problems = fx2nnef.compare_with_checkpoint(q4, work)
             print(f"  Q4_0: export {q4_result['seconds']:.1f} s, peak RssAnon {q4_peak / 2**30:.2f} GiB, archive "
-                  f"{q4.stat().st_size / 2**30:.2f} GiB ({q4.stat().st_size / written:.3f}x), {len(q4_problems)} tensors "
-                  "differ from the checkpoint packed again", flush=True)
-        print(f"  export {result['seconds']:.1f} s (writing {write_seconds:.1f} s), peak RssAnon {peak / 2**30:.2f} GiB, "
-              f"archive {written / 2**30:.2f} GiB at {written / write_seconds / 2**20:.0f} MiB/s vs dd "
-              f"{dd / 2**20:.0f} MiB/s ({written / write_seconds / dd:.0%}); {len(problems)} tensors differ from the "
-              f"checkpoint (compared in {compared:.0f} s)", flush=True)
+                  f"{q4.stat().st_size / 2**30:.2f} GiB ({q4.stat().st_size / written:.3f}x the f16 archive), "
+                  f"{len(q4_problems)} tensors differ from the checkpoint packed again", flush=True)
         if not args.keep:
             shutil.rmtree(work)
     print(f"cut-down copy of the {args.sizes[-1]} B architecture: "
