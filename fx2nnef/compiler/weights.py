@@ -294,7 +294,10 @@ def bound(model: torch.nn.Module, sources: Mapping[str, MappedArray]) -> Iterato
             if hasattr(module, "_hf_hook") and hasattr(module, "_old_forward") and "forward" in vars(module):
                 bypassed.append((module, vars(module)["forward"]))
                 module.forward = module._old_forward
-        log.info("%d weights stay in their files: captured on placeholders, streamed into the archive", len(sources))
+        log.info("%d weights stay in their files: captured on placeholders and streamed into the archive. "
+                 "Constant folding, conv + batch-norm fusion and deduplication skip them (reading them would "
+                 "load them; tract folds what is left when it loads the archive); tied weights read one "
+                 "placeholder, so they are stored once; Q4_0 packs them while they are written", len(sources))
         yield
     finally:
         for table, leaf, original in reversed(swapped):
