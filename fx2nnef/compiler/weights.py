@@ -17,6 +17,7 @@ Checkpoints: a `.safetensors` file, a directory of safetensors shards (with or w
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import mmap
@@ -77,9 +78,9 @@ def is_lazy(model: torch.nn.Module) -> bool:
 # ------------------------------------------------------------------------------------- sources
 
 
-def checkpoint_arrays(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, str | None]]:
-    """Map each tensor name of a checkpoint to (memory-mapped array, "bf16" or None); bf16 tensors
-    are mapped as uint16. Missing or unreadable files are ExportInputErrors naming them."""
+def checkpoint_arrays(path: str | os.PathLike) -> dict[str, MappedArray]:
+    """Map each tensor name of a checkpoint to its memory-mapped array, written as stored (bf16 as
+    f32). Missing or unreadable files are ExportInputErrors naming them."""
     path = Path(path)
     if path.is_dir():
         if (path / "index.json").is_file():
@@ -92,7 +93,7 @@ def checkpoint_arrays(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, st
         files = [path]
     else:
         raise ExportInputError(f"no checkpoint at {path}")
-    arrays: dict[str, tuple[np.ndarray, str | None]] = {}
+    arrays: dict[str, MappedArray] = {}
     for file in files:
         arrays.update(_safetensors(file) if file.suffix == ".safetensors" else _state_dict(file))
     return arrays
@@ -111,8 +112,14 @@ def _index_files(directory: Path) -> list[Path]:
     return files
 
 
-def _safetensors(file: Path) -> Iterator[tuple[str, tuple[np.ndarray, str | None]]]:
-    """Yield (name, (array, stored)) for each tensor of a .safetensors file, memory-mapped."""
+def _mapped(array: np.ndarray, name: str, bf16: bool, file: Path | None = None, offset: int = 0) -> MappedArray:
+    """Return a stored array (bf16 as uint16 bits) as a MappedArray written as stored (bf16 as f32)."""
+    return MappedArray(array, np.dtype(np.float32 if bf16 else array.dtype), name, "bf16" if bf16 else None,
+                       file=None if file is None else str(file), offset=offset)
+
+
+def _safetensors(file: Path) -> Iterator[tuple[str, MappedArray]]:
+    """Yield (name, array) for each tensor of a .safetensors file, memory-mapped."""
     try:
         with open(file, "rb") as f:
             (length,) = struct.unpack("<Q", f.read(8))
@@ -131,11 +138,11 @@ def _safetensors(file: Path) -> Iterator[tuple[str, tuple[np.ndarray, str | None
         begin, end = info["data_offsets"]
         dtype = np.dtype(SAFETENSORS_DTYPES[info["dtype"]])
         array = mapped[base + begin:base + end].view(dtype).reshape(info["shape"])
-        yield name, (array, "bf16" if info["dtype"] == "BF16" else None)
+        yield name, _mapped(array, name, info["dtype"] == "BF16", file, base + begin)
 
 
-def _state_dict(file: Path) -> Iterator[tuple[str, tuple[np.ndarray, str | None]]]:
-    """Yield (name, (array, stored)) for each tensor of a torch.save state dict, memory-mapped."""
+def _state_dict(file: Path) -> Iterator[tuple[str, MappedArray]]:
+    """Yield (name, array) for each tensor of a torch.save state dict, memory-mapped."""
     try:
         loaded = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:
@@ -143,21 +150,20 @@ def _state_dict(file: Path) -> Iterator[tuple[str, tuple[np.ndarray, str | None]
                                "(zip format) or as .safetensors") from None
     for name, tensor in (loaded.items() if isinstance(loaded, Mapping) else []):
         if isinstance(tensor, torch.Tensor):
-            yield name, _numpy_view(tensor)
+            yield name, _numpy_view(tensor, name)
 
 
-def _numpy_view(tensor: torch.Tensor) -> tuple[np.ndarray, str | None]:
-    """Return a numpy view of a CPU tensor's data (bf16 as uint16 bits)."""
+def _numpy_view(tensor: torch.Tensor, name: str) -> MappedArray:
+    """Return a CPU tensor's data as a MappedArray (bf16 read as uint16 bits), without copying."""
     tensor = tensor.detach()
-    if tensor.dtype == torch.bfloat16:
-        return tensor.view(torch.uint16).numpy(), "bf16"
-    return tensor.numpy(), None
+    bf16 = tensor.dtype == torch.bfloat16
+    return _mapped((tensor.view(torch.uint16) if bf16 else tensor).numpy(), name, bf16)
 
 
-def _offload_folder(folder: Path, index: Mapping) -> dict[str, tuple[np.ndarray, str | None]]:
+def _offload_folder(folder: Path, index: Mapping) -> dict[str, MappedArray]:
     """Map the tensors of an accelerate offload folder (`index.json` + `<name>.dat` memmaps, or
     entries pointing into safetensors files)."""
-    arrays: dict[str, tuple[np.ndarray, str | None]] = {}
+    arrays: dict[str, MappedArray] = {}
     by_file: dict[str, dict] = {}
     for name, info in index.items():
         if info.get("safetensors_file"):
@@ -166,23 +172,22 @@ def _offload_folder(folder: Path, index: Mapping) -> dict[str, tuple[np.ndarray,
                 if not Path(file).is_file():
                     raise ExportInputError(f"accelerate's index names the missing checkpoint file {file}")
                 by_file[file] = dict(_safetensors(Path(file)))
-            arrays[name] = by_file[file][info.get("weight_name", name)]
+            arrays[name] = dataclasses.replace(by_file[file][info.get("weight_name", name)], name=name)
             continue
         file = folder / f"{name}.dat"
         if not file.is_file():
             raise ExportInputError(f"accelerate's offload folder {folder} lacks {file.name}")
-        stored = "bf16" if info["dtype"] == "bfloat16" else None
-        dtype = np.uint16 if stored else np.dtype(info["dtype"])
-        shape = tuple(info["shape"]) or (1,)
-        array = np.memmap(file, dtype=dtype, mode="r", shape=shape)
-        arrays[name] = (array.reshape(info["shape"]), stored)
+        bf16 = info["dtype"] == "bfloat16"
+        array = np.memmap(file, dtype=np.uint16 if bf16 else np.dtype(info["dtype"]), mode="r",
+                          shape=tuple(info["shape"]) or (1,))
+        arrays[name] = _mapped(array.reshape(info["shape"]), name, bf16, file)
     return arrays
 
 
-def accelerate_arrays(model: torch.nn.Module) -> dict[str, tuple[np.ndarray, str | None]]:
+def accelerate_arrays(model: torch.nn.Module) -> dict[str, MappedArray]:
     """Map the names of a model's parameters that accelerate offloaded to their stored arrays,
     read from the hooks' weight maps (without loading them)."""
-    arrays: dict[str, tuple[np.ndarray, str | None]] = {}
+    arrays: dict[str, MappedArray] = {}
     for prefix, module in model.named_modules():
         weights_map = getattr(getattr(module, "_hf_hook", None), "weights_map", None)
         if weights_map is None:
@@ -196,11 +201,11 @@ def accelerate_arrays(model: torch.nn.Module) -> dict[str, tuple[np.ndarray, str
     return arrays
 
 
-def _loader_arrays(loader) -> dict[str, tuple[np.ndarray, str | None]]:
+def _loader_arrays(loader) -> dict[str, MappedArray]:
     """Return the arrays of an accelerate OffloadedWeightsLoader (cached on it)."""
     cached = getattr(loader, "_fx2nnef_arrays", None)
     if cached is None:
-        cached = {name: _numpy_view(t) for name, t in getattr(loader, "state_dict", {}).items()}
+        cached = {name: _numpy_view(t, name) for name, t in getattr(loader, "state_dict", {}).items()}
         folder = getattr(loader, "save_folder", None)
         cached.update(_offload_folder(Path(folder or "."), getattr(loader, "index", {})))
         loader._fx2nnef_arrays = cached
@@ -244,15 +249,14 @@ def resolve(model: torch.nn.Module, weights: str | os.PathLike | None) -> dict[s
             raise ExportInputError(f"{kind} {names[0]} is on the meta device and not in the checkpoint"
                                    + (": build the model under accelerate.init_empty_weights(), which keeps "
                                       "buffers real" if kind == "buffer" else ""))
-        array, kind = stored[name]
-        if tuple(array.shape) != tuple(tensor.shape):
-            raise ExportInputError(f"checkpoint tensor {name} has shape {list(array.shape)}, the model's "
+        source = stored[name]
+        if source.shape != tuple(tensor.shape):
+            raise ExportInputError(f"checkpoint tensor {name} has shape {list(source.shape)}, the model's "
                                    f"{list(tensor.shape)}")
-        floating = kind == "bf16" or array.dtype.kind == "f"
-        if floating != tensor.is_floating_point() or tensor.dtype not in TORCH_DTYPES:
-            raise ExportInputError(f"checkpoint tensor {name} is {'bf16' if kind else array.dtype}, the model's "
+        if (source.dtype.kind == "f") != tensor.is_floating_point() or tensor.dtype not in TORCH_DTYPES:
+            raise ExportInputError(f"checkpoint tensor {name} is {source.stored or source.dtype}, the model's "
                                    f"{tensor.dtype}: they must both be floats or both integers")
-        found[name] = MappedArray(array, np.dtype(TORCH_DTYPES[tensor.dtype]), name, kind)
+        found[name] = source.astype(TORCH_DTYPES[tensor.dtype])
     return found
 
 
@@ -323,13 +327,11 @@ def compare_with_checkpoint(archive: str | os.PathLike, weights: str | os.PathLi
     for label, dtype, shape, chunks in read_tensor_files(archive):
         if label not in stored or (wanted is not None and label not in wanted):
             continue
-        array, kind = stored[label]
-        if tuple(shape) != tuple(array.shape):
-            problems[label] = f"shape {list(shape)} in the archive, {list(array.shape)} in the checkpoint"
+        source = stored[label]
+        if tuple(shape) != source.shape:
+            problems[label] = f"shape {list(shape)} in the archive, {list(source.shape)} in the checkpoint"
             continue
-        source = MappedArray(array, np.dtype(np.float32 if dtype == "q4_0" else dtype), label, kind)
-        if dtype == "q4_0":
-            source = source.quantized("q4_0", calibration)
+        source = source.quantized("q4_0", calibration) if dtype == "q4_0" else source.astype(dtype)
         differs = _first_difference(source.chunks(), chunks, np.dtype(np.uint8 if dtype == "q4_0" else dtype))
         if differs:
             problems[label] = differs

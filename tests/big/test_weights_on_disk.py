@@ -152,18 +152,27 @@ def test_bad_checkpoints_name_the_tensor(saved, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ints.pt", "partial.pt", "shards", "wrong.pt"]
 
 
-def test_full_disk_names_the_tensor_and_leaves_nothing(saved, tmp_path, monkeypatch):
+@pytest.mark.parametrize("copy", ["kernel", "converted"])
+def test_full_disk_names_the_tensor_and_leaves_nothing(saved, tmp_path, monkeypatch, copy):
+    """A full disk while a weight is copied file to file (os.copy_file_range) or converted piece by
+    piece: a SerializationError naming the tensor, and no archive left."""
     calls = []
 
-    def chunks(self, max_bytes=mapped.CHUNK_BYTES):
-        calls.append(self.name)
-        if len(calls) == 5:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        yield from original(self, max_bytes)
-    original = mapped.MappedArray.chunks
-    monkeypatch.setattr(mapped.MappedArray, "chunks", chunks)
+    def failing(original):
+        def fail_fifth(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 5:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return original(*args, **kwargs)
+        return fail_fifth
+    if copy == "kernel":
+        monkeypatch.setattr(serializer.os, "copy_file_range", failing(serializer.os.copy_file_range))
+        model = empty_llama()
+    else:
+        monkeypatch.setattr(mapped.MappedArray, "chunks", failing(mapped.MappedArray.chunks))
+        model = empty_llama(dtype=torch.float16)  # f32 checkpoint: converted while written
     with pytest.raises(SerializationError, match=r"writing the tensor model\.[\w.]+\): .*No space left"):
-        export_model_to_nnef(empty_llama(), {"input_ids": IDS}, tmp_path / "m.nnef.tar", TractNNEF(check_io=False),
+        export_model_to_nnef(model, {"input_ids": IDS}, tmp_path / "m.nnef.tar", TractNNEF(check_io=False),
                              weights=saved[1] / "single")
     assert list(tmp_path.iterdir()) == []
 

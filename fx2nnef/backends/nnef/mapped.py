@@ -20,6 +20,16 @@ from .q4_0 import pack_q4_0
 CHUNK_BYTES = 32 << 20        # bytes read (and converted) at a time
 
 
+@dataclasses.dataclass(frozen=True)
+class FileRange:
+    """`length` bytes of `file` from `offset`: what a weight written as stored holds, which the
+    serializer copies file to file in the kernel (os.copy_file_range) where it can."""
+
+    file: str
+    offset: int
+    length: int
+
+
 def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
     """Return bf16 values stored as uint16 as float32 (a bf16 is the high half of an f32)."""
     return (raw.astype(np.uint32) << 16).view(np.float32)
@@ -37,6 +47,8 @@ class MappedArray:
     stored: str | None = None       # "bf16" when `data` holds bf16 bits as uint16
     format: str | None = None
     calibration: str = "min_max"
+    file: str | None = None         # the file `data` maps, and where in it (for a kernel-side copy)
+    offset: int = 0
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -53,6 +65,11 @@ class MappedArray:
             values, block_bytes, _ = BLOCK_FORMATS[self.format]
             return math.prod(self.shape) // values * block_bytes
         return math.prod(self.shape) * np.dtype(self.dtype).itemsize
+
+    @property
+    def verbatim(self) -> bool:
+        """Tell whether the stored bytes are written as they are (same dtype, no blocks)."""
+        return self.stored is None and self.format is None and self.data.dtype == self.dtype
 
     def astype(self, dtype) -> "MappedArray":
         """Return the same stored tensor, written as `dtype`."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import errno
 import io
 import itertools
 import sys
@@ -28,7 +29,7 @@ import numpy as np
 
 from fx2nnef.backends.nnef.graph import (BLOCK_FORMATS, DTYPES, IDENTIFIER, BlockQuantized, Expr, Graph, Operation,
                                          Tensor, block_format)
-from fx2nnef.backends.nnef.mapped import MappedArray
+from fx2nnef.backends.nnef.mapped import FileRange, MappedArray
 from fx2nnef.errors import FX2NNEFError, SerializationError
 
 logger = logging.getLogger("fx2nnef")
@@ -49,6 +50,8 @@ GZIP_STRATEGY = zlib.Z_HUFFMAN_ONLY
 GZIP_CHUNK = 1 << 20
 WORTH_CODING = 0.9
 SAMPLE_BYTES = 1 << 16
+COPY_BYTES = 64 << 20             # bytes copied at a time from a checkpoint file to the archive
+NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM}
 PROGRESS_AFTER = 3.0              # seconds of writing before progress is reported
 REPORT_EVERY = 2.0
 INDENT = "  "
@@ -229,13 +232,51 @@ def dat_size(array: Any) -> int:
     return HEADER_SIZE + _dat_array(array).nbytes
 
 
-def _pieces(array: Stored) -> Iterator[memoryview]:
-    """Yield the data bytes of a `_dat_array` result: one view, or a mapped weight's converted pieces."""
-    if isinstance(array, MappedArray):
+def _pieces(array: Stored) -> Iterator[memoryview | FileRange]:
+    """Yield the data bytes of a `_dat_array` result: one view, a mapped weight's converted pieces,
+    or the range of its file when it is written as stored."""
+    if isinstance(array, MappedArray) and array.verbatim and array.file is not None:
+        yield FileRange(array.file, array.offset, array.nbytes)
+    elif isinstance(array, MappedArray):
         for chunk in array.chunks():
             yield _data_view(chunk)
     else:
         yield _data_view(array)
+
+
+def _write(stream: BinaryIO, piece: bytes | memoryview | FileRange, progress: "Progress | None") -> int:
+    """Write one piece to `stream`; a file range is copied file to file by the kernel when `stream`
+    is a plain file, else read and written in COPY_BYTES pieces. Return the bytes written."""
+    if not isinstance(piece, FileRange):
+        stream.write(piece)
+        if progress is not None:
+            progress.advance(memoryview(piece).nbytes)
+        return memoryview(piece).nbytes
+    with open(piece.file, "rb") as source:
+        offset, end = piece.offset, piece.offset + piece.length
+        if isinstance(stream, (io.BufferedWriter, io.FileIO)):
+            stream.flush()
+            try:
+                while offset < end:
+                    count = os.copy_file_range(source.fileno(), stream.fileno(), min(end - offset, COPY_BYTES), offset)
+                    if count <= 0:
+                        break
+                    offset += count
+                    if progress is not None:
+                        progress.advance(count)
+            except OSError as exc:  # a kernel or file system without it: copied below instead
+                if exc.errno not in NO_KERNEL_COPY:
+                    raise
+        source.seek(offset)
+        while offset < end:
+            block = source.read(min(end - offset, COPY_BYTES))
+            if not block:
+                raise SerializationError(f"{piece.file} ends before byte {end}")
+            stream.write(block)
+            offset += len(block)
+            if progress is not None:
+                progress.advance(len(block))
+    return piece.length
 
 
 def write_dat(f: BinaryIO, array: Any, progress: "Progress | None" = None) -> int:
@@ -243,9 +284,7 @@ def write_dat(f: BinaryIO, array: Any, progress: "Progress | None" = None) -> in
     data = _dat_array(array)
     f.write(_dat_header(data))
     for piece in _pieces(data):
-        f.write(piece)
-        if progress is not None:
-            progress.advance(piece.nbytes)
+        _write(f, piece, progress)
     return HEADER_SIZE + data.nbytes
 
 
@@ -456,7 +495,7 @@ def _write_directory(root: Path, document: bytes, quant: bytes, arrays: dict[str
             write_dat(f, array, progress)
 
 
-def _add_member(stream: BinaryIO, name: str, size: int, pieces: Iterable[bytes | memoryview],
+def _add_member(stream: BinaryIO, name: str, size: int, pieces: Iterable[bytes | memoryview | FileRange],
                 progress: "Progress | None" = None) -> int:
     """Write one regular file of `size` bytes made of `pieces` as a tar member (GNU format): header,
     data written as it comes, padding to the 512-byte block. Return the bytes written."""
@@ -466,11 +505,7 @@ def _add_member(stream: BinaryIO, name: str, size: int, pieces: Iterable[bytes |
     stream.write(header)
     written = 0
     for piece in pieces:
-        stream.write(piece)
-        count = memoryview(piece).nbytes
-        written += count
-        if progress is not None:
-            progress.advance(count)
+        written += _write(stream, piece, progress)
     if written != size:
         raise SerializationError(f"{name}: {written} bytes written for a declared size of {size}")
     stream.write(bytes(-size % tarfile.BLOCKSIZE))
