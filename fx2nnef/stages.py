@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import time
 import uuid
@@ -39,10 +40,12 @@ from .backends.nnef.validate import remove_dead_operations, validate
 from .backends.tract import (OutputReport, check_close, compare_outputs, format_report, resolve_tolerance, run,
                              run_isolated, tract_version, write_debug_bundle)
 from .backends.tract.cli import cli_version, run_cli
+from .backends.tract.pulse import PulseReport, check_pulse, refuse_reverse_loops
 from .backends.tract.runner import release_python
 from .compiler.dynamic import DynamicAxes
 from .compiler.frontend import bind_inputs, eval_mode
 from .compiler.pass_base import PassLike, PassRecord
+from .compiler import weights as weights_on_disk
 from .compiler.pipeline import CompileResult, compile_bound, default_passes
 from .compiler.program import archive_weights
 from .errors import (ExportInputError, FX2NNEFError, InvalidGraphError, LoweringError, PassError,
@@ -69,6 +72,7 @@ class ExportReport:
     checked_with: str | None = None    # the tract that ran the check: "tract 0.23.9 (package)", ...
     # with quantized weights: tract against the float model (what quantization costs), per size
     float_checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)
+    pulses: dict[int, PulseReport] = dataclasses.field(default_factory=dict)  # per pulse, with streaming_axis
 
     @property
     def signature(self) -> str:
@@ -138,6 +142,7 @@ class Export:
     compression_level: int | None = None          # zlib level of a .tgz (None: fx2nnef's fast default)
     naming_scheme: str = "natural_verbose"
     custom_extensions: Sequence[str] = ()
+    sources: dict = dataclasses.field(default_factory=dict)   # weights streamed from their files, by name
     temporary: Path = dataclasses.field(init=False)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     records: list[PassRecord] = dataclasses.field(default_factory=list)
@@ -153,6 +158,7 @@ class Export:
     got: list[np.ndarray] | None = None
     onnx_check: OnnxCheck | None = None
     checked_with: str | None = None
+    pulses: dict[int, PulseReport] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.temporary = _temporary_sibling(self.final)
@@ -164,10 +170,13 @@ class Export:
               kwargs: dict | None = None, registry: LoweringRegistry | None = None,
               passes: Sequence[PassLike] | None = None, dump_ir_dir: str | os.PathLike | None = None,
               compression_level: Any = NOT_GIVEN, naming_scheme: str = "natural_verbose",
-              custom_extensions: Sequence[str] | None = None, allow_same_io_names: bool = False) -> "Export":
+              custom_extensions: Sequence[str] | None = None, allow_same_io_names: bool = False,
+              weights: str | os.PathLike | None = None) -> "Export":
         """Check the arguments, bind the inputs to forward() and resolve the dynamic axes.
         `compression_level` (None: directory, 0: .tar, 1-9: .tgz) must agree with the path's suffix;
-        a path without a container suffix gets the one it implies (torch_to_nnef's rule)."""
+        a path without a container suffix gets the one it implies (torch_to_nnef's rule). With
+        `weights` (a checkpoint) or a model whose parameters are on the meta device, the weights stay
+        in their files (compiler/weights.py); eager PyTorch cannot then run, so check_io is refused."""
         target = target or TractNNEF()
         if not isinstance(target, (TractNNEF, KhronosNNEF)):
             raise ExportInputError(f"inference_target must be a TractNNEF or a KhronosNNEF, got {type(target).__name__}")
@@ -181,15 +190,27 @@ class Export:
                                    f"{', '.join(naming.SCHEMES)}")
         registry = registry or LoweringRegistry.from_default()
         args, kwargs = bind_inputs(model, args, kwargs)
+        sources = weights_on_disk.resolve(model, weights) if weights is not None or weights_on_disk.is_lazy(model) \
+            else {}
+        if sources and getattr(target, "check_io", False):
+            raise ExportInputError(
+                "check_io runs the model in PyTorch, and this model's weights are not in memory (on the meta "
+                "device, offloaded to disk, or given as weights=): export with check_io=False, then check a "
+                "smaller configuration of the same architecture with check_io=True, and compare the archive's "
+                "weights with the checkpoint (fx2nnef.compare_with_checkpoint); see docs/big_models.md")
         dynamic = (DynamicAxes(model, args, kwargs, target.dynamic_axes, input_names)
                    if getattr(target, "dynamic_axes", None) else None)
+        streaming = getattr(target, "streaming_axis", None)
+        if streaming is not None and (dynamic is None or streaming not in dynamic.symbols):
+            raise ExportInputError(f"TractNNEF(streaming_axis={streaming!r}) must be one of the dynamic_axes symbols "
+                                   f"({', '.join(dynamic.symbols) if dynamic else 'none declared'})")
         if passes is None:
             passes = default_passes(input_names=input_names, output_names=output_names, registry=registry,
                                     target=target, allow_same_io_names=allow_same_io_names)
         return cls(model, args, kwargs, final, target, registry, passes, dynamic,
                    Path(debug_bundle_path) if debug_bundle_path is not None else None,
                    Path(dump_ir_dir) if dump_ir_dir is not None else None, level, naming_scheme,
-                   tuple(custom_extensions or ()))
+                   tuple(custom_extensions or ()), sources)
 
     @property
     def khronos(self) -> bool:
@@ -237,7 +258,8 @@ class Export:
     def _compile(self, captured: tuple[tuple, dict], record_stack_traces: bool) -> CompileResult:
         """Capture the model on `captured` inputs and run the passes."""
         dynamic = self.dynamic
-        with dynamic.watch_capture(self.model, *captured) if dynamic else contextlib.nullcontext():
+        with dynamic.watch_capture(self.model, *captured) if dynamic else contextlib.nullcontext(), \
+                weights_on_disk.bound(self.model, self.sources):
             return compile_bound(
                 self.model, *captured, passes=self.passes, registry=self.registry, dump_dir=self.dump_ir_dir,
                 records=self.records, record_ir=self.debug_bundle_path is not None,
@@ -254,7 +276,8 @@ class Export:
         start = time.perf_counter()
         graph = lower_program(compiled.program, self.registry, symbols, dialect="khronos" if self.khronos else "tract",
                               fused_attention=getattr(target, "fused_attention", False),
-                              tract_version=getattr(target, "version", None), naming_scheme=self.naming_scheme)
+                              tract_version=getattr(target, "version", None), naming_scheme=self.naming_scheme,
+                              streaming=getattr(target, "streaming_axis", None) is not None)
         if not self.khronos:
             graph.properties.update(_properties(target))
             pairs = complex_io(compiled.program)
@@ -290,6 +313,8 @@ class Export:
             self._khronos_check()
         elif self.target.check_io:
             self._tract_check()
+            if self.target.streaming_axis:
+                self._pulse_check()
 
     def reference_weights(self) -> dict[str, torch.Tensor]:
         """Return parameter name -> the value that makes the model compute with the weights the
@@ -338,6 +363,30 @@ class Export:
                 self._float_check(label, run_args, run_kwargs)
         self.timings["check"] = time.perf_counter() - start
         log.info("tract check passed: %.3fs", self.timings["check"])
+
+    def _pulse_check(self) -> None:
+        """Stream the archive through tract along the target's streaming axis, at each pulse size, and
+        compare it with PyTorch's whole-sequence outputs (backends/tract/pulse.py). The sequence is the
+        example's, lengthened to at least four chunks of the largest pulse."""
+        start = time.perf_counter()
+        target, dynamic, graph = self.target, self.dynamic, self.graph
+        symbol = target.streaming_axis
+        example, hi = dynamic.example_sizes[symbol], self.ranges[symbol][1]
+        length = max(example, min(4 * max(target.streaming_pulses), hi or math.inf))
+        args, kwargs = (self.args, self.kwargs) if length == example else \
+            dynamic.resize(self.model, self.args, self.kwargs, {symbol: length}, seed=len(self.checks) + 1)
+        self.expected = [to_numpy(t) for t in reference_outputs(self.model, args, kwargs, self.reference_weights())]
+        self.fed, self.got = self.feed(args, kwargs), None
+        refuse_reverse_loops(graph, symbol)
+        origins = {t.name: op.origin for op in graph.operations for t in op.outputs}
+        for pulse in target.streaming_pulses:
+            report = check_pulse(self.temporary, graph.registries, list(self.fed.values()), self.expected,
+                                 [t.name for t in graph.outputs], symbol, pulse,
+                                 resolve_tolerance(target.check_io_tolerance), origins)
+            self.pulses[pulse] = report
+            log.info("tract streams the archive along %s=%d in chunks of %d: delay %s, %.3f ms per chunk",
+                     symbol, length, pulse, report.delays, report.seconds_per_chunk * 1e3)
+        self.timings["pulse"] = time.perf_counter() - start
 
     def _tract_runner(self):
         """Return the function that runs the archive on inputs (by name) in the tract the target asks
@@ -405,7 +454,8 @@ class Export:
         graph = self.graph
         check = self.checks[next(iter(self.checks))] if self.checks else None
         return ExportReport(self.final, [t.name for t in graph.inputs], [t.name for t in graph.outputs],
-                            self.timings, check, graph, self.checks, self.checked_with, self.float_checks)
+                            self.timings, check, graph, self.checks, self.checked_with, self.float_checks,
+                            self.pulses)
 
     def _bundle(self, error: Exception) -> None:
         """Write the debug bundle for a failed export (never raises)."""

@@ -9,7 +9,8 @@ from .fuse_quantized_ops import FuseQuantizedOpsPass
 from .legalize_complex import LegalizeComplexPass
 from .legalize_dtypes import LegalizeDtypesPass
 from .quantize_weights import QuantizeWeightsPass
+from .roll_cell_loops import RollCellLoopsPass
 
 __all__ = ["CommonSubexpressionPass", "DecomposePass", "DedupeConstantsPass", "FlattenIOPass", "FoldPrimitivesPass",
            "FuseConvBatchNormPass", "FuseQuantizedOpsPass", "LegalizeComplexPass", "LegalizeDtypesPass",
-           "QuantizeWeightsPass"]
+           "QuantizeWeightsPass", "RollCellLoopsPass"]

@@ -77,6 +77,12 @@ class BlockQuantized:
         return array if dtype is None else array.astype(dtype)
 
 
+def block_format(data: Any) -> str | None:
+    """Return the block format ("q4_0") a variable's data is written in, or None for plain values."""
+    fmt = getattr(data, "format", None)
+    return fmt if fmt in BLOCK_FORMATS else None
+
+
 @dataclasses.dataclass(frozen=True)
 class QuantParams:
     """tract's 8-bit (or 32-bit) affine quantization of a tensor, its `graph.quant` entry:
@@ -123,6 +129,7 @@ class Operation:
     attribs: dict[str, Arg]
     outputs: tuple[Tensor, ...]
     generic: str | None = None         # standard NNEF type argument: 'scalar', 'integer', 'logical'
+    origin: str = ""                   # what emitted it, for messages: "aten::mean.dim in module enc (Encoder)"
 
 
 @dataclasses.dataclass(eq=False)
@@ -139,6 +146,9 @@ class Graph:
     symbols: list[str] = dataclasses.field(default_factory=list)        # tract symbols
     assertions: list[str] = dataclasses.field(default_factory=list)     # tract_assert rules
     properties: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # fragments defined by operations (loop bodies): name -> a graph whose inputs and outputs are
+    # the fragment's parameters and results
+    bodies: dict[str, Graph] = dataclasses.field(default_factory=dict)
 
     def variables(self) -> list[Tensor]:
         """Return the tensors defined by `variable` operations, in graph order."""
