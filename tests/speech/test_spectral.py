@@ -1,6 +1,6 @@
 """Spectral front-ends and complex values end to end: exported, run in tract (or the Khronos tools) and
 compared with PyTorch, at the example length and at unseen lengths of a dynamic time axis; a causal
-front-end pulsed in tract."""
+front-end streamed by the pulse check."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fx2nnef import KhronosNNEF, TractNNEF, export_model_to_nnef
+from fx2nnef.errors import TractCheckError
 
 TOLERANCE = (1e-4, 0.0)   # absolute, f32
 
@@ -123,17 +124,17 @@ def test_complex_input_with_a_dynamic_axis(tmp_path):
     assert len(report.checks) == 3
 
 
-def test_a_causal_log_mel_front_end_pulses(tmp_path):
-    """Streamed in tract 32 samples at a time, it gives the whole-sequence output after a delay of
-    (n_fft - hop) / hop frames."""
-    import tract
+def test_a_causal_log_mel_front_end_streams(tmp_path):
+    """Pulsed by tract (the streaming check) 16 and 32 samples at a time, it gives the whole-sequence
+    output after a delay of (n_fft - hop) / hop = 3 frames."""
     torch.manual_seed(0)
-    model, x = LogMel(causal=True).eval(), torch.randn(1, 480)
-    report = export(model, (x,), tmp_path, dynamic_axes={"x": {1: "T"}})
-    pulsed = tract.nnef().load(str(report.path))
-    pulsed.transform(tract.Pulse("32", symbol="T"))
-    state = pulsed.into_runnable().spawn_state()
-    stream = np.concatenate([state.run([x[:, i:i + 32].numpy()])[0].to_numpy() for i in range(0, 480, 32)], axis=1)
-    delay = (64 - 16) // 16
-    whole = model(x).numpy()
-    assert np.abs(stream[:, delay:] - whole[:, :stream.shape[1] - delay]).max() < 1e-4
+    report = export(LogMel(causal=True), (torch.randn(1, 480),), tmp_path, dynamic_axes={"x": {1: "T"}},
+                    streaming_axis="T", streaming_pulses=(16, 32))
+    assert {pulse: result.delays for pulse, result in report.pulses.items()} == {16: [3], 32: [3]}
+    assert all(r.max_abs <= 1e-4 for result in report.pulses.values() for r in result.reports)
+
+
+def test_a_centred_stft_cannot_stream(tmp_path):
+    with pytest.raises(TractCheckError, match=r"cannot stream along T.*aten::reflection_pad1d"):
+        export(LogMel(), (torch.randn(1, 480),), tmp_path, dynamic_axes={"x": {1: "T"}}, streaming_axis="T",
+               streaming_pulses=(16,))
