@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fx2nnef import KhronosNNEF, TractNNEF, export_model_to_nnef
-from fx2nnef.errors import TractCheckError
+from fx2nnef.errors import LoweringError, TractCheckError
 
 TOLERANCE = (1e-4, 0.0)   # absolute, f32
 
@@ -93,6 +93,28 @@ def test_stft_on_the_khronos_target_is_a_strided_convolution(tmp_path):
     report = export(LogMel(), (torch.randn(1, 300),), tmp_path, KhronosNNEF(check_io_tolerance=TOLERANCE))
     text = (report.path / "graph.nnef").read_text()
     assert "conv(" in text and "tract_" not in text
+
+
+class Resynthesis(torch.nn.Module):
+    """stft -> a spectral gain -> istft."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("window", torch.hann_window(64))
+
+    def forward(self, x):
+        spectrum = torch.stft(x, 64, 16, window=self.window, return_complex=True)
+        return torch.istft(spectrum * 0.5, 64, 16, window=self.window, length=x.shape[-1])
+
+
+def test_istft(tmp_path):
+    torch.manual_seed(0)
+    try:
+        export(Resynthesis(), (torch.randn(2, 400),), tmp_path)
+    except LoweringError as error:   # measured 2.4e-7 with branch indexing's index_put merged in a scratch copy
+        if "index_put" not in str(error):
+            raise
+        pytest.xfail("istft's overlap-add is an index_put on a non-leading axis, lowered on branch indexing")
 
 
 class ComplexIO(torch.nn.Module):
