@@ -198,7 +198,7 @@ def _lower(compiled: CompileResult, target: TractNNEF | KhronosNNEF, registry: L
     ranges = None
     if dynamic:
         ranges = dynamic.ranges(compiled.program, symbols)
-        graph.symbols = dynamic.symbols
+        graph.symbols = dynamic.symbols + graph.symbols  # then those of data-dependent sizes
         graph.assertions = dynamic.assertions(ranges)
     remove_dead_operations(graph)
     validate(graph)

@@ -151,7 +151,7 @@ TABLE: dict[str, Spec] = {
     "zeros_like": Spec("aten::zeros_like"),
     "arange": Spec("aten::arange.start_step"),
     # not expressible: must fail at export, with the reason
-    "nonzero": Spec("aten::nonzero", xfail="data-dependent output shape"),
+    "nonzero": Spec("aten::nonzero"),
 }
 
 

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import numpy as np
+import sympy
 import torch
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
@@ -45,17 +46,22 @@ class Builder:
     `dialect` is "tract" (standard NNEF + tract extensions) or "khronos" (standard NNEF only:
     `b.khronos` is true, and emitting a non-standard op raises UnsupportedOpError naming the ATen op).
     `b.fused_attention` tells attention lowerings to emit tract's fused sdpa operator.
+
+    Sizes torch.export reads from tensor data (its unbacked symbols u0, u1...) are bound by the
+    lowering that computes them: `b.bind_size(dim)` declares a fresh tract symbol, which tract binds
+    at run time from the output that carries it, or `b.bind_size(dim, n)` fixes a size known now.
     """
 
     def __init__(self, graph: Graph, symbols: dict[str, str] | None = None, dialect: str = "tract",
                  fused_attention: bool = False):
         self.graph = graph
         self.node: torch.fx.Node | None = None
-        self.symbols = symbols or {}
-        self.names: set[str] = set()
+        self.symbols = dict(symbols or {})
+        self.names: set[str] = set(self.symbols.values())  # fresh data-dependent symbols must differ
         self.constants = 0
         self.khronos = dialect == "khronos"
         self.fused_attention = fused_attention
+        self.known_sizes: dict[sympy.Symbol, sympy.Integer] = {}   # data-dependent sizes known now
 
     # -- naming --------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -185,11 +191,31 @@ class Builder:
     def dim(self, d: Any) -> int | Expr:
         """Return a dimension as an int, or as a tract expression when symbolic."""
         if isinstance(d, torch.SymInt):
-            expr = d.node.expr
+            expr = d.node.expr.xreplace(self.known_sizes) if self.known_sizes else d.node.expr
             if expr.is_number:
                 return int(expr)
             return Expr(tract_expr(expr, self.symbols))
         return int(d)
+
+    def bind_size(self, d: Any, value: int | None = None) -> int | Expr:
+        """Bind a size torch.export read from tensor data (an unbacked symbol, e.g. the row count of
+        nonzero's output) and return it as a dim: to `value` when known at export time, else to a
+        fresh tract symbol, declared in the graph, that tract binds at run time from the first output
+        whose shape holds it (a lowering must emit that output with the returned dim in its shape)."""
+        if not isinstance(d, torch.SymInt) or d.node.expr.is_number:
+            return self.dim(d)
+        expr = d.node.expr
+        if not isinstance(expr, sympy.Symbol):
+            raise LoweringError(f"internal: the data-dependent size {expr} is not a plain symbol")
+        if str(expr) in self.symbols or expr in self.known_sizes:
+            return self.dim(d)
+        if value is not None:
+            self.known_sizes[expr] = sympy.Integer(value)
+            return int(value)
+        name = self.fresh(f"n_{expr}")
+        self.symbols[str(expr)] = name
+        self.graph.symbols.append(name)
+        return Expr(name)
 
     def shape_of(self, value: torch.Tensor) -> tuple:
         return tuple(self.dim(d) for d in value.shape)
@@ -323,6 +349,12 @@ def _is_symbolic(node: torch.fx.Node) -> bool:
     return isinstance(node.meta.get("val"), (torch.SymInt, torch.SymFloat, torch.SymBool, int, float, bool))
 
 
+def _reads_data(node: torch.fx.Node, registry: LoweringRegistry) -> bool:
+    """Tell whether a node giving a Python scalar reads it from tensor data with a lowered op
+    (`aten::_local_scalar_dense`, i.e. `.item()`): it is lowered to a rank-0 tensor."""
+    return isinstance(node.target, torch._ops.OpOverload) and op_name(node) in registry
+
+
 def unsupported_ops(program: ExportedProgram, registry: LoweringRegistry) -> dict[str, list[torch.fx.Node]]:
     """Return every op of the graph that has no lowering, with the nodes that use it."""
     missing: dict[str, list[torch.fx.Node]] = collections.defaultdict(list)
@@ -419,6 +451,8 @@ def _convert(b: Builder, value: Any, env: dict) -> Any:
     """Map an fx argument to a lowering argument: Tensor, int/Expr dims, lists, literals."""
     if isinstance(value, torch.fx.Node):
         val = value.meta.get("val")
+        if isinstance(env.get(value), Tensor) and not _bound(b, val):  # a scalar read from tensor data
+            return env[value]
         if isinstance(val, torch.Tensor) or value in env and not isinstance(val, (torch.SymInt, int)):
             return env[value]
         return b.dim(val)
@@ -427,11 +461,19 @@ def _convert(b: Builder, value: Any, env: dict) -> Any:
     return value
 
 
+def _bound(b: Builder, val: Any) -> bool:
+    """Tell whether a SymInt is a size the builder can write (static, a dynamic axis or a bound size)."""
+    if not isinstance(val, torch.SymInt):
+        return False
+    expr = val.node.expr.xreplace(b.known_sizes)
+    return all(str(s) in b.symbols for s in expr.free_symbols)
+
+
 def _call(b: Builder, node: torch.fx.Node, env: dict, registry: LoweringRegistry) -> Any:
     """Lower one call_function node and name its result after the node."""
     if node.target is operator.getitem:
         return env[node.args[0]][node.args[1]]
-    if _is_symbolic(node):
+    if _is_symbolic(node) and not _reads_data(node, registry):
         return None
     lowering = registry.get(op_name(node))
     kwargs = {k: _convert(b, v, env) for k, v in _bind(node).items()}

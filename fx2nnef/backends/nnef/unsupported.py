@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 RANDOM = "random sampling: tract has no seeded random generator matching PyTorch's"
-DATA_SHAPE = "data-dependent output shape (NNEF shapes are known before the data)"
 LINALG = "linear-algebra factorization/solver: no NNEF or tract operator (iterative, pivoting)"
 COMPLEX = "complex numbers: tract has no complex dtype"
 SPARSE = "sparse tensors have no NNEF representation"
@@ -16,10 +15,6 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "normal.Tensor_float", "normal.float_Tensor", "normal_functional", "uniform", "exponential", "cauchy",
         "geometric", "log_normal", "native_dropout", "poisson", "_standard_gamma", "binomial",
         "rrelu_with_noise", "rrelu_with_noise_functional")},
-    **{f"aten::{op}": DATA_SHAPE for op in (
-        "nonzero", "masked_select", "unique_consecutive", "unique_dim", "_unique2",
-        "unique_dim_consecutive", "bincount", "repeat_interleave.Tensor",
-        "_local_scalar_dense", "argwhere")},
     **{f"aten::{op}": LINALG for op in (
         "linalg_cholesky_ex", "cholesky", "cholesky_inverse", "cholesky_solve", "linalg_lu_factor_ex",
         "linalg_lu", "linalg_lu_solve", "lu_unpack", "linalg_qr", "geqrf", "ormqr", "linalg_householder_product",

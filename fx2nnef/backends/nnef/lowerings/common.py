@@ -44,3 +44,30 @@ def extreme(dtype: str, largest: bool) -> float | int | bool:
         return largest
     info = np.iinfo(np.dtype(("uint" if dtype[0] == "u" else "int") + dtype[1:]))
     return int(info.max if largest else info.min)
+
+
+def running_count(b, flat):
+    """Return, for a 1-D bool tensor, how many of its elements up to each position are true (i64):
+    a matmul with the run-time [n, n] triangle j <= k, in f32 (exact below 2**24 elements)."""
+    n = flat.shape[0]
+    b.require("tract_core")
+    index = b.op("tract_core_range", 0, n, 1, out_dtype="i64", out_shape=(n,))
+    upper = b.op("le", b.op("unsqueeze", index, axes=[1]), b.op("unsqueeze", index, axes=[0]))
+    counts = b.op("matmul", b.op("unsqueeze", b.cast(flat, "f32"), axes=[0]), b.cast(upper, "f32"))
+    return b.cast(b.op("squeeze", counts, axes=[0]), "i64")
+
+
+def true_positions(b, keep, size):
+    """Return the positions of the true elements of a 1-D bool tensor, as an i64 tensor of length
+    `size` (the torch size of that count, usually an unbacked symbol): computed now when `keep` is a
+    constant, else by tract's non_zero, whose count symbol tract binds at run time."""
+    if keep.data is not None:
+        found = np.flatnonzero(np.asarray(keep.data))
+        b.bind_size(size, len(found))
+        return b.const(found.astype(np.int64), "i64", "positions")
+    n = b.bind_size(size)
+    if isinstance(n, int):
+        raise NotImplementedError("positions of run-time data counted into a size PyTorch fixed at export time")
+    b.require("tract_onnx")
+    found = b.op("tract_onnx_non_zero", keep, count_symbol=str(n), out_dtype="i64", out_shape=(1, n))
+    return b.op("squeeze", found, axes=[0])
