@@ -46,7 +46,8 @@ def worker(names: list[str], samples: int) -> None:
         spec = TABLE.get(name)
         tolerance = spec.tolerance if spec else None
         try:
-            results = h.run_entry(db[name], dtypes=(torch.float32,), limit=samples, tolerance=tolerance)
+            results = h.run_entry(db[name], dtypes=(torch.float32,), limit=samples, tolerance=tolerance,
+                                  statistical=bool(spec and spec.statistical))
         except Exception as e:  # noqa: BLE001 - e.g. sample generation failing: recorded, not fatal
             results = [("float32", h.Outcome("other", f"{type(e).__name__}: {e}"[:300]))]
         outcomes = [o for _, o in results]

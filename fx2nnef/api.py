@@ -18,7 +18,7 @@ from .backends.nnef import serializer
 from .backends.nnef.graph import NUMPY_DTYPES, Graph
 from .backends.nnef.lower import lower_program
 from .backends.nnef.registry import LoweringRegistry
-from .backends.nnef.validate import remove_dead_operations, validate
+from .backends.nnef.validate import RANDOM_OPERATIONS, random_outputs, remove_dead_operations, validate
 from .backends.tract import OutputReport, check_close, format_report, resolve_tolerance, run, write_debug_bundle
 from .compiler.dynamic import DynamicAxes
 from .compiler.frontend import bind_inputs, eval_mode
@@ -144,6 +144,7 @@ def export_model_to_nnef(
             tolerance = resolve_tolerance(target.check_io_tolerance)
             sizes = dynamic.check_sizes(ranges) if dynamic else [{}]
             names = [t.name for t in graph.outputs]
+            sampled = random_outputs(graph)
             for i, size in enumerate(sizes):
                 label = ", ".join(f"{k}={v}" for k, v in size.items()) or "example"
                 run_args, run_kwargs = (args, kwargs) if i == 0 else dynamic.resize(model, args, kwargs, size, seed=i)
@@ -154,8 +155,8 @@ def export_model_to_nnef(
                     if i == 0 and target.check_io_onnx:
                         onnx_inputs = [_to_numpy(t) for t in compiled.example_inputs]
                         onnx_check = cross_check(names, got, run_onnx_path(model, args, kwargs, onnx_inputs),
-                                                 tolerance)
-                    checks[label] = check_close(names, expected, got, tolerance)
+                                                 tolerance, sampled)
+                    checks[label] = check_close(names, expected, got, tolerance, sampled)
                     if onnx_check is not None and i == 0:
                         raise_unless_agree(onnx_check)
                 except TractCheckError as error:
@@ -192,7 +193,9 @@ def _lower(compiled: CompileResult, target: TractNNEF | KhronosNNEF, registry: L
         timings[record.name] = record.seconds
     start = time.perf_counter()
     graph = lower_program(compiled.program, registry, symbols, dialect="khronos" if khronos else "tract",
-                          fused_attention=getattr(target, "fused_attention", False))
+                          fused_attention=getattr(target, "fused_attention", False),
+                          random_seed=getattr(target, "random_seed", 0))
+    _warn_if_random(graph, getattr(target, "random_seed", 0))
     if not khronos:
         graph.properties.update(_properties(target))
     ranges = None
@@ -205,6 +208,19 @@ def _lower(compiled: CompileResult, target: TractNNEF | KhronosNNEF, registry: L
     timings["lower"] = time.perf_counter() - start
     log.info("lowered to %d NNEF operations: %.3fs", len(graph.operations), timings["lower"])
     return graph, ranges
+
+
+def _warn_if_random(graph: Graph, seed: int | None) -> None:
+    """Log that the archive draws random numbers from tract's generator, not PyTorch's stream."""
+    count = sum(op.name in RANDOM_OPERATIONS for op in graph.operations)
+    if not count:
+        return
+    seeding = f"seeds {seed}..{seed + count - 1}, fixed in the archive" if seed is not None else \
+        "seeded by tract from the system on every run"
+    log.warning("the model samples random numbers (%d random operator(s), %s): tract's generator is not "
+                "PyTorch's, so the values differ from PyTorch's stream; check_io compares the outputs that "
+                "depend on them (%s) by shape and dtype only", count, seeding,
+                ", ".join(random_outputs(graph)) or "none")
 
 
 def _feed(args: tuple, kwargs: dict, compiled: CompileResult, graph: Graph) -> dict[str, np.ndarray]:

@@ -40,6 +40,11 @@ class TractNNEF:
         instead of matmul / softmax / matmul. Off by default: tract 0.23.9 runs the fused operator
         1.4-1.9x slower on CPU (benchmarks/bench_attention.py); grouped-query attention and a single
         query row (a decoding step, where it is faster) always use it.
+    random_seed: the seed of the archive's first random operator (rand, randn, dropout in training
+        mode, bernoulli, multinomial, ...); the others take the next seeds, so each draws its own
+        stream and every run of the archive draws the same values. None: tract seeds every run from
+        the system. tract's generator is not PyTorch's: the values differ from PyTorch's (a warning
+        says so) and check_io compares the outputs that depend on them by shape and dtype only.
     """
 
     version: str = LATEST_TRACT
@@ -52,8 +57,12 @@ class TractNNEF:
     f16_sensitive_in_f32: bool = False
     check_io_onnx: bool = False
     fused_attention: bool = False
+    random_seed: int | None = 0
 
     def __post_init__(self):
+        if self.random_seed is not None and (isinstance(self.random_seed, bool) or not isinstance(
+                self.random_seed, int) or self.random_seed < 0):
+            raise ExportInputError(f"TractNNEF(random_seed={self.random_seed!r}) must be an integer >= 0 or None")
         for option in ("float64", "bfloat16"):
             if getattr(self, option) not in DTYPE_OPTIONS:
                 raise ExportInputError(f"TractNNEF({option}={getattr(self, option)!r}): choose one of "

@@ -34,7 +34,8 @@ def test_opinfo(name, dtype):
     if dtype not in opinfo.supported_dtypes("cpu"):
         pytest.skip(f"{name} does not support {dtype}")
     spec = TABLE[name]
-    results = h.run_entry(opinfo, dtypes=(dtype,), limit=SAMPLES, tolerance=spec.tolerance)
+    results = h.run_entry(opinfo, dtypes=(dtype,), limit=SAMPLES, tolerance=spec.tolerance,
+                          statistical=bool(spec.statistical))
     status = h.entry_status([o for _, o in results])
     if status.category in h.EXCLUDED:
         pytest.skip(f"no sample torch.export can capture: {status.message}")

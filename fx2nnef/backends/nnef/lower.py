@@ -45,7 +45,8 @@ class Builder:
 
     `dialect` is "tract" (standard NNEF + tract extensions) or "khronos" (standard NNEF only:
     `b.khronos` is true, and emitting a non-standard op raises UnsupportedOpError naming the ATen op).
-    `b.fused_attention` tells attention lowerings to emit tract's fused sdpa operator.
+    `b.fused_attention` tells attention lowerings to emit tract's fused sdpa operator; `b.seed()`
+    gives random operators their seeds.
 
     Sizes torch.export reads from tensor data (its unbacked symbols u0, u1...) are bound by the
     lowering that computes them: `b.bind_size(dim)` declares a fresh tract symbol, which tract binds
@@ -53,7 +54,7 @@ class Builder:
     """
 
     def __init__(self, graph: Graph, symbols: dict[str, str] | None = None, dialect: str = "tract",
-                 fused_attention: bool = False):
+                 fused_attention: bool = False, random_seed: int | None = 0):
         self.graph = graph
         self.node: torch.fx.Node | None = None
         self.symbols = dict(symbols or {})
@@ -62,6 +63,8 @@ class Builder:
         self.khronos = dialect == "khronos"
         self.fused_attention = fused_attention
         self.known_sizes: dict[sympy.Symbol, sympy.Integer] = {}   # data-dependent sizes known now
+        self.random_seed = random_seed
+        self.random_ops = 0
 
     # -- naming --------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -138,6 +141,13 @@ class Builder:
         if self.khronos:
             raise self.not_standard(f"it needs tract's {registry} operators")
         self.graph.registries.add(registry)
+
+    def seed(self) -> int | None:
+        """Return the seed of the next random operator: the target's seed plus the count of random
+        operators so far (each draws its own stream), or None when the target asks tract to seed
+        every run from the system."""
+        self.random_ops += 1
+        return None if self.random_seed is None else self.random_seed + self.random_ops - 1
 
     def fragment(self, name: str, text: str) -> None:
         """Declare a fragment definition the graph uses (emitted once)."""
@@ -381,14 +391,14 @@ def format_unsupported(missing: dict[str, list[torch.fx.Node]]) -> str:
 
 def lower_program(program: ExportedProgram, registry: LoweringRegistry,
                   symbols: dict[str, str] | None = None, dialect: str = "tract",
-                  fused_attention: bool = False) -> Graph:
+                  fused_attention: bool = False, random_seed: int | None = 0) -> Graph:
     """Translate the program into an NNEF Graph of the dialect ("tract" or "khronos"); raise
     UnsupportedOpError listing all missing ops."""
     missing = unsupported_ops(program, registry)
     if missing:
         raise UnsupportedOpError(format_unsupported(missing))
     graph = Graph()
-    b = Builder(graph, symbols, dialect, fused_attention)
+    b = Builder(graph, symbols, dialect, fused_attention, random_seed)
     out = output_node(program)
     out_names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(out.args[0]))]
     user = [n for n, s in placeholders(program) if s.kind == InputKind.USER_INPUT]

@@ -54,11 +54,13 @@ def aten_masked_select(b, self, mask):
     """masked_select(Tensor self, Tensor mask) -> Tensor"""
     shape = tuple(np.broadcast_shapes(tuple(self.shape), tuple(mask.shape)))
     b.require("tract_core")
-    if tuple(mask.shape) != shape and mask.data is not None:
-        mask = b.const(np.broadcast_to(np.asarray(mask.data), shape), "bool", "mask")
-    full = [t if tuple(t.shape) == shape else b.op("tract_core_broadcast", t, shape=list(shape), out_shape=shape)
-            for t in (self, mask)]
-    x, keep = (_flat(b, t) for t in full)
+    if mask.data is not None:  # a constant: so is the count
+        keep = b.const(np.broadcast_to(np.asarray(mask.data), shape).reshape(-1), "bool", "mask")
+    else:
+        keep = _flat(b, mask if tuple(mask.shape) == shape else
+                     b.op("tract_core_broadcast", mask, shape=list(shape), out_shape=shape))
+    x = _flat(b, self if tuple(self.shape) == shape else
+              b.op("tract_core_broadcast", self, shape=list(shape), out_shape=shape))
     return b.op("tract_core_gather", x, true_positions(b, keep, b.out.shape[0]), axis=0)
 
 
