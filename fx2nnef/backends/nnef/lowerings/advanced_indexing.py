@@ -55,30 +55,34 @@ def _mask_coordinates(b, mask, count):
             for r in range(mask.rank)]
 
 
-def _expand_masks(b, self, indices, count=None) -> list:
+def _expand_masks(b, self, indices, count=None) -> tuple[list, set[int]]:
     """Return `indices` with every boolean mask replaced by the index tensors of its coordinates (one
-    per dim it covers; `count` is the torch size of their length, when known)."""
-    out = []
+    per dim it covers; `count` is the torch size of their length, when known), and the dims whose
+    index tensors are such coordinates (never negative)."""
+    out, coordinates = [], set()
     for index in indices:
         if index is not None and index.dtype in ("bool", "u8"):
-            out.extend(_mask_coordinates(b, index, count))
+            found = _mask_coordinates(b, index, count)
+            coordinates.update(range(len(out), len(out) + len(found)))
+            out.extend(found)
         else:
             out.append(index)
-    return out + [None] * (self.rank - len(out))
+    return out + [None] * (self.rank - len(out)), coordinates
 
 
 class _Plan:
     """Where the index tensors sit: `used` dims are indexed, `rest` are not; `first` is where the index
     dims land in the result (0 when a full slice separates the indexed dims)."""
 
-    def __init__(self, b, self_, indices):
+    def __init__(self, b, self_, indices, non_negative: set[int] = frozenset()):
         self.used = [d for d, index in enumerate(indices) if index is not None]
         self.rest = [d for d in range(self_.rank) if d not in self.used]
         adjacent = self.used == list(range(self.used[0], self.used[-1] + 1))
         self.first = self.used[0] if adjacent else 0
         self.perm = self.used + self.rest
         self.index_shape = _broadcast([indices[d].shape for d in self.used])
-        parts = [_normalized(b, indices[d], self_.shape[d]) for d in self.used]
+        parts = [b.cast(indices[d], "i64") if d in non_negative else _normalized(b, indices[d], self_.shape[d])
+                 for d in self.used]
         b.require("tract_core")
         k = len(self.index_shape)
         parts = [p if tuple(p.shape) == self.index_shape else
@@ -127,12 +131,12 @@ def aten_index(b, self, indices):
         plain = [i for i, index in enumerate(indices) if index is not None]
         starts_at = plain[0] if plain == list(range(plain[0], plain[-1] + 1)) else 0
         count = out_shape[starts_at]
-    indices = _expand_masks(b, self, indices, count)
+    indices, coordinates = _expand_masks(b, self, indices, count)
     used = [d for d, index in enumerate(indices) if index is not None]
     if len(used) == 1 and indices[used[0]].rank == 1 and indices[used[0]].data is None:
         b.require("tract_core")  # one index vector: a plain gather (negative indices are fine there)
         return b.op("tract_core_gather", self, indices[used[0]], axis=used[0])
-    plan = _Plan(b, self, indices)
+    plan = _Plan(b, self, indices, coordinates)
     out = b.op("tract_core_gather_nd", plan.front(b, self), plan.stacked, batch_dims=0,
                out_shape=plan.index_shape + plan.rest_shape, out_dtype=self.dtype)
     return plan.result_order(b, out)
@@ -169,7 +173,7 @@ def aten_index_put(b, self, indices, values, accumulate=False):
         return _put_masked(b, self, used[0], indices[used[0]], values, accumulate)
     if masks and any(indices[i].data is None for i in masks):
         raise NotImplementedError("index_put with a run-time boolean mask next to other index tensors")
-    indices = _expand_masks(b, self, indices)
+    indices, _ = _expand_masks(b, self, indices)  # constant masks: their coordinates are constants too
     if self.dtype == "bool" and accumulate:  # scatter_nd adds numbers: or = (sum > 0)
         summed = aten_index_put(b, b.cast(self, "i32"), indices, b.cast(values, "i32"), True)
         return b.op("gt", summed, b.const(0, "i32", "zero"))
