@@ -168,6 +168,10 @@ TABLE: dict[str, Spec] = {
     "repeat_interleave": Spec("aten::repeat_interleave.Tensor", (F32, I64)),
     "__getitem__": Spec("aten::index.Tensor", (F32, I64)),
     "_unsafe_masked_index_put_accumulate": Spec("aten::index_put"),
+    "special.laguerre_polynomial_l": Spec("aten::special_laguerre_polynomial_l",
+                                          notes="run-time degrees: a tract_core_scan over a data-sized range"),
+    "special.legendre_polynomial_p": Spec("aten::special_legendre_polynomial_p",
+                                          notes="run-time degrees: a tract_core_scan over a data-sized range"),
     # -- issue 18, random sampling (lowerings/random.py): compared by distribution, see `statistical` --
     "rand_like": Spec("aten::randn_like", statistical="N(0, 1) (OpInfo's rand_like calls randn_like): moments, range"),
     "randn": Spec("aten::randn", statistical="N(0, 1): mean, variance, range"),

@@ -8,20 +8,10 @@ import torch
 
 import fx2nnef
 from fx2nnef.backends.tract import run
+from testing_utils import Apply
 
 X = torch.tensor([[0.0, 1.5, -2.0, 0.0], [3.0, 0.0, 1.5, -2.0], [0.0, 0.0, 0.0, 7.0]])
 OTHER = torch.tensor([[1.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [5.0, 0.0, -1.0, 5.0]])
-
-
-class Apply(torch.nn.Module):
-    """Returns fn(*inputs)."""
-
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *inputs):
-        return self.fn(*inputs)
 
 
 CASES = {

@@ -17,17 +17,9 @@ from fx2nnef.backends.tract import run
 
 sys.path.insert(0, str(Path(__file__).parent))
 from opinfo_harness import Draws, distribution_mismatch  # noqa: E402
+from testing_utils import Apply  # noqa: E402
 
 SHAPE = (64, 32)
-
-
-class Apply(torch.nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *inputs):
-        return self.fn(*inputs)
 
 
 PROBABILITIES = torch.tensor([[0.1, 0.0, 0.6, 0.3], [0.25, 0.25, 0.25, 0.25]])

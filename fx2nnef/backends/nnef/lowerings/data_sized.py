@@ -32,7 +32,7 @@ def aten__local_scalar_dense(b, self):
     """_local_scalar_dense(Tensor self) -> Scalar
 
     `.item()`: the value stays a rank-0 tensor, which ops taking it as a scalar argument read at run time."""
-    return b.op("reshape", self, shape=[], out_shape=()) if self.rank else self
+    return b.op("squeeze", self, axes=list(range(self.rank))) if self.rank else self  # tract cannot reshape to []
 
 
 @lower("aten::nonzero")
@@ -86,7 +86,7 @@ def _starts(b, flat):
     return b.op("concat", [b.const([True], "bool", "start"), differ], axis=0)
 
 
-def _empty_unique(b, self, return_inverse, return_counts):
+def _empty_unique(b, self):
     """unique of an empty tensor: every output is empty."""
     empty = b.const(np.zeros(0), self.dtype, "empty")
     b.bind_size(b.out[0].shape[0], 0)
@@ -101,7 +101,7 @@ def aten__unique2(b, self, sorted=True, return_inverse=False, return_counts=Fals
     CPU even when `sorted` is false. The inverse scatters each sorted position's run id back."""
     n = _numel(self)
     if n == 0:
-        return _empty_unique(b, self, return_inverse, return_counts)
+        return _empty_unique(b, self)
     b.require("tract_core")
     flat = _flat(b, self)
     ordered, order = b.op("tract_core_topk", flat, b.const(n, "i64", "k"), axis=0, largest=False, outputs=2)
@@ -120,7 +120,7 @@ def aten_unique_consecutive(b, self, return_inverse=False, return_counts=False, 
         return _unique_rows(b, self, axis(dim, self.rank), consecutive=True)
     n = _numel(self)
     if n == 0:
-        return _empty_unique(b, self, return_inverse, return_counts)
+        return _empty_unique(b, self)
     b.require("tract_core")
     flat = _flat(b, self)
     values, run, counts = _runs(b, flat, _starts(b, flat), b.out[0].shape[0])

@@ -5,8 +5,9 @@ families have closed forms valid for every degree: cos/sin of n acos(x) inside [
 n acosh|x| outside, so n may be a run-time tensor. Hermite polynomials are computed by PyTorch's
 three-term recurrence only up to a degree limit (128 in float32, 512 in float64, 1024 in half; NaN
 above), so the recurrence is unrolled up to that limit and the degree picked per element. Laguerre and
-Legendre polynomials have neither a closed form nor a limit: their degree must be known at export time
-(a Python number or a constant tensor), and the recurrence is unrolled up to it.
+Legendre polynomials have neither a closed form nor a limit: a degree known at export time (a Python
+number or a constant tensor) unrolls the recurrence up to it; run-time degrees run it in a
+tract_core_scan over k = 1 .. max(n) - 1, a range as long as the data says.
 
 Where a Chebyshev value exceeds the float range, PyTorch's recurrence gives +-inf for two degrees
 and then NaN (inf - inf); the lowering reproduces this from the closed form's logarithm, which can
@@ -193,10 +194,7 @@ def _recurrence(b, x, n, first, step, limit: int | None, special=None):
     x = _tensor(b, x, dtype)
     known = _constant_degrees(n)
     if known is None and limit is None:
-        raise UnsupportedOpError(
-            f"{b.node.target.name()} with a run-time degree n is not expressible in NNEF: PyTorch runs "
-            "its recurrence n times, and NNEF has no loop with a data-dependent trip count. Pass n as a "
-            "Python number (or a constant tensor) so that the recurrence is unrolled at export time.")
+        return _scanned_recurrence(b, x, n, first, special, dtype)
     finite = np.trunc(known[np.isfinite(known) & (np.abs(known) < INT64_RANGE)]) if known is not None else None
     top = limit if finite is None else int(finite.max(initial=0))
     top = min(top, limit) if limit is not None else top
@@ -215,6 +213,56 @@ def _recurrence(b, x, n, first, step, limit: int | None, special=None):
     out = b.op("select", b.op("eq", n, 1.0), first[1], out)
     if limit is not None:
         out = _select(b, b.op("gt", n, literal(limit)), float("nan"), out, dtype)
+    if special:
+        out = special(x, _parity(b, n), out)
+    out = _select(b, b.op("eq", n, 0.0), 1.0, out, dtype)
+    return _select(b, b.op("not", valid), 0.0, out, dtype)
+
+
+# The steps of the polynomials PyTorch has no degree limit for, in PyTorch's order of operations, as
+# bodies of a tract_core_scan over k = 1 .. max(n) - 1: the states are P(k-1), P(k) and, per element,
+# P(n) once k + 1 reaches n.
+SCAN_STEPS = {
+    "aten::special_laguerre_polynomial_l": "div(sub(mul(add(sub(1.0, x), mul(k, 2.0)), q), mul(p, k)), add(k, 1.0))",
+    "aten::special_legendre_polynomial_p": "div(sub(mul(mul(x, add(mul(k, 2.0), 1.0)), q), mul(p, k)), add(k, 1.0))",
+}
+SCAN_BODY = """fragment {name}(k: tensor<scalar>, p: tensor<scalar>, q: tensor<scalar>, picked: tensor<scalar>,
+    x: tensor<scalar>, n: tensor<scalar>) -> (p_next: tensor<scalar>, q_next: tensor<scalar>,
+    picked_next: tensor<scalar>)
+{{
+  p_next = copy(q);
+  q_next = {step};
+  picked_next = select(eq(n, add(k, 1.0)), q_next, picked);
+}}"""
+
+
+def _scanned_recurrence(b, x, n, first, special, dtype: str):
+    """Emit an orthogonal polynomial of run-time degrees n: a tract_core_scan runs its recurrence over
+    k = 1 .. max(n) - 1, a range whose length tract takes from the data (PyTorch loops n times too)."""
+    op = b.node.target.name().split(".")[0]
+    shape = b.shape_of(b.out)
+    if not all(isinstance(d, int) for d in shape):
+        raise NotImplementedError("a run-time degree on a tensor of dynamic shape")
+    count = int(np.prod(shape))
+    if count == 0:
+        return b.const(np.zeros(shape), dtype, "empty")
+    b.require("tract_core")
+    flat = [b.op("reshape", b.op("tract_core_broadcast", t, shape=list(shape), out_shape=shape) if t.shape != shape
+                 else t, shape=[count], out_shape=(count,)) for t in (x, _tensor(b, n, dtype))]
+    xs, (degrees, valid) = flat[0], _degree(b, flat[1], dtype)
+    top = b.op("squeeze", b.op("max_reduce", b.op("select", valid, degrees, b.const(0.0, dtype, "zero")), axes=[0]),
+               axes=[0])
+    one = b.const(1.0, dtype, "one")
+    steps = b.op("tract_core_range", one, top, one, out_dtype=dtype, out_shape=(None,))
+    name = op.split("::")[1] + "_step"
+    b.fragment(name, SCAN_BODY.format(name=name, step=SCAN_STEPS[op]))
+    p0, q0 = b.op("add", b.op("mul", xs, 0.0), 1.0), first(xs)
+    picked = b.op("tract_core_scan", body=name, scan=[("k", steps, 0, 1)], full=[("x", xs), ("n", degrees)],
+                  state=[("p", p0, "p_next"), ("q", q0, "q_next"), ("picked", q0, "picked_next")],
+                  output=[("picked_next", "last", 0, 1)], out_dtype=dtype, out_shape=(count,))
+    out = b.op("reshape", picked, shape=list(shape), out_shape=shape) if shape else b.op("squeeze", picked, axes=[0])
+    n, valid = _degree(b, _tensor(b, n, dtype), dtype)
+    out = b.op("select", b.op("eq", n, 1.0), first(x), out)
     if special:
         out = special(x, _parity(b, n), out)
     out = _select(b, b.op("eq", n, 0.0), 1.0, out, dtype)
