@@ -17,10 +17,12 @@ DOC = ROOT / "docs" / "ops.md"
 
 
 def core_aten_ops() -> list[str]:
-    """Return every op of torch's core ATen opset (tagged `core`), as qualified names."""
+    """Return every op of torch's core ATen opset (tagged `core`), as qualified names. Ops are listed
+    from the dispatcher: `dir(torch.ops.aten)` holds only the packets loaded so far in the process."""
     import torch
     found = []
-    for name in dir(torch.ops.aten):
+    names = {n.split("::")[1].split(".")[0] for n in torch._C._dispatch_get_all_op_names() if n.startswith("aten::")}
+    for name in sorted(names):
         packet = getattr(torch.ops.aten, name, None)
         if not hasattr(packet, "overloads"):
             continue

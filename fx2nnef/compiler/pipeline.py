@@ -18,7 +18,9 @@ from ..passes.dedupe_constants import DedupeConstantsPass
 from ..passes.flatten_io import FlattenIOPass
 from ..passes.fold_primitives import FoldPrimitivesPass
 from ..passes.fuse_conv_batch_norm import FuseConvBatchNormPass
+from ..passes.fuse_quantized_ops import FuseQuantizedOpsPass
 from ..passes.legalize_dtypes import LegalizeDtypesPass
+from ..passes.quantize_weights import QuantizeWeightsPass
 from .frontend import bind_inputs, capture
 from .pass_base import PassLike, PassManager, PassRecord, format_ir
 from .program import OUTPUT_NAMES, input_name, output_node, user_inputs
@@ -28,22 +30,30 @@ log = logging.getLogger("fx2nnef")
 
 def default_passes(*, input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
                    registry: LoweringRegistry | None = None, float64: torch.dtype = torch.float32,
-                   bfloat16: torch.dtype = torch.float32, target: Any = None) -> list[PassLike]:
-    """Return the default pipeline, in order; a target (TractNNEF, KhronosNNEF) sets the dtype rules,
-    else `float64`/`bfloat16` do."""
+                   bfloat16: torch.dtype = torch.float32, target: Any = None,
+                   allow_same_io_names: bool = False) -> list[PassLike]:
+    """Return the default pipeline, in order; a target (TractNNEF, KhronosNNEF) sets the dtype rules
+    and the weight quantization, else `float64`/`bfloat16` do."""
     dtype_rules = target.dtype_rules() if target is not None else {"float64": float64, "bfloat16": bfloat16}
+    quant_rules = target.weight_quant_rules() if hasattr(target, "weight_quant_rules") else None
     return [
         # functional ATen; decompose exactly what the registry cannot lower, so later passes
         # see the final op set (and a re-trace cannot drop the IO names set below)
         DecomposePass(registry),
         # flat named inputs and outputs
-        FlattenIOPass(input_names, output_names),
-        # fold what is known at export time before legalization, so it sees fewer casts
-        FoldPrimitivesPass(),
+        FlattenIOPass(input_names, output_names, allow_same_io_names),
         # inference batch norms folded into the convolutions that feed them
         FuseConvBatchNormPass(),
+        # Q4_0 weights chosen after that fusion (tract cannot fold a scale into Q4_0 blocks) and while
+        # they are still parameters read by their layers (folding turns `x @ w.t()` into a product
+        # with a transposed constant)
+        *([QuantizeWeightsPass(**quant_rules)] if quant_rules is not None else []),
+        # fold what is known at export time before legalization, so it sees fewer casts
+        FoldPrimitivesPass(),
         # dtypes the target runs; implicit promotions become explicit casts
         LegalizeDtypesPass(**dtype_rules),
+        # PT2E layers with per-tensor int8 weights on tract's integer kernels, when asked
+        *([FuseQuantizedOpsPass()] if getattr(target, "int8_kernels", False) else []),
         # weights with equal bytes read as one, then ops on equal arguments computed once
         DedupeConstantsPass(),
         CommonSubexpressionPass(),

@@ -3,7 +3,10 @@
 Passes read and rewrite the program's fx graph in place, then rebuild the program with
 `replace()` when the signature, state or call specs change. IO names chosen by the
 `flatten_io` pass live in the graph's meta: user-input placeholders carry `meta[INPUT_NAME]`
-and the output node carries `meta[OUTPUT_NAMES]`.
+and the output node carries `meta[OUTPUT_NAMES]`. A parameter placeholder whose weight is stored
+block-quantized carries its blocks (a `BlockQuantized`) in `meta[QUANTIZED]`; one whose value is
+the model's parameter times a per-output-channel factor (a folded batch norm) carries the factor
+in `meta[FOLDED_SCALE]`.
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from torch.export.graph_signature import ExportGraphSignature, InputKind, Output
 
 INPUT_NAME = "fx2nnef.input_name"
 OUTPUT_NAMES = "fx2nnef.output_names"
+QUANTIZED = "fx2nnef.quantized"
+FOLDED_SCALE = "fx2nnef.folded_scale"
 
 
 def replace(ep: ExportedProgram, *, graph_module: torch.fx.GraphModule | None = None,
@@ -67,6 +72,26 @@ def known_value(ep: ExportedProgram, spec) -> torch.Tensor | None:
     if spec.kind == InputKind.CONSTANT_TENSOR:
         return ep.constants[spec.target]
     return None
+
+
+def quantized_weights(ep: ExportedProgram) -> dict[str, Any]:
+    """Return state-dict name -> BlockQuantized for the weights the archive stores block-quantized."""
+    return {spec.target: node.meta[QUANTIZED] for node, spec in placeholders(ep) if QUANTIZED in node.meta}
+
+
+def archive_weights(ep: ExportedProgram) -> dict[str, torch.Tensor]:
+    """Return parameter name -> the value the model's parameter takes for the model to compute what
+    the archive does, for each weight the archive stores block-quantized: its decoded values (the
+    program's state), with a folded batch-norm factor divided back out."""
+    weights = {}
+    for node, spec in placeholders(ep):
+        if QUANTIZED in node.meta:
+            value = ep.state_dict[spec.target].detach()
+            if FOLDED_SCALE in node.meta:
+                scale = node.meta[FOLDED_SCALE].to(value.dtype)
+                value = value / scale.reshape(-1, *[1] * (value.dim() - 1))
+            weights[spec.target] = value
+    return weights
 
 
 def input_name(node: torch.fx.Node) -> str:

@@ -5,7 +5,9 @@ from .dedupe_constants import DedupeConstantsPass
 from .flatten_io import FlattenIOPass
 from .fold_primitives import FoldPrimitivesPass
 from .fuse_conv_batch_norm import FuseConvBatchNormPass
+from .fuse_quantized_ops import FuseQuantizedOpsPass
 from .legalize_dtypes import LegalizeDtypesPass
+from .quantize_weights import QuantizeWeightsPass
 
 __all__ = ["CommonSubexpressionPass", "DecomposePass", "DedupeConstantsPass", "FlattenIOPass", "FoldPrimitivesPass",
-           "FuseConvBatchNormPass", "LegalizeDtypesPass"]
+           "FuseConvBatchNormPass", "FuseQuantizedOpsPass", "LegalizeDtypesPass", "QuantizeWeightsPass"]

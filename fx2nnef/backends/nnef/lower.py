@@ -15,11 +15,13 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
 from ...compiler.dynamic import tract_expr
-from ...compiler.program import OUTPUT_NAMES, input_name, output_node, placeholders, source_line
+from ...compiler.program import OUTPUT_NAMES, QUANTIZED, input_name, output_node, placeholders, source_line
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import LITERAL_PREFIX, NUMPY_DTYPES, Expr, Graph, Operation, Tensor
+from . import naming, versions
 from .lowerings.common import static
+from .older_forms import OLDER_FORMS
 from .registry import LoweringRegistry
 from .unsupported import reason as not_expressible
 from .standard import GENERIC_OPS, KEYWORDS, LOGICAL_OPS, STANDARD_OPS, khronos_type
@@ -47,6 +49,9 @@ class Builder:
     `b.khronos` is true, and emitting a non-standard op raises UnsupportedOpError naming the ATen op).
     `b.fused_attention` tells attention lowerings to emit tract's fused sdpa operator; `b.seed()`
     gives random operators their seeds.
+    `tract_version` is the tract release the graph is for: an operator it cannot read is replaced by
+    its older form (older_forms.py) or raises LoweringError naming the first release that reads it;
+    lowerings that have a better older form of their own ask `b.supports(operator)`.
 
     Sizes torch.export reads from tensor data (its unbacked symbols u0, u1...) are bound by the
     lowering that computes them: `b.bind_size(dim)` declares a fresh tract symbol, which tract binds
@@ -54,7 +59,8 @@ class Builder:
     """
 
     def __init__(self, graph: Graph, symbols: dict[str, str] | None = None, dialect: str = "tract",
-                 fused_attention: bool = False, random_seed: int | None = 0):
+                 fused_attention: bool = False, tract_version: str | None = None, naming: str = "natural_verbose",
+                 random_seed: int | None = 0):
         self.graph = graph
         self.node: torch.fx.Node | None = None
         self.symbols = dict(symbols or {})
@@ -62,6 +68,8 @@ class Builder:
         self.constants = 0
         self.khronos = dialect == "khronos"
         self.fused_attention = fused_attention
+        self.tract_version = None if self.khronos else tract_version
+        self.naming = naming
         self.known_sizes: dict[sympy.Symbol, sympy.Integer] = {}   # data-dependent sizes known now
         self.random_seed = random_seed
         self.random_ops = 0
@@ -90,6 +98,10 @@ class Builder:
         the lower rank at the end, unlike numpy); the result's dtype and shape are inferred
         for element-wise and shape ops when not given.
         """
+        if not self.supports(name):
+            return self._older_form(name, args, attribs, out_dtype, out_shape)
+        if name in COMPARISONS and not self.supports("float literal in an integer comparison"):
+            args = _integer_literals(args)
         if name in BROADCASTING:
             args = self._equal_ranks(args)
         if self.khronos:
@@ -97,10 +109,30 @@ class Builder:
         if outputs == 1:
             out_shape = out_shape if out_shape is not None else _infer_shape(name, args, attribs)
             out_dtype = out_dtype or _infer_dtype(name, args, attribs)
-        base = self.node.name if self.node is not None else name
+        base = naming.base_name(self.naming, self.node.name, _scope(self.node)) if self.node is not None else name
         outs = tuple(Tensor(self.fresh(base), out_dtype, out_shape) for _ in range(outputs))
         self.graph.operations.append(Operation(name, args, attribs, outs, generic))
         return outs[0] if outputs == 1 else outs
+
+    def supports(self, operator: str) -> bool:
+        """Tell whether the targeted tract release reads `operator` (always true without a target)."""
+        return self.tract_version is None or versions.supports(self.tract_version, operator)
+
+    def _older_form(self, name: str, args: tuple, attribs: dict, out_dtype: str | None,
+                    out_shape: tuple | None) -> Tensor:
+        """Emit the older form of `name`, which the targeted tract release cannot read."""
+        form = OLDER_FORMS.get(name)
+        if form is None:
+            what = f"{op_name(self.node)} needs" if self.node is not None else "the graph needs"
+            where = f"\n  at {source_line(self.node)}" if self.node is not None and source_line(self.node) else ""
+            raise LoweringError(
+                f"{what} the tract operator {name}, which tract reads from release "
+                f"{versions.OPERATOR_SINCE[name]} on; the target is tract {self.tract_version}. Target "
+                f"TractNNEF(version='{versions.OPERATOR_SINCE[name]}') or newer.{where}")
+        out = form(self, *args, **attribs)
+        out.dtype = out_dtype or out.dtype
+        out.shape = out_shape if out_shape is not None else out.shape
+        return out
 
     def not_standard(self, reason: str) -> UnsupportedOpError:
         """Return the error for the current node when standard Khronos NNEF cannot express it."""
@@ -315,6 +347,14 @@ def _infer_shape(name: str, args: tuple, attribs: dict) -> tuple | None:
     return None
 
 
+def _integer_literals(args: tuple) -> tuple:
+    """Write integral float literals as integers when a comparison's tensor operand is an integer
+    tensor (tract < 0.23 finds no common type for an integer tensor and a float literal)."""
+    if not any(isinstance(a, Tensor) and a.dtype and a.dtype[0] in "iu" for a in args):
+        return args
+    return tuple(int(a) if isinstance(a, float) and a.is_integer() else a for a in args)
+
+
 def _infer_dtype(name: str, args: tuple, attribs: dict) -> str | None:
     """Return the output dtype of common NNEF ops from their operands, or None if unknown."""
     if name in COMPARISONS:
@@ -345,6 +385,12 @@ def _bind(node: torch.fx.Node) -> dict[str, Any]:
         elif arg.name in node.kwargs:
             bound[arg.name] = node.kwargs[arg.name]
     return bound
+
+
+def _scope(node: torch.fx.Node) -> str:
+    """Return the dotted path of the innermost module that created `node` ('' at the root)."""
+    stack = node.meta.get("nn_module_stack")
+    return list(stack.values())[-1][0] if stack else ""
 
 
 def op_name(node: torch.fx.Node) -> str:
@@ -391,14 +437,17 @@ def format_unsupported(missing: dict[str, list[torch.fx.Node]]) -> str:
 
 def lower_program(program: ExportedProgram, registry: LoweringRegistry,
                   symbols: dict[str, str] | None = None, dialect: str = "tract",
-                  fused_attention: bool = False, random_seed: int | None = 0) -> Graph:
-    """Translate the program into an NNEF Graph of the dialect ("tract" or "khronos"); raise
+                  fused_attention: bool = False, tract_version: str | None = None,
+                  naming_scheme: str = "natural_verbose", random_seed: int | None = 0) -> Graph:
+    """Translate the program into an NNEF Graph of the dialect ("tract" or "khronos") for the given
+    tract release (the newest when None), its tensors named by `naming_scheme` (naming.py), random
+    operators seeded from `random_seed` (None: by tract on every run); raise
     UnsupportedOpError listing all missing ops."""
     missing = unsupported_ops(program, registry)
     if missing:
         raise UnsupportedOpError(format_unsupported(missing))
     graph = Graph()
-    b = Builder(graph, symbols, dialect, fused_attention, random_seed)
+    b = Builder(graph, symbols, dialect, fused_attention, tract_version, naming_scheme, random_seed)
     out = output_node(program)
     out_names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(out.args[0]))]
     user = [n for n, s in placeholders(program) if s.kind == InputKind.USER_INPUT]
@@ -421,18 +470,23 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
     used: set[int] = set()
     for name, value in zip(out_names, out.args[0]):
         t = env[value]
+        if t in graph.inputs and t.name == name:  # an input returned as is, under its own name
+            graph.outputs.append(t)
+            used.add(name)
+            continue
         if t.name in used or any(op.name in ("variable", "external", "tract_core_external") and op.outputs[0] is t
                                  for op in graph.operations) or t in graph.inputs:
             t = b.op("copy", t)
         t.name = name
         used.add(name)
         graph.outputs.append(t)
+    naming.rename(graph, naming_scheme)
     return graph
 
 
 def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec, storages) -> Tensor:
     """Lower an input placeholder to `tract_core_external` (Khronos: `external<type>`), or a lifted
-    tensor to a `variable`."""
+    tensor to a `variable` (of its Q4_0 blocks when the node carries them)."""
     val = node.meta["val"]
     if spec.kind == InputKind.USER_INPUT:
         t = Tensor(input_name(node), nnef_dtype(val.dtype), b.shape_of(val))
@@ -451,8 +505,13 @@ def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec
     key = (real.untyped_storage().data_ptr(), real.storage_offset(), tuple(real.shape), real.stride(), real.dtype)
     if key in storages:
         return storages[key]
+    if QUANTIZED in node.meta:
+        t = b.variable(node.meta[QUANTIZED], b.fresh(node.name), spec.target)
+        storages[key] = t
+        return t
     nnef_dtype(real.dtype)  # raises a LoweringError for a dtype the target lacks
-    t = b.variable(real.contiguous().numpy(), b.fresh(node.name), spec.target)
+    t = b.variable(real.contiguous().numpy(), b.fresh(naming.base_name(b.naming, node.name, label=spec.target)),
+                   spec.target)
     storages[key] = t
     return t
 

@@ -1,8 +1,9 @@
 """Print an NNEF graph in the dialect tract reads and write it, with its weights, to disk.
 
-`format_document` gives the `graph.nnef` text; `save` writes it together with one `<label>.dat`
-file per variable into a directory, a `.tar` or a `.tgz`, atomically. Weights are streamed from
-their numpy arrays: no second full copy of the data is made in memory.
+`format_document` gives the `graph.nnef` text and `format_quant` the `graph.quant` text (one
+entry per tensor with QuantParams); `save` writes them together with one `<label>.dat` file per
+variable into a directory, a `.tar` or a `.tgz`, atomically. Weights are streamed from their numpy
+arrays (or Q4_0 blocks, item type 0x3040): no second full copy of the data is made in memory.
 """
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ import tarfile
 import zlib
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, Iterable, Union
 
 import numpy as np
 
-from fx2nnef.backends.nnef.graph import DTYPES, IDENTIFIER, Expr, Graph, Operation, Tensor
+from fx2nnef.backends.nnef.graph import BLOCK_FORMATS, DTYPES, IDENTIFIER, BlockQuantized, Expr, Graph, Operation, Tensor
 from fx2nnef.errors import FX2NNEFError, SerializationError
 
 logger = logging.getLogger("fx2nnef")
@@ -31,6 +32,8 @@ HEADER_SIZE = 128
 MAX_RANK = 8
 MAX_DATA_BYTES = 2**32 - 1          # the header stores the data length as a u32
 ITEM_TYPES = {"f": 0, "u": 1, "i": 4, "b": 5}   # numpy dtype kind -> NNEF item type (Khronos vendor)
+TRACT_VENDOR = 0x5452            # "TR": the item-type vendor of tract's own formats (block-quantized)
+BLOCK_BITS = 0xFFFFFFFF          # bits per item of a block-quantized tensor
 # Float weights barely compress: on 46 MB of random f32, zlib level 6 gives 0.926 of the size in
 # ~12 s on this 2-core machine, level 1 0.929 in ~11 s, and Huffman coding alone 0.924 in ~4 s
 # (the exponent bytes are skewed, the rest is noise: string matching finds nothing). Huffman coding
@@ -144,12 +147,33 @@ def format_document(graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_quant(graph: Graph) -> str:
+    """Return the `graph.quant` text: one entry per tensor of `graph` that carries QuantParams."""
+    lines = []
+    for op in graph.operations:
+        for tensor in op.outputs:
+            q = tensor.quant
+            if q is not None:
+                lines.append(f'"{_tensor_name(tensor)}": zero_point_linear_quantize(zero_point = {int(q.zero_point)}, '
+                             f"scale = {_format_float(np.float32(q.scale))}, bits = {q.bits}, "
+                             f"signed = {format_argument(q.signed)});")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 # --------------------------------------------------------------------------------------------
 # Tensor files
 
 
-def _dat_array(array: Any, what: str = "array") -> np.ndarray:
-    """Return `array` as a C-contiguous little-endian numpy array a `.dat` file can hold."""
+Stored = Union[np.ndarray, BlockQuantized]   # what a `.dat` file holds
+
+
+def _dat_array(array: Any, what: str = "array") -> Stored:
+    """Return `array` as a C-contiguous little-endian numpy array a `.dat` file can hold (block-
+    quantized weights as they are)."""
+    if isinstance(array, BlockQuantized):
+        if array.format not in BLOCK_FORMATS or len(array.shape) > MAX_RANK:
+            raise SerializationError(f"{what}: cannot store a {array.format} tensor of shape {list(array.shape)}")
+        return array
     try:
         result = np.asarray(array)
     except Exception as exc:  # e.g. a bf16 torch tensor refuses __array__
@@ -168,18 +192,23 @@ def _dat_array(array: Any, what: str = "array") -> np.ndarray:
     return np.require(result, dtype=result.dtype.newbyteorder("<"), requirements="C")
 
 
-def _dat_header(array: np.ndarray) -> bytes:
+def _dat_header(array: Stored) -> bytes:
     """Return the 128-byte NNEF tensor-file header of a `_dat_array` result."""
     header = bytearray(HEADER_SIZE)
-    struct.pack_into("<BBBBII", header, 0, 0x4E, 0xEF, 1, 0, array.nbytes, array.ndim)
-    struct.pack_into(f"<{array.ndim}I", header, 12, *array.shape)
-    struct.pack_into("<IHH", header, 44, array.dtype.itemsize * 8, ITEM_TYPES[array.dtype.kind], 0)
+    struct.pack_into("<BBBBII", header, 0, 0x4E, 0xEF, 1, 0, array.nbytes, len(array.shape))
+    struct.pack_into(f"<{len(array.shape)}I", header, 12, *array.shape)
+    if isinstance(array, BlockQuantized):
+        struct.pack_into("<IHH", header, 44, BLOCK_BITS, BLOCK_FORMATS[array.format][2], TRACT_VENDOR)
+    else:
+        struct.pack_into("<IHH", header, 44, array.dtype.itemsize * 8, ITEM_TYPES[array.dtype.kind], 0)
     return bytes(header)
 
 
-def _data_view(array: np.ndarray) -> memoryview:
-    """Return the raw bytes of a C-contiguous array as a memoryview, without copying."""
-    return memoryview(array.reshape(-1).view(np.uint8))
+def _data_view(array: Stored) -> memoryview:
+    """Return the raw bytes of a C-contiguous array (or of quantized blocks) as a memoryview, without copying."""
+    if isinstance(array, BlockQuantized):
+        array = array.blocks
+    return memoryview(np.require(array, requirements="C").reshape(-1).view(np.uint8))
 
 
 def dat_size(array: Any) -> int:
@@ -195,14 +224,18 @@ def write_dat(f: BinaryIO, array: Any) -> int:
     return HEADER_SIZE + data.nbytes
 
 
-def _deflate_block(data: bytes, code: bool = True) -> bytes:
-    """Return `data` as raw deflate blocks (Huffman-coded, or stored unless `code`) ending byte-aligned
-    and not final (a sync flush), so that independent blocks concatenate into one deflate stream."""
-    compressor = zlib.compressobj(GZIP_LEVEL if code else 0, zlib.DEFLATED, -15, 9, GZIP_STRATEGY)
+def _deflate_block(data: bytes, code: bool = True, level: int | None = None) -> bytes:
+    """Return `data` as raw deflate blocks (Huffman-coded, or stored unless `code`; with a zlib
+    `level`, fully deflated at that level) ending byte-aligned and not final (a sync flush), so that
+    independent blocks concatenate into one deflate stream."""
+    if level is not None:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY)
+    else:
+        compressor = zlib.compressobj(GZIP_LEVEL if code else 0, zlib.DEFLATED, -15, 9, GZIP_STRATEGY)
     return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
-def worth_coding(array: np.ndarray) -> bool:
+def worth_coding(array: Stored) -> bool:
     """Tell whether Huffman coding shrinks the array's bytes enough to pay for its time, by coding
     a sample of them (random or trained float weights save ~8 %: not worth it)."""
     sample = _data_view(array)[:SAMPLE_BYTES]
@@ -217,9 +250,10 @@ class _GzipWriter(io.RawIOBase):
     `code(False)` stores the following pieces instead (tensors not worth coding).
     At most two pieces per worker are in memory at a time."""
 
-    def __init__(self, target: BinaryIO) -> None:
+    def __init__(self, target: BinaryIO, level: int | None = None) -> None:
         super().__init__()
         self._target = target
+        self._level = level
         self._workers = os.cpu_count() or 1
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self._workers)
         self._pending: collections.deque = collections.deque()
@@ -254,7 +288,7 @@ class _GzipWriter(io.RawIOBase):
 
     def _submit(self) -> None:
         """Hand the buffered bytes to a worker, writing out finished pieces to bound memory."""
-        self._pending.append(self._pool.submit(_deflate_block, bytes(self._buffer), self._code))
+        self._pending.append(self._pool.submit(_deflate_block, bytes(self._buffer), self._code, self._level))
         self._buffer.clear()
         while len(self._pending) > 2 * self._workers or (self._pending and self._pending[0].done()):
             self._target.write(self._pending.popleft().result())
@@ -320,18 +354,18 @@ def _check_label(label: Any, tensor: Tensor) -> str:
     return label
 
 
-def _same_data(first: np.ndarray, second: np.ndarray) -> bool:
-    """Tell whether two `_dat_array` results hold the same dtype, shape and bytes."""
+def _same_data(first: Stored, second: Stored) -> bool:
+    """Tell whether two `_dat_array` results hold the same kind, dtype, shape and bytes."""
     return (
         first is second
-        or (first.dtype == second.dtype and first.shape == second.shape
+        or (type(first) is type(second) and first.dtype == second.dtype and first.shape == second.shape
             and _data_view(first) == _data_view(second))
     )
 
 
-def variable_arrays(graph: Graph) -> dict[str, np.ndarray]:
-    """Return label -> array for the `variable` operations of `graph`, each label once."""
-    arrays: dict[str, np.ndarray] = {}
+def variable_arrays(graph: Graph) -> dict[str, Stored]:
+    """Return label -> array (or quantized blocks) for the `variable` operations of `graph`, each label once."""
+    arrays: dict[str, Stored] = {}
     for op in graph.operations:
         if op.name != "variable":
             continue
@@ -353,10 +387,12 @@ def variable_arrays(graph: Graph) -> dict[str, np.ndarray]:
 # Containers
 
 
-def _write_directory(root: Path, document: bytes, arrays: dict[str, np.ndarray]) -> None:
-    """Write `graph.nnef` and the `.dat` files into the new directory `root`."""
+def _write_directory(root: Path, document: bytes, quant: bytes, arrays: dict[str, Stored]) -> None:
+    """Write `graph.nnef`, `graph.quant` (when not empty) and the `.dat` files into the new directory `root`."""
     root.mkdir()
     (root / "graph.nnef").write_bytes(document)
+    if quant:
+        (root / "graph.quant").write_bytes(quant)
     for label, array in arrays.items():
         path = root / f"{label}.dat"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -372,16 +408,20 @@ def _add_member(tar: tarfile.TarFile, name: str, buffers: list[bytes | memoryvie
     tar.addfile(info, _BuffersReader(buffers))
 
 
-def _write_tar(path: Path, document: bytes, arrays: dict[str, np.ndarray], compress: bool) -> None:
-    """Write `graph.nnef` and the `.dat` files as members at the root of a new tar file."""
+def _write_tar(path: Path, document: bytes, quant: bytes, arrays: dict[str, Stored], compress: bool,
+               level: int | None = None) -> None:
+    """Write `graph.nnef`, `graph.quant` (when not empty) and the `.dat` files as members at the root
+    of a new tar file."""
     with contextlib.ExitStack() as stack:
         stream: BinaryIO = stack.enter_context(open(path, "xb"))
         if compress:  # fixed mtime and no file name: identical inputs give identical bytes
-            stream = stack.enter_context(_GzipWriter(stream))
+            stream = stack.enter_context(_GzipWriter(stream, level))
         tar = stack.enter_context(
             tarfile.open(fileobj=stream, mode="w", format=tarfile.GNU_FORMAT)
         )
         _add_member(tar, "graph.nnef", [document])
+        if quant:
+            _add_member(tar, "graph.quant", [quant])
         for label, array in arrays.items():
             if compress:
                 stream.code(worth_coding(array))
@@ -431,18 +471,20 @@ def move(temporary: Path, target: Path) -> None:
         logger.warning("could not delete the previous %s moved to %s: %s", target, backup, exc)
 
 
-def save(graph: Graph, path: str | os.PathLike[str]) -> Path:
-    """Write `graph` and its weights to `path` (directory, `.tar` or `.tgz`/`.tar.gz`) atomically."""
+def save(graph: Graph, path: str | os.PathLike[str], compression_level: int | None = None) -> Path:
+    """Write `graph` and its weights to `path` (directory, `.tar` or `.tgz`/`.tar.gz`) atomically. A
+    .tgz is Huffman-coded where that pays (see WORTH_CODING), or deflated at `compression_level`."""
     target = Path(path)
     kind = container_kind(target)
     temporary = _sibling(target, ".tmp")
     try:
         document = format_document(graph).encode("utf-8")
+        quant = format_quant(graph).encode("utf-8")
         arrays = variable_arrays(graph)
         if kind == "directory":
-            _write_directory(temporary, document, arrays)
+            _write_directory(temporary, document, quant, arrays)
         else:
-            _write_tar(temporary, document, arrays, compress=kind == "tgz")
+            _write_tar(temporary, document, quant, arrays, compress=kind == "tgz", level=compression_level)
         move(temporary, target)
     except BaseException as exc:
         remove(temporary)

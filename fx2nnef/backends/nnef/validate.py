@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 import networkx as nx
 import numpy as np
 
-from fx2nnef.backends.nnef.graph import Graph, Operation, Tensor
+from fx2nnef.backends.nnef.graph import BlockQuantized, Graph, Operation, Tensor
 from fx2nnef.errors import InvalidGraphError
 
 BINARY_OPS = frozenset({
@@ -245,9 +245,18 @@ def _variable_attributes(op: Operation) -> str | None:
     return None
 
 
+def _quantized_operands(op: Operation) -> str | None:
+    """Require the operands of an element-wise binary to share one quantization, if any has one
+    (tract runs binaries on quantized values only between identical types)."""
+    tensors = list(_arguments(op)) if op.name in BROADCAST_OPS else []
+    if any(t.quant is not None for t in tensors) and len({t.quant for t in tensors}) > 1:
+        return "operands of different quantizations: requantize them to one (tract_core_cast) first"
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     _negative_axes, _empty_reduction, _argument_count, _broadcast_ranks, _matmul_ranks, _slice_bounds,
-    _gather_bounds, _pool_ranks, _border, _variable_attributes,
+    _gather_bounds, _pool_ranks, _border, _variable_attributes, _quantized_operands,
 )
 
 
@@ -315,6 +324,47 @@ def _check_interface(graph: Graph) -> None:
             raise InvalidGraphError(f"graph output {tensor.name!r} is not defined by any operation")
 
 
+def _block_quantized_use(op: Operation, index: int, derived: bool) -> str | None:
+    """Return why `op` cannot read a block-quantized weight as its argument `index` (`derived`: the
+    weight passed through leading unsqueezes), or None when tract runs it."""
+    if op.name == "matmul" and index == 1 and op.attribs.get("transposeB") and not op.attribs.get("transposeA"):
+        return None
+    if derived:
+        return "a block-quantized weight with leading unit axes can only be the weight of a matmul"
+    if op.name == "conv" and index == 1:
+        return None
+    if op.name == "tract_core_gather" and index == 0:
+        return None if "datum_type" in op.attribs else "a gather from block-quantized data needs `datum_type`"
+    if op.name == "unsqueeze" and list(op.attribs.get("axes", [])) == list(range(len(op.attribs.get("axes", [])))):
+        return None
+    return ("tract runs block-quantized (Q4_0) weights only as the weight of matmul (transposeB), conv "
+            "or tract_core_gather")
+
+
+def _check_block_quantized(graph: Graph) -> None:
+    """Raise unless each block-quantized (Q4_0) variable is read only where tract can use it: as the
+    right operand of `matmul(transposeB = true)` (possibly through leading unsqueezes), the filter of
+    `conv`, or the data of `tract_core_gather(datum_type = ...)`; and is no graph output."""
+    quantized = {op.outputs[0].name for op in graph.operations
+                 if op.name == "variable" and isinstance(op.outputs[0].data, BlockQuantized)}
+    if not quantized:
+        return
+    derived: set[str] = set()
+    for op in graph.operations:
+        for index, arg in enumerate(op.args):
+            for tensor in _tensors(arg):
+                if tensor.name not in quantized and tensor.name not in derived:
+                    continue
+                problem = _block_quantized_use(op, index, tensor.name in derived)
+                if problem:
+                    raise InvalidGraphError(f"{describe(op)} reads the block-quantized weight {tensor.name!r}: {problem}")
+                if op.name == "unsqueeze":
+                    derived.add(op.outputs[0].name)
+    for tensor in graph.outputs:
+        if tensor.name in quantized | derived:
+            raise InvalidGraphError(f"graph output {tensor.name!r} is a block-quantized weight")
+
+
 def _is_property_literal(value: Any) -> bool:
     """Tell whether tract can read `value` as a property: str, bool, number, non-empty number list."""
     if isinstance(value, (str, bool, np.bool_)):
@@ -342,6 +392,7 @@ def validate(graph: Graph) -> None:
     _check_definition_order(graph)
     _check_interface(graph)
     _check_properties(graph)
+    _check_block_quantized(graph)
     problems = [
         f"{describe(op)}: {problem}"
         for op in graph.operations

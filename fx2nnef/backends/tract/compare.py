@@ -13,23 +13,33 @@ from fx2nnef.errors import ExportInputError, TractCheckError
 
 @dataclass(frozen=True)
 class Tolerance:
-    """An element passes when |got - expected| <= atol + rtol * |expected|."""
+    """An element passes when |got - expected| <= atol + rtol * |expected|; f16 outputs use `half`
+    when it is set (tract's levels are looser for f16)."""
 
     atol: float
     rtol: float
+    half: "Tolerance | None" = None
 
     def __str__(self) -> str:
-        return f"atol={self.atol:g}, rtol={self.rtol:g}"
+        text = f"atol={self.atol:g}, rtol={self.rtol:g}"
+        return text + (f" (f16: {self.half})" if self.half else "")
+
+    def for_dtype(self, dtype: np.dtype) -> "Tolerance":
+        """Return the tolerance that applies to outputs of `dtype`."""
+        return self.half if self.half is not None and dtype == np.float16 else self
 
 
-# Presets for the target option `check_io_tolerance`.
+# Presets for the target option `check_io_tolerance`: tract's own approximation levels (tract's
+# `--approx` and torch_to_nnef's TractCheckTolerance), without tract's outlier allowance.
 TOLERANCES: dict[str, Tolerance] = {
     "exact": Tolerance(0.0, 0.0),
-    "approx": Tolerance(1e-4, 1e-4),
-    "close": Tolerance(1e-3, 1e-3),
-    "very": Tolerance(1e-2, 1e-2),
-    "super": Tolerance(1e-1, 1e-1),
+    "approximate": Tolerance(1e-4, 5e-4, Tolerance(1e-3, 5e-3)),
+    "close": Tolerance(1e-7, 1e-7, Tolerance(1e-3, 1e-3)),
+    "very": Tolerance(5e-2, 1e-2),
+    "super": Tolerance(0.1, 0.05),
+    "ultra": Tolerance(0.2, 0.1),
 }
+TOLERANCES["approx"] = TOLERANCES["approximate"]
 
 ToleranceLike = str | tuple[float, float] | Tolerance
 
@@ -38,7 +48,8 @@ def resolve_tolerance(tolerance: ToleranceLike) -> Tolerance:
     """Turn a preset name, an (atol, rtol) pair or a Tolerance into a Tolerance."""
     if isinstance(tolerance, Tolerance):
         resolved = tolerance
-    elif isinstance(tolerance, str):
+    elif isinstance(tolerance, str):  # a TractCheckTolerance member is a str too
+        tolerance = str(getattr(tolerance, "value", tolerance))
         if tolerance not in TOLERANCES:
             raise ExportInputError(
                 f"unknown check_io_tolerance {tolerance!r}; use one of {', '.join(TOLERANCES)} "
@@ -60,6 +71,8 @@ def _validate(tolerance: Tolerance) -> None:
     """Raise ExportInputError unless atol and rtol are finite, non-negative numbers."""
     for field in ("atol", "rtol"):
         value = getattr(tolerance, field)
+        if isinstance(value, (np.floating, np.integer)):
+            value = value.item()
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
             raise ExportInputError(f"check_io_tolerance {field} must be a finite number >= 0, not {value!r}")
 
@@ -128,7 +141,7 @@ def _compare_one(name: str, exp: np.ndarray | None, got: np.ndarray | None, tol:
     elif _is_exact_kind(exp) or _is_exact_kind(got):
         _compare_exact(report, exp, got)
     else:
-        _compare_float(report, exp, got, tol)
+        _compare_float(report, exp, got, tol.for_dtype(got.dtype if got.dtype == np.float16 else exp.dtype))
     return report
 
 

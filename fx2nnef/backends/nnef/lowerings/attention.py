@@ -25,7 +25,26 @@ def aten_scaled_dot_product_attention(b, query, key, value, attn_mask=None, drop
     plain = query.shape[:-2] == key.shape[:-2] and isinstance(query.shape[-1], int) and query.shape[-2] != 1
     if plain and not b.fused_attention:
         return _matmul_softmax(b, query, key, value, attn_mask, is_causal, scale)
+    if not b.supports("tract_transformers_sdpa") and isinstance(query.shape[-1], int):
+        key, value = _repeat_heads(b, key, query), _repeat_heads(b, value, query)
+        return _matmul_softmax(b, query, key, value, attn_mask, is_causal, scale)
     return _tract_sdpa(b, query, key, value, attn_mask, is_causal, scale)
+
+
+def _repeat_heads(b, x, query):
+    """Return key or value `x` with each of its heads repeated to the query's head count (grouped-
+    query attention written out, for tract releases without the fused operator)."""
+    heads, groups = query.shape[-3] if query.rank > 2 else 1, x.shape[-3] if x.rank > 2 else 1
+    if heads == groups:
+        return x
+    if not (isinstance(heads, int) and isinstance(groups, int)):
+        raise NotImplementedError("grouped-query attention with a symbolic head count needs tract's fused "
+                                  "attention (tract >= 0.22.0)")
+    axis = x.rank - 3
+    tiled = b.op("tile", b.op("unsqueeze", x, axes=[axis + 1]),
+                 repeats=[1] * (axis + 1) + [heads // groups, 1, 1])
+    shape = list(x.shape[:axis]) + [heads] + list(x.shape[axis + 1:])
+    return b.op("reshape", tiled, shape=shape, out_shape=tuple(shape))
 
 
 def _tract_sdpa(b, query, key, value, attn_mask, is_causal: bool, scale):

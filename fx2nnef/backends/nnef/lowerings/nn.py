@@ -407,15 +407,19 @@ def aten_native_layer_norm(b, input, normalized_shape, weight, bias, eps):
 @lower("aten::native_group_norm")
 def aten_native_group_norm(b, input, weight, bias, N, C, HxW, group, eps):
     """native_group_norm(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps) -> (Tensor, Tensor, Tensor)"""
-    grouped = b.op("reshape", input, shape=[N, group, -1], out_shape=(N, group, C // group * HxW))
-    centered, mean, rstd = _moments(b, grouped, [2], eps)
+    # [N, C, *spatial] -> [N, group, C / group, *spatial] with every dim written out: tract checks a
+    # reshape of symbolic dims by product, while a -1 would make it divide symbolic expressions
+    shape = [input.shape[0], group, C // group, *input.shape[2:]]
+    grouped = b.op("reshape", input, shape=shape, out_shape=tuple(shape))
+    reduced = list(range(2, len(shape)))
+    centered, mean, rstd = _moments(b, grouped, reduced, eps)
     out = b.op("reshape", b.op("mul", centered, rstd), shape=list(input.shape), out_shape=tuple(input.shape))
     per_channel = [C] + [1] * (input.rank - 2)
     if weight is not None:
         out = b.op("mul", out, b.op("reshape", weight, shape=per_channel, out_shape=tuple(per_channel)))
     if bias is not None:
         out = b.op("add", out, b.op("reshape", bias, shape=per_channel, out_shape=tuple(per_channel)))
-    return out, b.op("squeeze", mean, axes=[2]), b.op("squeeze", rstd, axes=[2])
+    return out, b.op("squeeze", mean, axes=reduced), b.op("squeeze", rstd, axes=reduced)
 
 
 def _resize(b, x, sizes, coord: str, interpolator: str, nearest_mode: str = "floor"):

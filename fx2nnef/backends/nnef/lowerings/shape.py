@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import Expr
+from ..graph import BlockQuantized, Expr
 from ..registry import lower
 from .common import INT64_SENTINEL, axes, axis, static, true_positions
 
@@ -18,8 +18,9 @@ def aten_view(b, self, size):
     if tuple(shape) == tuple(self.shape or ()):
         return self
     exprs = [i for i, d in enumerate(shape) if isinstance(d, Expr)]
-    if len(exprs) > 1:  # let tract infer one symbolic dim: it cannot simplify every expression
-        shape[exprs[0]] = -1
+    if len(exprs) > 1:  # let tract infer one symbolic dim: it cannot simplify every expression, and
+        # divides by a product of plain symbols (B * 32) where it fails to by a sum (T / 10 - 1)
+        shape[max(exprs, key=lambda i: len(shape[i].text))] = -1
     return b.op("reshape", self, shape=shape)
 
 
@@ -208,6 +209,9 @@ def aten__to_copy(b, self, dtype=None, layout=None, device=None, pin_memory=None
 @lower("aten::embedding")
 def aten_embedding(b, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
     """embedding(Tensor weight, Tensor indices, SymInt padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False) -> Tensor"""
+    if isinstance(weight.data, BlockQuantized):  # tract asks the output type of a gather from compressed data
+        b.require("tract_core")
+        return b.op("tract_core_gather", weight, indices, axis=0, datum_type=b.out_dtype)
     return _gather(b, weight, indices, 0)
 
 
