@@ -43,6 +43,7 @@ from .backends.tract.runner import release_python
 from .compiler.dynamic import DynamicAxes
 from .compiler.frontend import bind_inputs, eval_mode
 from .compiler.pass_base import PassLike, PassRecord
+from .compiler import weights as weights_on_disk
 from .compiler.pipeline import CompileResult, compile_bound, default_passes
 from .compiler.program import archive_weights
 from .errors import (ExportInputError, FX2NNEFError, InvalidGraphError, LoweringError, PassError,
@@ -134,6 +135,7 @@ class Export:
     compression_level: int | None = None          # zlib level of a .tgz (None: fx2nnef's fast default)
     naming_scheme: str = "natural_verbose"
     custom_extensions: Sequence[str] = ()
+    sources: dict = dataclasses.field(default_factory=dict)   # weights streamed from their files, by name
     temporary: Path = dataclasses.field(init=False)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     records: list[PassRecord] = dataclasses.field(default_factory=list)
@@ -160,10 +162,13 @@ class Export:
               kwargs: dict | None = None, registry: LoweringRegistry | None = None,
               passes: Sequence[PassLike] | None = None, dump_ir_dir: str | os.PathLike | None = None,
               compression_level: Any = NOT_GIVEN, naming_scheme: str = "natural_verbose",
-              custom_extensions: Sequence[str] | None = None, allow_same_io_names: bool = False) -> "Export":
+              custom_extensions: Sequence[str] | None = None, allow_same_io_names: bool = False,
+              weights: str | os.PathLike | None = None) -> "Export":
         """Check the arguments, bind the inputs to forward() and resolve the dynamic axes.
         `compression_level` (None: directory, 0: .tar, 1-9: .tgz) must agree with the path's suffix;
-        a path without a container suffix gets the one it implies (torch_to_nnef's rule)."""
+        a path without a container suffix gets the one it implies (torch_to_nnef's rule). With
+        `weights` (a checkpoint) or a model whose parameters are on the meta device, the weights stay
+        in their files (compiler/weights.py); eager PyTorch cannot then run, so check_io is refused."""
         target = target or TractNNEF()
         if not isinstance(target, (TractNNEF, KhronosNNEF)):
             raise ExportInputError(f"inference_target must be a TractNNEF or a KhronosNNEF, got {type(target).__name__}")
@@ -177,6 +182,14 @@ class Export:
                                    f"{', '.join(naming.SCHEMES)}")
         registry = registry or LoweringRegistry.from_default()
         args, kwargs = bind_inputs(model, args, kwargs)
+        sources = weights_on_disk.resolve(model, weights) if weights is not None or weights_on_disk.is_lazy(model) \
+            else {}
+        if sources and getattr(target, "check_io", False):
+            raise ExportInputError(
+                "check_io runs the model in PyTorch, and this model's weights are not in memory (on the meta "
+                "device, offloaded to disk, or given as weights=): export with check_io=False, then check a "
+                "smaller configuration of the same architecture with check_io=True, and compare the archive's "
+                "weights with the checkpoint (fx2nnef.compare_with_checkpoint); see docs/big_models.md")
         dynamic = (DynamicAxes(model, args, kwargs, target.dynamic_axes, input_names)
                    if getattr(target, "dynamic_axes", None) else None)
         if passes is None:
@@ -185,7 +198,7 @@ class Export:
         return cls(model, args, kwargs, final, target, registry, passes, dynamic,
                    Path(debug_bundle_path) if debug_bundle_path is not None else None,
                    Path(dump_ir_dir) if dump_ir_dir is not None else None, level, naming_scheme,
-                   tuple(custom_extensions or ()))
+                   tuple(custom_extensions or ()), sources)
 
     @property
     def khronos(self) -> bool:
@@ -233,7 +246,8 @@ class Export:
     def _compile(self, captured: tuple[tuple, dict], record_stack_traces: bool) -> CompileResult:
         """Capture the model on `captured` inputs and run the passes."""
         dynamic = self.dynamic
-        with dynamic.watch_capture(self.model, *captured) if dynamic else contextlib.nullcontext():
+        with dynamic.watch_capture(self.model, *captured) if dynamic else contextlib.nullcontext(), \
+                weights_on_disk.bound(self.model, self.sources):
             return compile_bound(
                 self.model, *captured, passes=self.passes, registry=self.registry, dump_dir=self.dump_ir_dir,
                 records=self.records, record_ir=self.debug_bundle_path is not None,

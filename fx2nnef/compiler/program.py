@@ -19,6 +19,8 @@ from torch._guards import detect_fake_mode
 from torch.export import ExportedProgram
 from torch.export.graph_signature import ExportGraphSignature, InputKind, OutputSpec, TensorArgument
 
+from .weights import source_of
+
 INPUT_NAME = "fx2nnef.input_name"
 OUTPUT_NAMES = "fx2nnef.output_names"
 QUANTIZED = "fx2nnef.quantized"
@@ -64,14 +66,16 @@ def user_inputs(ep: ExportedProgram) -> list[torch.fx.Node]:
 
 def known_value(ep: ExportedProgram, spec) -> torch.Tensor | None:
     """Return the tensor an input spec holds at export time (a parameter, a buffer the program does
-    not mutate, a lifted constant), or None for a user input or a mutated buffer."""
+    not mutate, a lifted constant), or None for a user input, a mutated buffer, or a weight that
+    stays in its checkpoint file (compiler/weights.py: passes skip what they cannot read)."""
+    value = None
     if spec.kind == InputKind.PARAMETER:
-        return ep.state_dict[spec.target].detach()
-    if spec.kind == InputKind.BUFFER and spec.target not in ep.graph_signature.buffers_to_mutate.values():
-        return ep.state_dict.get(spec.target, ep.constants.get(spec.target))
-    if spec.kind == InputKind.CONSTANT_TENSOR:
-        return ep.constants[spec.target]
-    return None
+        value = ep.state_dict[spec.target].detach()
+    elif spec.kind == InputKind.BUFFER and spec.target not in ep.graph_signature.buffers_to_mutate.values():
+        value = ep.state_dict.get(spec.target, ep.constants.get(spec.target))
+    elif spec.kind == InputKind.CONSTANT_TENSOR:
+        value = ep.constants[spec.target]
+    return None if value is None or source_of(value) is not None else value
 
 
 def quantized_weights(ep: ExportedProgram) -> dict[str, Any]:

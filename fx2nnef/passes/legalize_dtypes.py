@@ -12,6 +12,7 @@ from torch.export.graph_signature import InputKind, TensorArgument
 from ..compiler.pass_base import Pass, PassResult
 from ..compiler.program import (OUTPUT_NAMES, fake_mode, input_name, output_node, placeholders, propagate_meta,
                                 replace, source_line)
+from ..compiler.weights import placeholder_like, source_of
 from ..errors import UnsupportedOpError
 
 log = logging.getLogger("fx2nnef")
@@ -154,9 +155,13 @@ class LegalizeDtypesPass(Pass):
                             input_name(node), val.dtype, new, val.dtype)
             store = state_dict if spec.target in state_dict else constants
             if spec.target in store:
-                converted = store[spec.target].detach().to(new)
                 is_param = isinstance(store[spec.target], torch.nn.Parameter)
-                store[spec.target] = torch.nn.Parameter(converted, requires_grad=False) if is_param else converted
+                source = source_of(store[spec.target])
+                if source is not None:  # a weight on disk: converted when it is written
+                    store[spec.target] = placeholder_like(source, new, parameter=is_param)
+                else:
+                    converted = store[spec.target].detach().to(new)
+                    store[spec.target] = torch.nn.Parameter(converted, requires_grad=False) if is_param else converted
             with mode:
                 node.meta["val"] = val.to(new)
         for node in program.graph.nodes:

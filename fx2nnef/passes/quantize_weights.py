@@ -12,6 +12,7 @@ from torch.export.graph_signature import InputKind
 from ..backends.nnef.q4_0 import CALIBRATIONS, pack_q4_0, q4_0_unpackable
 from ..compiler.pass_base import Pass, PassResult
 from ..compiler.program import QUANTIZED, fake_mode, placeholders, renamed_outputs, replace
+from ..compiler.weights import placeholder_like, source_of
 
 aten = torch.ops.aten
 log = logging.getLogger("fx2nnef")
@@ -98,7 +99,9 @@ class QuantizeWeightsPass(Pass):
     in f32, stays float with its reason logged. The program computes what the archive does: the
     weight's entry in the program's state dict becomes its decoded f32 values (what later passes
     fold, and the check's reference reads); the user's model and parameters are never touched.
-    Each quantized weight's relative error (||w - q|| / ||w||) is logged at INFO and kept in `errors`."""
+    Each quantized weight's relative error (||w - q|| / ||w||) is logged at INFO and kept in `errors`.
+    A weight that stays in its checkpoint file (compiler/weights.py) is packed while it is written:
+    `meta[QUANTIZED]` is its source marked "q4_0", and its error is not computed."""
 
     def __init__(self, layers: Iterable[str] = ("linear",), calibration: str = "min_max",
                  dtypes: Iterable[torch.dtype] = (torch.float32,)):
@@ -130,16 +133,23 @@ class QuantizeWeightsPass(Pass):
             for user in list(node.users):
                 if _is_transpose(user):
                     _as_linear(program.graph, user, node)
-            weight = value.detach().float().numpy()
-            node.meta[QUANTIZED] = blocks = pack_q4_0(weight, self.calibration)
-            decoded = blocks.decode()
-            self.errors[spec.target] = error = relative_error(weight, decoded)
-            state[spec.target] = torch.nn.Parameter(torch.from_numpy(decoded), requires_grad=False)
+            source = source_of(value)
+            if source is not None:  # a weight on disk: packed while it is written, its error unknown
+                node.meta[QUANTIZED] = source.quantized("q4_0", self.calibration)
+                state[spec.target] = placeholder_like(source, torch.float32, parameter=True)
+                log.info("Q4_0: %-40s %-16s %-9s packed while written (the weight stays on disk)", spec.target,
+                         "x".join(map(str, value.shape)), "/".join(sorted(kinds)))
+            else:
+                weight = value.detach().float().numpy()
+                node.meta[QUANTIZED] = blocks = pack_q4_0(weight, self.calibration)
+                decoded = blocks.decode()
+                self.errors[spec.target] = error = relative_error(weight, decoded)
+                state[spec.target] = torch.nn.Parameter(torch.from_numpy(decoded), requires_grad=False)
+                log.info("Q4_0: %-40s %-16s %-9s weight error %.3e (||w - q|| / ||w||, %s)", spec.target,
+                         "x".join(map(str, value.shape)), "/".join(sorted(kinds)), error, self.calibration)
             if value.dtype != torch.float32:   # a bf16/f64 weight the target computes in f32
                 with mode:
                     node.meta["val"] = node.meta["val"].to(torch.float32)
-            log.info("Q4_0: %-40s %-16s %-9s weight error %.3e (||w - q|| / ||w||, %s)", spec.target,
-                     "x".join(map(str, value.shape)), "/".join(sorted(kinds)), error, self.calibration)
             modified = True
         if not modified:
             return PassResult(program, False)

@@ -77,6 +77,12 @@ class BlockQuantized:
         return array if dtype is None else array.astype(dtype)
 
 
+def block_format(data: Any) -> str | None:
+    """Return the block format ("q4_0") a variable's data is written in, or None for plain values."""
+    fmt = getattr(data, "format", None)
+    return fmt if fmt in BLOCK_FORMATS else None
+
+
 @dataclasses.dataclass(frozen=True)
 class QuantParams:
     """tract's 8-bit (or 32-bit) affine quantization of a tensor, its `graph.quant` entry:

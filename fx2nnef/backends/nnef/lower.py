@@ -16,6 +16,7 @@ from torch.export.graph_signature import InputKind
 
 from ...compiler.dynamic import tract_expr
 from ...compiler.program import OUTPUT_NAMES, QUANTIZED, input_name, output_node, placeholders, source_line
+from ...compiler.weights import source_of
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import LITERAL_PREFIX, NUMPY_DTYPES, Expr, Graph, Operation, Tensor
@@ -27,6 +28,7 @@ from .unsupported import reason as not_expressible
 from .standard import GENERIC_OPS, KEYWORDS, LOGICAL_OPS, STANDARD_OPS, khronos_type
 
 log = logging.getLogger("fx2nnef")
+from ...compiler.weights import source_of
 
 DTYPES = {
     torch.float16: "f16", torch.float32: "f32", torch.float64: "f64",
@@ -505,13 +507,13 @@ def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec
     key = (real.untyped_storage().data_ptr(), real.storage_offset(), tuple(real.shape), real.stride(), real.dtype)
     if key in storages:
         return storages[key]
-    if QUANTIZED in node.meta:
-        t = b.variable(node.meta[QUANTIZED], b.fresh(node.name), spec.target)
-        storages[key] = t
-        return t
-    nnef_dtype(real.dtype)  # raises a LoweringError for a dtype the target lacks
-    t = b.variable(real.contiguous().numpy(), b.fresh(naming.base_name(b.naming, node.name, label=spec.target)),
-                   spec.target)
+    data = node.meta.get(QUANTIZED)  # Q4_0 blocks
+    if data is None:
+        nnef_dtype(real.dtype)  # raises a LoweringError for a dtype the target lacks
+        data = source_of(real)  # a weight in its checkpoint file: streamed when written
+    if data is None:
+        data = real.contiguous().numpy()
+    t = b.variable(data, b.fresh(naming.base_name(b.naming, node.name, label=spec.target)), spec.target)
     storages[key] = t
     return t
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 import networkx as nx
 import numpy as np
 
-from fx2nnef.backends.nnef.graph import BlockQuantized, Graph, Operation, Tensor
+from fx2nnef.backends.nnef.graph import Graph, Operation, Tensor, block_format
 from fx2nnef.errors import InvalidGraphError
 
 BINARY_OPS = frozenset({
@@ -346,7 +346,7 @@ def _check_block_quantized(graph: Graph) -> None:
     right operand of `matmul(transposeB = true)` (possibly through leading unsqueezes), the filter of
     `conv`, or the data of `tract_core_gather(datum_type = ...)`; and is no graph output."""
     quantized = {op.outputs[0].name for op in graph.operations
-                 if op.name == "variable" and isinstance(op.outputs[0].data, BlockQuantized)}
+                 if op.name == "variable" and block_format(op.outputs[0].data)}
     if not quantized:
         return
     derived: set[str] = set()

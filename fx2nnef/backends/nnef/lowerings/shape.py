@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import BlockQuantized, Expr
+from ..graph import Expr, block_format
 from ..registry import lower
 from .common import INT64_SENTINEL, axes, axis, static, true_positions
 
@@ -209,7 +209,7 @@ def aten__to_copy(b, self, dtype=None, layout=None, device=None, pin_memory=None
 @lower("aten::embedding")
 def aten_embedding(b, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
     """embedding(Tensor weight, Tensor indices, SymInt padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False) -> Tensor"""
-    if isinstance(weight.data, BlockQuantized):  # tract asks the output type of a gather from compressed data
+    if block_format(weight.data):  # tract asks the output type of a gather from compressed data
         b.require("tract_core")
         return b.op("tract_core_gather", weight, indices, axis=0, datum_type=b.out_dtype)
     return _gather(b, weight, indices, 0)
