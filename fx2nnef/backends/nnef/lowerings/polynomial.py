@@ -230,7 +230,7 @@ SCAN_BODY = """fragment {name}(k: tensor<scalar>, p: tensor<scalar>, q: tensor<s
     x: tensor<scalar>, n: tensor<scalar>) -> (p_next: tensor<scalar>, q_next: tensor<scalar>,
     picked_next: tensor<scalar>)
 {{
-  p_next = copy(q);
+  p_next = q;
   q_next = {step};
   picked_next = select(eq(n, add(k, 1.0)), q_next, picked);
 }}"""
