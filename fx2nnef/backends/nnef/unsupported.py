@@ -1,8 +1,8 @@
 """ATen ops that NNEF + tract cannot express, with the reason an export that meets them fails."""
 from __future__ import annotations
 
-REJECTION = ("random sampling by rejection: a loop whose trip count depends on the draws, which NNEF "
-             "and tract cannot express (their loops have a fixed trip count)")
+REJECTION = ("random sampling by rejection, a loop that runs until a draw is accepted: tract's loop "
+             "(tract_core_scan) runs a number of steps known when it starts")
 LINALG = "linear-algebra factorization/solver: no NNEF or tract operator (iterative, pivoting)"
 COMPLEX = "complex numbers: tract has no complex dtype"
 SPARSE = "sparse tensors have no NNEF representation"
