@@ -5,10 +5,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import fx2nnef
+from fx2nnef.backends.tract import run
 
 X = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5) / 7.0
 I0 = torch.tensor([1, 0, 1])
@@ -116,6 +118,22 @@ MASKED_WRITES = {  # (x, values, mask over x's leading dims)
 def test_index_put_with_a_runtime_mask(name, accumulate):
     x, values, mask = MASKED_WRITES[name]
     _check(Write(lambda m: (m,), accumulate), x, values, mask)
+
+
+def test_masked_write_of_one_value_per_element_is_linear_in_size(tmp_path):
+    """`y[mask] = f(x[mask])` on 256 x 256: the true elements' positions come from non_zero (an n x n
+    running count would need 2**32 floats), and the archive follows masks of other counts."""
+    class Clip(torch.nn.Module):
+        def forward(self, x):
+            y = x.clone()
+            y[x > 1.0] = x[x > 1.0].sqrt()
+            return y
+
+    x = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
+    report = fx2nnef.export_model_to_nnef(Clip(), (x,), tmp_path / "m.nnef.tgz", fx2nnef.TractNNEF(check_io=True))
+    other = x * 2.0
+    (got,) = run(report.path, [other.numpy()], report.graph.registries)
+    np.testing.assert_allclose(got, Clip()(other).numpy(), rtol=1e-6)
 
 
 def test_index_put_on_bool_with_accumulate():

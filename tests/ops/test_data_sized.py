@@ -79,3 +79,13 @@ def test_a_constant_mask_gives_static_sizes(tmp_path):
     report = fx2nnef.export_model_to_nnef(Constant(), (X,), tmp_path / "m", fx2nnef.TractNNEF(check_io=True))
     assert not report.graph.symbols
     assert [t.shape for t in report.graph.outputs] == [(9,), (3, 3)]
+
+
+def test_unique_of_many_elements(tmp_path):
+    """unique over 50,000 elements: running sums by doubling (n log n), run lengths from the starts; an
+    n x n running count would need 2.5e9 entries."""
+    x = (torch.rand(200, 250, generator=torch.Generator().manual_seed(0)) * 1000).floor()
+    model = Apply(lambda x: (torch.unique(x, return_inverse=True, return_counts=True),
+                             torch.unique_consecutive(x, return_counts=True)))
+    report = fx2nnef.export_model_to_nnef(model, (x,), tmp_path / "m", fx2nnef.TractNNEF(check_io=True))
+    assert all(r.ok for r in report.check)

@@ -256,8 +256,14 @@ class Builder:
         if value is not None:
             self.known_sizes[expr] = sympy.Integer(value)
             return int(value)
-        name = self.fresh(f"n_{expr}")
-        self.symbols[str(expr)] = name
+        size = self.new_size(f"n_{expr}")
+        self.symbols[str(expr)] = size.text
+        return size
+
+    def new_size(self, base: str = "n") -> Expr:
+        """Declare a fresh tract symbol for a size known only at run time that no PyTorch size names
+        (tract binds it from the first output whose shape holds it)."""
+        name = self.fresh(base)
         self.graph.symbols.append(name)
         return Expr(name)
 

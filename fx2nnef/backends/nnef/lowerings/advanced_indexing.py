@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..graph import Expr
 from ..registry import lower
-from .common import running_count, static
+from .common import static
 
 
 def _broadcast(shapes: list[tuple]) -> tuple:
@@ -40,15 +41,13 @@ def _normalized(b, index, size):
 def _mask_coordinates(b, mask, count):
     """Return the coordinates of a boolean mask's true elements as `mask.rank` i64 tensors of shape [N]:
     computed now for a constant mask, else by tract_onnx_non_zero with N bound to `count` (the torch
-    size of the result, an unbacked symbol)."""
+    size of the result, an unbacked symbol), or to a symbol of its own when count is None."""
     if mask.data is not None:
         coords = np.nonzero(np.asarray(mask.data))
         if count is not None:
             b.bind_size(count, len(coords[0]))
         return [b.const(c.astype(np.int64), "i64", "mask_index") for c in coords]
-    if count is None:
-        raise NotImplementedError("a run-time boolean mask whose true-element count is no size of the result")
-    n = b.bind_size(count)
+    n = b.bind_size(count) if count is not None else b.new_size("mask_count")
     b.require("tract_onnx")
     found = b.op("tract_onnx_non_zero", mask, count_symbol=str(n), out_dtype="i64", out_shape=(mask.rank, n))
     return [b.op("squeeze", b.op("slice", found, axes=[0], begin=[r], end=[r + 1]), axes=[0])
@@ -169,16 +168,21 @@ def aten_index_put(b, self, indices, values, accumulate=False):
     values = b.cast(values, self.dtype)
     used = [i for i, index in enumerate(indices) if index is not None]
     masks = [i for i in used if indices[i].dtype in ("bool", "u8")]
-    if masks == used and len(used) == 1 and indices[used[0]].data is None:
-        return _put_masked(b, self, used[0], indices[used[0]], values, accumulate)
     if masks and any(indices[i].data is None for i in masks):
-        raise NotImplementedError("index_put with a run-time boolean mask next to other index tensors")
-    indices, _ = _expand_masks(b, self, indices)  # constant masks: their coordinates are constants too
+        if masks != used or len(used) != 1:
+            raise NotImplementedError("index_put with a run-time boolean mask next to other index tensors")
+        if _one_row(values, used[0], self.rank - indices[used[0]].rank + 1):
+            return _put_masked(b, self, used[0], indices[used[0]], values, accumulate)
+    indices, coordinates = _expand_masks(b, self, indices)
     if self.dtype == "bool" and accumulate:  # scatter_nd adds numbers: or = (sum > 0)
         summed = aten_index_put(b, b.cast(self, "i32"), indices, b.cast(values, "i32"), True)
         return b.op("gt", summed, b.const(0, "i32", "zero"))
-    plan = _Plan(b, self, indices)
+    plan = _Plan(b, self, indices, coordinates)
+    # a run-time mask's count is a symbol of its own: the values' rows give that dim instead (tract
+    # then checks at run time that they agree)
     target = plan.result_shape()
+    aligned = (1,) * (len(target) - values.rank) + tuple(values.shape)
+    target = tuple(v if isinstance(t, Expr) and v != 1 else t for t, v in zip(target, aligned))
     if tuple(values.shape) != target:
         b.require("tract_core")
         values = b.op("tract_core_broadcast", values, shape=list(target), out_shape=target)
@@ -191,31 +195,23 @@ def aten_index_put(b, self, indices, values, accumulate=False):
     return b.op("transpose", out, axes=[plan.perm.index(d) for d in range(self.rank)])
 
 
+def _one_row(values, at: int, rank: int) -> bool:
+    """Tell whether values (aligned to `rank` dims, the mask's dims as one at `at`) hold one row for
+    all the true elements of the mask: their dim there is 1 or absent."""
+    dim = at - (rank - values.rank)
+    return dim < 0 or values.shape[dim] == 1
+
+
 def _put_masked(b, self, at: int, mask, values, accumulate: bool):
-    """x[..., mask, ...] = values for a run-time mask covering dims at..at+r-1: the k-th true element
-    takes row k of values along the mask's dim (k from a running count of the mask), or the one
-    row when values broadcast along it; a select then keeps the other elements."""
+    """x[..., mask, ...] = values for a run-time mask covering dims at..at+r-1, with values that hold
+    one row for all its true elements: a select between that row (added to x with accumulate) and x."""
     r = mask.rank
-    pre, post = list(self.shape[:at]), list(self.shape[at + r:])
-    target_rank = len(pre) + 1 + len(post)
-    if values.rank < target_rank:
-        values = b.op("unsqueeze", values, axes=list(range(target_rank - values.rank)))
-    where = b.op("reshape", mask, shape=[1] * at + list(mask.shape) + [1] * len(post)) if at or post else mask
-    if values.shape[at] == 1:  # one row for every true element
-        rows = b.op("reshape", values, shape=list(values.shape[:at]) + [1] * r + list(values.shape[at + 1:])) \
-            if r != 1 else values
-    else:
-        n = int(np.prod(mask.shape)) if static(mask.shape) else None
-        if n is None:
-            raise NotImplementedError("index_put with a boolean mask of dynamic shape and one value per element")
-        flat = b.op("reshape", mask, shape=[n], out_shape=(n,))
-        k = b.op("max", b.op("sub", running_count(b, flat), b.const(1, "i64", "one")), b.const(0, "i64", "zero"))
-        b.require("tract_core")
-        full = _broadcast([tuple(values.shape), tuple(pre) + (values.shape[at],) + tuple(post)])
-        if tuple(values.shape) != full:
-            values = b.op("tract_core_broadcast", values, shape=list(full), out_shape=full)
-        picked = b.op("tract_core_gather", values, k, axis=at)          # pre + [n] + post
-        rows = b.op("reshape", picked, shape=pre + list(mask.shape) + post)
+    post = self.rank - at - r
+    if values.rank < at + 1 + post:
+        values = b.op("unsqueeze", values, axes=list(range(at + 1 + post - values.rank)))
+    where = b.op("reshape", mask, shape=[1] * at + list(mask.shape) + [1] * post) if at or post else mask
+    rows = b.op("reshape", values, shape=list(values.shape[:at]) + [1] * r + list(values.shape[at + 1:])) \
+        if r != 1 else values
     if accumulate:
         rows = b.op("add", self, rows)
     return b.op("select", where, rows, self)

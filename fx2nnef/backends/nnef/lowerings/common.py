@@ -46,15 +46,17 @@ def extreme(dtype: str, largest: bool) -> float | int | bool:
     return int(info.max if largest else info.min)
 
 
-def running_count(b, flat):
-    """Return, for a 1-D bool tensor, how many of its elements up to each position are true (i64):
-    a matmul with the run-time [n, n] triangle j <= k, in f32 (exact below 2**24 elements)."""
+def running_sum(b, flat):
+    """Return the inclusive prefix sums of a 1-D tensor of static length n, as i64 (bools count 1):
+    log2(n) doubling steps, each adding the sums so far shifted by 1, 2, 4, ... (exact, O(n log n))."""
     n = flat.shape[0]
-    b.require("tract_core")
-    index = b.op("tract_core_range", 0, n, 1, out_dtype="i64", out_shape=(n,))
-    upper = b.op("le", b.op("unsqueeze", index, axes=[1]), b.op("unsqueeze", index, axes=[0]))
-    counts = b.op("matmul", b.op("unsqueeze", b.cast(flat, "f32"), axes=[0]), b.cast(upper, "f32"))
-    return b.cast(b.op("squeeze", counts, axes=[0]), "i64")
+    total, shift = b.cast(flat, "i64"), 1
+    while shift < n:
+        head = b.const(np.zeros(shift, np.int64), "i64", "zeros")
+        shifted = b.op("concat", [head, b.op("slice", total, axes=[0], begin=[0], end=[n - shift])], axis=0,
+                       out_shape=(n,))
+        total, shift = b.op("add", total, shifted), shift * 2
+    return total
 
 
 def true_positions(b, keep, size):

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..graph import Expr
 from ..registry import lower
-from .common import axis, running_count, true_positions
+from .common import axis, running_sum, true_positions
 
 
 def _flat(b, x):
     """Return x as a 1-D tensor (its element count must be static)."""
     n = int(np.prod(x.shape))
     return x if x.rank == 1 else b.op("reshape", x, shape=[n], out_shape=(n,))
+
+
+def _shaped(b, flat, shape):
+    """Return a 1-D tensor reshaped to `shape` (squeezed for a 0-d shape: tract cannot reshape to [])."""
+    return b.op("reshape", flat, shape=list(shape)) if len(shape) else b.op("squeeze", flat, axes=[0])
 
 
 def _numel(x) -> int:
@@ -69,11 +75,18 @@ def _runs(b, values, new, size):
     flags `new` (true where a run starts); the run count is bound to `size`."""
     starts = true_positions(b, new, size)
     firsts = b.op("tract_core_gather", values, starts, axis=0)
-    run = b.op("sub", running_count(b, new), b.const(1, "i64", "one"))
-    ids = b.op("tract_core_range", 0, b.bind_size(size), 1, out_dtype="i64", out_shape=(starts.shape[0],))
-    hits = b.op("eq", b.op("unsqueeze", ids, axes=[1]), b.op("unsqueeze", run, axes=[0]))
-    counts = b.op("squeeze", b.op("sum_reduce", b.cast(hits, "i64"), axes=[1]), axes=[1])
-    return firsts, run, counts
+    run = b.op("sub", running_sum(b, new), b.const(1, "i64", "one"))
+    return firsts, run, _lengths(b, starts, new.shape[0])
+
+
+def _lengths(b, starts, n: int):
+    """Return the lengths of runs that start at `starts` (increasing positions) in n elements: each
+    next start (n after the last) minus the start."""
+    count = starts.shape[0]
+    rest = count - 1 if isinstance(count, int) else Expr(f"{count} - 1")
+    following = b.op("concat", [b.op("slice", starts, axes=[0], begin=[1], end=[count], out_shape=(rest,)),
+                                b.const([n], "i64", "end")], axis=0, out_shape=(count,))
+    return b.op("sub", following, starts)
 
 
 def _starts(b, flat):
@@ -110,7 +123,7 @@ def aten__unique2(b, self, sorted=True, return_inverse=False, return_counts=Fals
     values, run, counts = _runs(b, ordered, _starts(b, ordered), b.out[0].shape[0])
     inverse = b.op("tract_core_scatter_elements", b.const(np.zeros(n), "i64", "inverse"), order, run, axis=0,
                    reduction="none", out_dtype="i64", out_shape=(n,))
-    return values, b.op("reshape", inverse, shape=list(self.shape)), counts
+    return values, _shaped(b, inverse, self.shape), counts
 
 
 @lower("aten::unique_consecutive")
@@ -124,7 +137,7 @@ def aten_unique_consecutive(b, self, return_inverse=False, return_counts=False, 
     b.require("tract_core")
     flat = _flat(b, self)
     values, run, counts = _runs(b, flat, _starts(b, flat), b.out[0].shape[0])
-    return values, b.op("reshape", run, shape=list(self.shape)), counts
+    return values, _shaped(b, run, self.shape), counts
 
 
 @lower("aten::unique_dim")
@@ -170,11 +183,8 @@ def _unique_rows(b, self, d: int, consecutive: bool):
                   axis=0)
     values = b.op("transpose", firsts, axes=list(range(1, d + 1)) + [0] + list(range(d + 1, self.rank))) \
         if d else firsts
-    run = b.op("sub", running_count(b, new), b.const(1, "i64", "one"))
-    ids = b.op("tract_core_range", 0, b.bind_size(size), 1, out_dtype="i64", out_shape=(starts.shape[0],))
-    counts = b.op("squeeze", b.op("sum_reduce", b.cast(b.op("eq", b.op("unsqueeze", ids, axes=[1]),
-                                                             b.op("unsqueeze", run, axes=[0])), "i64"), axes=[1]),
-                  axes=[1])
+    run = b.op("sub", running_sum(b, new), b.const(1, "i64", "one"))
+    counts = _lengths(b, starts, n)
     if order is not None:
         run = b.op("tract_core_scatter_elements", b.const(np.zeros(n), "i64", "inverse"), order, run, axis=0,
                    reduction="none", out_dtype="i64", out_shape=(n,))
@@ -239,9 +249,9 @@ def aten_bincount(b, self, weights=None, minlength=0):
         b.const(-1, "i64", "none")
     length = b.op("max", b.op("add", largest, b.const(1, "i64", "one")), b.const(minlength, "i64", "minlength"))
     bins = _sized_range(b, length, b.out.shape[0])
-    hits = b.op("eq", b.op("unsqueeze", bins, axes=[1]), b.op("unsqueeze", x, axes=[0]))    # [L, n]
-    if weights is None:
-        return b.op("squeeze", b.op("sum_reduce", b.cast(hits, "i64"), axes=[1]), axes=[1])
-    w = b.cast(weights, b.out_dtype)
-    picked = b.op("select", hits, b.op("unsqueeze", w, axes=[0]), b.const(0, b.out_dtype, "zero"))
-    return b.op("squeeze", b.op("sum_reduce", picked, axes=[1]), axes=[1])
+    # zeros computed from the bins (bins are >= 0), so that tract makes them once the length is bound
+    zeros = b.op("min", b.cast(bins, b.out_dtype), b.const(0, b.out_dtype, "zero"))
+    added = b.cast(weights, b.out_dtype) if weights is not None else b.op(
+        "tract_core_broadcast", b.const(1, b.out_dtype, "one"), shape=list(x.shape), out_shape=tuple(x.shape))
+    return b.op("tract_core_scatter_elements", zeros, x, added, axis=0, reduction="add", out_dtype=b.out_dtype,
+                out_shape=bins.shape)
