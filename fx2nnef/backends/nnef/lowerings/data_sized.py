@@ -222,16 +222,13 @@ def aten_repeat_interleave(b, repeats, output_size=None):
     Element j of the result is the number of running totals of repeats that are <= j."""
     repeats = b.cast(b.op("reshape", repeats, shape=[-1], out_shape=(_numel(repeats),)) if repeats.rank != 1
                      else repeats, "i64")
-    m = repeats.shape[0]
     size = b.out.shape[0]
     if not _unbacked(size):  # output_size given
         b.require("tract_core")
         j = b.op("tract_core_range", 0, b.dim(size), 1, out_dtype="i64", out_shape=(b.dim(size),))
     else:
         j = _sized_range(b, b.op("squeeze", b.op("sum_reduce", repeats, axes=[0]), axes=[0]), size)
-    ones = b.const(np.triu(np.ones((m, m))), "f32", "running")
-    ends = b.cast(b.op("squeeze", b.op("matmul", b.op("unsqueeze", b.cast(repeats, "f32"), axes=[0]), ones),
-                       axes=[0]), "i64")
+    ends = running_sum(b, repeats)
     passed = b.op("le", b.op("unsqueeze", ends, axes=[1]), b.op("unsqueeze", j, axes=[0]))   # [m, N]
     return b.op("squeeze", b.op("sum_reduce", b.cast(passed, "i64"), axes=[0]), axes=[0])
 
