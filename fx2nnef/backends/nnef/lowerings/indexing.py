@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import lower
-from .common import axes, axis, extreme, literal
+from .common import axes, axis, extreme, literal, running_sum
 
 
 def _gather(b, x, index: np.ndarray, dim: int):
@@ -269,11 +269,9 @@ def aten_masked_scatter(b, self, mask, source):
     full = b.op("tract_core_broadcast", mask, shape=shape) if tuple(mask.shape) != tuple(shape) else mask
     flat_mask = b.op("reshape", full, shape=[n], out_shape=(n,))
     # the k-th true element of the mask takes source's k-th element: k = (running count of trues) - 1
-    counts = b.op("matmul", b.op("unsqueeze", b.cast(flat_mask, "f32"), axes=[0]),
-                  b.const(np.triu(np.ones((n, n))), "f32", "triangle"))
-    k = b.op("max", b.op("sub", b.op("squeeze", counts, axes=[0]), 1.0), 0.0)
+    k = b.op("max", b.op("sub", running_sum(b, flat_mask), b.const(1, "i64", "one")), b.const(0, "i64", "zero"))
     flat_source = b.op("reshape", source, shape=[-1], out_shape=(int(np.prod(source.shape)),))
-    picked = b.op("tract_core_gather", flat_source, b.cast(k, "i64"), axis=0, out_shape=(n,))
+    picked = b.op("tract_core_gather", flat_source, k, axis=0, out_shape=(n,))
     values = b.op("reshape", picked, shape=shape, out_shape=tuple(shape))
     return b.op("select", full, values, self)
 
