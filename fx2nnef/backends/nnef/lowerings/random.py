@@ -29,6 +29,7 @@ def normal(b, shape, mean: float = 0.0, std: float = 1.0, dtype: str = "f32"):
 
 
 def _sample(b, dist: str, shape, first: float, second: float, dtype: str):
+    """Emit tract_onnx_random with the next seed; draws f64 for f64, f32 for every other dtype."""
     b.require("tract_onnx")
     seed = b.seed()
     extra = {} if seed is None else {"seed": seed}
@@ -43,6 +44,7 @@ def _work(b) -> str:
 
 
 def _shape(b):
+    """The node's output shape (ints or tract symbol expressions)."""
     return b.shape_of(b.out)
 
 
@@ -229,8 +231,6 @@ def aten_geometric(b, self, p, generator=None):
     """geometric(Tensor self, float p, *, Generator? generator=None) -> Tensor
 
     The number of Bernoulli(p) trials up to the first success: ceil(log(U) / log(1 - p)), U in (0, 1]."""
-    if p >= 1.0:
-        return b.cast(b.op("add", b.op("mul", uniform(b, _shape(b)), 0.0), 1.0), b.out_dtype)
     trials = b.op("ceil", b.op("div", b.op("log", _open_unit(b, _shape(b), _work(b))), literal(math.log1p(-p))))
     return b.cast(b.op("max", trials, 1.0), b.out_dtype)
 
