@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import time
 import uuid
@@ -39,6 +40,7 @@ from .backends.nnef.validate import RANDOM_OPERATIONS, random_outputs, remove_de
 from .backends.tract import (OutputReport, check_close, compare_outputs, format_report, resolve_tolerance, run,
                              run_isolated, tract_version, write_debug_bundle)
 from .backends.tract.cli import cli_version, run_cli
+from .backends.tract.pulse import PulseReport, check_pulse, refuse_reverse_loops
 from .backends.tract.runner import release_python
 from .compiler.dynamic import DynamicAxes
 from .compiler.frontend import bind_inputs, eval_mode
@@ -69,6 +71,7 @@ class ExportReport:
     checked_with: str | None = None    # the tract that ran the check: "tract 0.23.9 (package)", ...
     # with quantized weights: tract against the float model (what quantization costs), per size
     float_checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)
+    pulses: dict[int, PulseReport] = dataclasses.field(default_factory=dict)  # per pulse, with streaming_axis
 
     @property
     def signature(self) -> str:
@@ -151,6 +154,7 @@ class Export:
     got: list[np.ndarray] | None = None
     onnx_check: OnnxCheck | None = None
     checked_with: str | None = None
+    pulses: dict[int, PulseReport] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.temporary = _temporary_sibling(self.final)
@@ -192,6 +196,10 @@ class Export:
                 "weights with the checkpoint (fx2nnef.compare_with_checkpoint); see docs/big_models.md")
         dynamic = (DynamicAxes(model, args, kwargs, target.dynamic_axes, input_names)
                    if getattr(target, "dynamic_axes", None) else None)
+        streaming = getattr(target, "streaming_axis", None)
+        if streaming is not None and (dynamic is None or streaming not in dynamic.symbols):
+            raise ExportInputError(f"TractNNEF(streaming_axis={streaming!r}) must be one of the dynamic_axes symbols "
+                                   f"({', '.join(dynamic.symbols) if dynamic else 'none declared'})")
         if passes is None:
             passes = default_passes(input_names=input_names, output_names=output_names, registry=registry,
                                     target=target, allow_same_io_names=allow_same_io_names)
@@ -265,6 +273,7 @@ class Export:
         graph = lower_program(compiled.program, self.registry, symbols, dialect="khronos" if self.khronos else "tract",
                               fused_attention=getattr(target, "fused_attention", False),
                               tract_version=getattr(target, "version", None), naming_scheme=self.naming_scheme,
+                              streaming=getattr(target, "streaming_axis", None) is not None,
                               random_seed=getattr(target, "random_seed", 0))
         _warn_if_random(graph, getattr(target, "random_seed", 0))
         if not self.khronos:
@@ -299,6 +308,8 @@ class Export:
             self._khronos_check()
         elif self.target.check_io:
             self._tract_check()
+            if self.target.streaming_axis:
+                self._pulse_check()
 
     def reference_weights(self) -> dict[str, torch.Tensor]:
         """Return parameter name -> the value that makes the model compute with the weights the
@@ -348,6 +359,30 @@ class Export:
                 self._float_check(label, run_args, run_kwargs)
         self.timings["check"] = time.perf_counter() - start
         log.info("tract check passed: %.3fs", self.timings["check"])
+
+    def _pulse_check(self) -> None:
+        """Stream the archive through tract along the target's streaming axis, at each pulse size, and
+        compare it with PyTorch's whole-sequence outputs (backends/tract/pulse.py). The sequence is the
+        example's, lengthened to at least four chunks of the largest pulse."""
+        start = time.perf_counter()
+        target, dynamic, graph = self.target, self.dynamic, self.graph
+        symbol = target.streaming_axis
+        example, hi = dynamic.example_sizes[symbol], self.ranges[symbol][1]
+        length = max(example, min(4 * max(target.streaming_pulses), hi or math.inf))
+        args, kwargs = (self.args, self.kwargs) if length == example else \
+            dynamic.resize(self.model, self.args, self.kwargs, {symbol: length}, seed=len(self.checks) + 1)
+        self.expected = [to_numpy(t) for t in reference_outputs(self.model, args, kwargs, self.reference_weights())]
+        self.fed, self.got = self.feed(args, kwargs), None
+        refuse_reverse_loops(graph, symbol)
+        origins = {t.name: op.origin for op in graph.operations for t in op.outputs}
+        for pulse in target.streaming_pulses:
+            report = check_pulse(self.temporary, graph.registries, list(self.fed.values()), self.expected,
+                                 [t.name for t in graph.outputs], symbol, pulse,
+                                 resolve_tolerance(target.check_io_tolerance), origins)
+            self.pulses[pulse] = report
+            log.info("tract streams the archive along %s=%d in chunks of %d: delay %s, %.3f ms per chunk",
+                     symbol, length, pulse, report.delays, report.seconds_per_chunk * 1e3)
+        self.timings["pulse"] = time.perf_counter() - start
 
     def _tract_runner(self):
         """Return the function that runs the archive on inputs (by name) in the tract the target asks
@@ -415,7 +450,8 @@ class Export:
         graph = self.graph
         check = self.checks[next(iter(self.checks))] if self.checks else None
         return ExportReport(self.final, [t.name for t in graph.inputs], [t.name for t in graph.outputs],
-                            self.timings, check, graph, self.checks, self.checked_with, self.float_checks)
+                            self.timings, check, graph, self.checks, self.checked_with, self.float_checks,
+                            self.pulses)
 
     def _bundle(self, error: Exception) -> None:
         """Write the debug bundle for a failed export (never raises)."""

@@ -107,6 +107,13 @@ class TractNNEF:
         are quantized per tensor with tract's integer kernels (quantized operands, i32 bias and
         accumulators) instead of in float between quantize/dequantize casts (the default,
         "simulated" form, which matches PyTorch exactly). Per-channel weights stay simulated.
+    streaming_axis: a symbol of dynamic_axes along which the archive must stream (time). With
+        check_io, the archive is also pulsed in tract along it at each of `streaming_pulses` steps
+        per chunk, run chunk by chunk and compared with PyTorch's whole-sequence outputs after the
+        pulsed model's delay; an operation that cannot stream fails the export, named
+        (docs/speech.md).
+    streaming_pulses: the chunk sizes checked (each a multiple of the model's total stride on the
+        streaming axis).
     random_seed: the seed of the archive's first random operator (rand, randn, dropout in training
         mode, bernoulli, multinomial, ...); the others take the next seeds, so each draws its own
         stream and every run of the archive draws the same values. None: tract seeds every run from
@@ -139,6 +146,8 @@ class TractNNEF:
     weight_quant_layers: Sequence[str] = ("linear",)
     weight_quant_calibration: str = "min_max"
     int8_kernels: bool = False
+    streaming_axis: str | None = None
+    streaming_pulses: tuple[int, ...] = (4, 8)
     random_seed: int | None = 0
 
     def __post_init__(self):
@@ -175,6 +184,13 @@ class TractNNEF:
             raise ExportInputError(f"TractNNEF(weight_quant_calibration={self.weight_quant_calibration!r}): choose "
                                    f"one of {', '.join(map(repr, WEIGHT_QUANT_CALIBRATIONS))}")
         resolve_tolerance(self.check_io_tolerance)
+        if self.streaming_axis is not None and not isinstance(self.streaming_axis, str):
+            raise ExportInputError(f"TractNNEF(streaming_axis={self.streaming_axis!r}) must be a symbol name of "
+                                   "dynamic_axes")
+        if not self.streaming_pulses or not all(isinstance(p, int) and not isinstance(p, bool) and p > 0
+                                                for p in self.streaming_pulses):
+            raise ExportInputError(f"TractNNEF(streaming_pulses={self.streaming_pulses!r}) must list positive "
+                                   "chunk sizes")
         if self.reify_sdpa_operator:
             self.fused_attention = True
         for option, why in _NO_EFFECT.items():

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch.export import ExportedProgram
 
-from ..errors import CaptureError, ExportInputError
+from ..errors import CaptureError, ExportInputError, FX2NNEFError
 
 log = logging.getLogger("fx2nnef")
 
@@ -201,6 +201,8 @@ def capture(model: torch.nn.Module, args: tuple, kwargs: dict, dynamic_shapes: A
     with eval_mode(model), stack_traces(record_stack_traces), torch.no_grad():
         try:
             return torch.export.export(model, args, kwargs, dynamic_shapes=dynamic_shapes, strict=False)
+        except FX2NNEFError:
+            raise
         except Exception as e:
             reason = str(e).strip().splitlines()
             where = user_frame(e)

@@ -21,7 +21,9 @@ from ..passes.fuse_conv_batch_norm import FuseConvBatchNormPass
 from ..passes.fuse_quantized_ops import FuseQuantizedOpsPass
 from ..passes.legalize_dtypes import LegalizeDtypesPass
 from ..passes.quantize_weights import QuantizeWeightsPass
+from ..passes.roll_cell_loops import RollCellLoopsPass
 from .frontend import bind_inputs, capture
+from .recurrent import keep_recurrences_whole
 from .pass_base import PassLike, PassManager, PassRecord, format_ir
 from .program import OUTPUT_NAMES, input_name, output_node, user_inputs
 
@@ -42,6 +44,8 @@ def default_passes(*, input_names: Sequence[str] | None = None, output_names: Se
         DecomposePass(registry),
         # flat named inputs and outputs
         FlattenIOPass(input_names, output_names, allow_same_io_names),
+        # Python loops over time calling a recurrent cell, which torch.export unrolled: one layer each
+        RollCellLoopsPass(),
         # inference batch norms folded into the convolutions that feed them
         FuseConvBatchNormPass(),
         # Q4_0 weights chosen after that fusion (tract cannot fold a scale into Q4_0 blocks) and while
@@ -115,9 +119,19 @@ def compile_bound(model: torch.nn.Module, args: tuple, kwargs: dict, *, passes: 
                   record_stack_traces: bool = True) -> CompileResult:
     """Do what `compile` does on inputs already bound by `bind_inputs`; fill `records` as it goes
     (with the IR after each step when `record_ir` or `dump_dir`). Without `record_stack_traces`
-    the capture is faster but errors cannot name the user's source lines."""
+    the capture is faster but errors cannot name the user's source lines. Recurrent layers stay
+    whole (one node each, time axis symbolic) through the capture and the passes."""
     records = [] if records is None else records
     record_ir = record_ir or bool(dump_dir)
+    with keep_recurrences_whole(model):
+        return _compile_bound(model, args, kwargs, passes, dynamic_shapes, dump_dir, records, record_ir,
+                              record_stack_traces)
+
+
+def _compile_bound(model: torch.nn.Module, args: tuple, kwargs: dict, passes: Sequence[PassLike],
+                   dynamic_shapes: Any, dump_dir: str | Path | None, records: list[PassRecord], record_ir: bool,
+                   record_stack_traces: bool) -> CompileResult:
+    """Capture the model and run the passes (see compile_bound)."""
     start = time.perf_counter()
     program = capture(model, args, kwargs, dynamic_shapes, record_stack_traces)
     records.append(PassRecord("capture", time.perf_counter() - start, True, format_ir(program) if record_ir else None))

@@ -8,6 +8,8 @@ from .fuse_conv_batch_norm import FuseConvBatchNormPass
 from .fuse_quantized_ops import FuseQuantizedOpsPass
 from .legalize_dtypes import LegalizeDtypesPass
 from .quantize_weights import QuantizeWeightsPass
+from .roll_cell_loops import RollCellLoopsPass
 
 __all__ = ["CommonSubexpressionPass", "DecomposePass", "DedupeConstantsPass", "FlattenIOPass", "FoldPrimitivesPass",
-           "FuseConvBatchNormPass", "FuseQuantizedOpsPass", "LegalizeDtypesPass", "QuantizeWeightsPass"]
+           "FuseConvBatchNormPass", "FuseQuantizedOpsPass", "LegalizeDtypesPass", "QuantizeWeightsPass",
+           "RollCellLoopsPass"]

@@ -122,6 +122,29 @@ def test_quantized_archives_run_in_older_releases(tmp_path, release):
         assert all(r.ok for r in report.check)
 
 
+class Recurrent(torch.nn.Module):
+    """A 2-layer bidirectional LSTM then a GRU: tract loops whose gates are fused epilogues from tract
+    0.23.2 (LSTM) and 0.23.6 (GRU) on, written out before."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(4, 8, num_layers=2, bidirectional=True)
+        self.gru = torch.nn.GRU(16, 8)
+
+    def forward(self, x):
+        return self.gru(self.lstm(x)[0])[0]
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_recurrent_layers(tmp_path, release):
+    torch.manual_seed(0)
+    report = export_model_to_nnef(Recurrent().eval(), torch.randn(5, 2, 4), tmp_path / "m.nnef",
+                                  TractNNEF(version=release, dynamic_axes={"x": {0: "T", 1: "B"}}))
+    bodies = " ".join(op.name for body in report.graph.bodies.values() for op in body.operations)
+    assert "epilogue" not in bodies and len(report.checks) == 3
+    assert report.checked_with.startswith(f"tract {release} (")
+
+
 class Issue18(torch.nn.Module):
     """Random draws, F.fold (index_put on non-leading axes), a run-time polynomial degree (a scan over
     a range of run-time length) and fractional max pooling at given samples."""

@@ -129,6 +129,7 @@ class Operation:
     attribs: dict[str, Arg]
     outputs: tuple[Tensor, ...]
     generic: str | None = None         # standard NNEF type argument: 'scalar', 'integer', 'logical'
+    origin: str = ""                   # what emitted it, for messages: "aten::mean.dim in module enc (Encoder)"
 
 
 @dataclasses.dataclass(eq=False)
@@ -145,6 +146,9 @@ class Graph:
     symbols: list[str] = dataclasses.field(default_factory=list)        # tract symbols
     assertions: list[str] = dataclasses.field(default_factory=list)     # tract_assert rules
     properties: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # fragments defined by operations (loop bodies): name -> a graph whose inputs and outputs are
+    # the fragment's parameters and results
+    bodies: dict[str, Graph] = dataclasses.field(default_factory=dict)
 
     def variables(self) -> list[Tensor]:
         """Return the tensors defined by `variable` operations, in graph order."""

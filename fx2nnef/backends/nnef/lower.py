@@ -49,8 +49,10 @@ class Builder:
 
     `dialect` is "tract" (standard NNEF + tract extensions) or "khronos" (standard NNEF only:
     `b.khronos` is true, and emitting a non-standard op raises UnsupportedOpError naming the ATen op).
-    `b.fused_attention` tells attention lowerings to emit tract's fused sdpa operator; `b.seed()`
-    gives random operators their seeds.
+    `b.fused_attention` tells attention lowerings to emit tract's fused sdpa operator.
+    `b.streaming` says the graph must stream along a time axis: lowerings then avoid operators tract
+    cannot pulse.
+    `b.seed()` gives random operators their seeds.
     `tract_version` is the tract release the graph is for: an operator it cannot read is replaced by
     its older form (older_forms.py) or raises LoweringError naming the first release that reads it;
     lowerings that have a better older form of their own ask `b.supports(operator)`.
@@ -62,7 +64,7 @@ class Builder:
 
     def __init__(self, graph: Graph, symbols: dict[str, str] | None = None, dialect: str = "tract",
                  fused_attention: bool = False, tract_version: str | None = None, naming: str = "natural_verbose",
-                 random_seed: int | None = 0):
+                 streaming: bool = False, random_seed: int | None = 0):
         self.graph = graph
         self.node: torch.fx.Node | None = None
         self.symbols = dict(symbols or {})
@@ -70,8 +72,10 @@ class Builder:
         self.constants = 0
         self.khronos = dialect == "khronos"
         self.fused_attention = fused_attention
+        self.streaming = streaming
         self.tract_version = None if self.khronos else tract_version
         self.naming = naming
+        self._origin: tuple = (None, "")
         self.known_sizes: dict[sympy.Symbol, sympy.Integer] = {}   # data-dependent sizes known now
         self.random_seed = random_seed
         self.random_ops = 0
@@ -113,8 +117,36 @@ class Builder:
             out_dtype = out_dtype or _infer_dtype(name, args, attribs)
         base = naming.base_name(self.naming, self.node.name, _scope(self.node)) if self.node is not None else name
         outs = tuple(Tensor(self.fresh(base), out_dtype, out_shape) for _ in range(outputs))
-        self.graph.operations.append(Operation(name, args, attribs, outs, generic))
+        self.graph.operations.append(Operation(name, args, attribs, outs, generic, self.origin))
         return outs[0] if outputs == 1 else outs
+
+    @property
+    def origin(self) -> str:
+        """Say which ATen op emits the current operations, and where: "aten::mean.dim at model.py:9 ..."."""
+        if self.node is None:
+            return ""
+        if self._origin[0] is not self.node:
+            where = source_line(self.node)
+            where = where if not where or where.startswith("in module") else f"at {where}"
+            self._origin = (self.node, f"{op_name(self.node)} {where}".strip())
+        return self._origin[1]
+
+    def body(self, name: str) -> "Builder":
+        """Return a builder for a new loop body named `name`: an NNEF fragment defined by operations
+        (graph.bodies[name]), which a `tract_core_scan` names. Add its parameters with `param`, emit
+        its operations with `op` and set its `graph.outputs`; it shares this graph's registries."""
+        body = Graph(name=name, registries=self.graph.registries)
+        child = Builder(body, self.symbols, "khronos" if self.khronos else "tract", self.fused_attention,
+                        self.tract_version, self.naming, self.streaming)
+        child.node = self.node
+        self.graph.bodies[name] = body
+        return child
+
+    def param(self, name: str, dtype: str, shape: tuple) -> Tensor:
+        """Add a parameter to the loop body this builder emits (see `body`) and return it."""
+        t = Tensor(self.fresh(name), dtype, shape)
+        self.graph.inputs.append(t)
+        return t
 
     def supports(self, operator: str) -> bool:
         """Tell whether the targeted tract release reads `operator` (always true without a target)."""
@@ -446,16 +478,17 @@ def format_unsupported(missing: dict[str, list[torch.fx.Node]]) -> str:
 def lower_program(program: ExportedProgram, registry: LoweringRegistry,
                   symbols: dict[str, str] | None = None, dialect: str = "tract",
                   fused_attention: bool = False, tract_version: str | None = None,
-                  naming_scheme: str = "natural_verbose", random_seed: int | None = 0) -> Graph:
+                  naming_scheme: str = "natural_verbose", streaming: bool = False,
+                  random_seed: int | None = 0) -> Graph:
     """Translate the program into an NNEF Graph of the dialect ("tract" or "khronos") for the given
-    tract release (the newest when None), its tensors named by `naming_scheme` (naming.py), random
-    operators seeded from `random_seed` (None: by tract on every run); raise
-    UnsupportedOpError listing all missing ops."""
+    tract release (the newest when None), its tensors named by `naming_scheme` (naming.py), using
+    only operators tract can pulse when `streaming`, random operators seeded from `random_seed`
+    (None: by tract on every run); raise UnsupportedOpError listing all missing ops."""
     missing = unsupported_ops(program, registry)
     if missing:
         raise UnsupportedOpError(format_unsupported(missing))
     graph = Graph()
-    b = Builder(graph, symbols, dialect, fused_attention, tract_version, naming_scheme, random_seed)
+    b = Builder(graph, symbols, dialect, fused_attention, tract_version, naming_scheme, streaming, random_seed)
     out = output_node(program)
     out_names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(out.args[0]))]
     user = [n for n, s in placeholders(program) if s.kind == InputKind.USER_INPUT]

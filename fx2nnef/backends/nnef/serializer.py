@@ -133,6 +133,24 @@ def format_properties(properties: dict[str, Any]) -> str:
     return f"{PROPERTIES_SIGNATURE}\n{{\n{INDENT}properties = {entries};\n}}"
 
 
+def _parameter_type(tensor: Tensor) -> str:
+    """Return the NNEF type of a fragment parameter or result: tensor<scalar|integer|logical>."""
+    kind = "logical" if tensor.dtype == "bool" else "integer" if tensor.dtype and tensor.dtype[0] in "iu" \
+        else "scalar"
+    return f"tensor<{kind}>"
+
+
+def format_body(name: str, body: Graph) -> str:
+    """Return the fragment definition of a loop body: its inputs are the parameters, its
+    outputs the results, its operations the statements."""
+    params = ", ".join(f"{_tensor_name(t)}: {_parameter_type(t)}" for t in body.inputs)
+    results = ", ".join(f"{_tensor_name(t)}: {_parameter_type(t)}" for t in body.outputs)
+    lines = [f"fragment {_identifier(name, 'fragment name')}({params}) -> ({results})", "{"]
+    lines += [INDENT + format_invocation(op) for op in body.operations]
+    lines.append("}")
+    return "\n".join(lines)
+
+
 def format_document(graph: Graph) -> str:
     """Return the full, deterministic `graph.nnef` text of `graph`."""
     lines = ["version 1.0;"]
@@ -146,6 +164,8 @@ def format_document(graph: Graph) -> str:
     lines.append("")
     for text in graph.fragments.values():
         lines += [text.strip(), ""]
+    for name, body in graph.bodies.items():
+        lines += [format_body(name, body), ""]
     if graph.properties:
         lines += [format_properties(graph.properties), ""]
     inputs = ", ".join(_tensor_name(tensor) for tensor in graph.inputs)

@@ -295,9 +295,10 @@ def _check_acyclic(graph: Graph) -> None:
         raise InvalidGraphError(f"the operations form a cycle: {' -> '.join(cycle + cycle[:1])}")
 
 
-def _check_definition_order(graph: Graph) -> None:
-    """Raise if an operation reads a tensor no earlier operation defined (tract resolves in order)."""
-    defined: set[str] = set()
+def _check_definition_order(graph: Graph, defined: set[str] | None = None) -> None:
+    """Raise if an operation reads a tensor no earlier operation defined (tract resolves in order);
+    `defined` holds the names known before the first operation (a fragment's parameters)."""
+    defined = set(defined or ())
     for op in graph.operations:
         for arg in _arguments(op):
             if arg.name not in defined:
@@ -306,6 +307,23 @@ def _check_definition_order(graph: Graph) -> None:
                     "operation (graph inputs are defined by their external operation)"
                 )
         defined.update(output.name for output in op.outputs)
+
+
+def _check_body(name: str, body: Graph) -> None:
+    """Raise unless a loop body reads only its parameters and earlier results, defines its results
+    and holds no weights (tract passes them as the loop's `full` inputs)."""
+    try:
+        _check_definition_order(body, {t.name for t in body.inputs})
+    except InvalidGraphError as error:
+        raise InvalidGraphError(f"in fragment {name}: {error}") from None
+    defined = {t.name for t in body.inputs} | {t.name for op in body.operations for t in op.outputs}
+    for op in body.operations:
+        if op.name in EXTERNAL_OPS or op.name == "variable":
+            raise InvalidGraphError(f"in fragment {name}: {describe(op)}: a loop body takes its tensors as "
+                                    "parameters")
+    for tensor in body.outputs:
+        if tensor.name not in defined:
+            raise InvalidGraphError(f"in fragment {name}: result {tensor.name!r} is not defined")
 
 
 def _check_interface(graph: Graph) -> None:
@@ -393,9 +411,12 @@ def validate(graph: Graph) -> None:
     _check_interface(graph)
     _check_properties(graph)
     _check_block_quantized(graph)
+    for name, body in graph.bodies.items():
+        _check_body(name, body)
+    operations = graph.operations + [op for body in graph.bodies.values() for op in body.operations]
     problems = [
         f"{describe(op)}: {problem}"
-        for op in graph.operations
+        for op in operations
         for problem in (rule(op) for rule in RULES)
         if problem
     ]
