@@ -48,7 +48,8 @@ def worker(names: list[str], samples: int, dtype_name: str = "float32") -> None:
         spec = TABLE.get(name)
         tolerance = spec.tolerance if spec else None
         try:
-            results = h.run_entry(db[name], dtypes=(dtype,), limit=samples, tolerance=tolerance)
+            results = h.run_entry(db[name], dtypes=(dtype,), limit=samples, tolerance=tolerance,
+                                  statistical=bool(spec and spec.statistical))
         except Exception as e:  # noqa: BLE001 - e.g. sample generation failing: recorded, not fatal
             results = [(dtype_name, h.Outcome("other", f"{type(e).__name__}: {e}"[:300]))]
         outcomes = [o for _, o in results]

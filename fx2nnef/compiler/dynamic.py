@@ -412,7 +412,7 @@ def tract_expr(expr: sympy.Expr, symbols: Mapping[str, str]) -> str:
     if expr.is_Integer:
         return str(int(expr))
     if isinstance(expr, sympy.Symbol):
-        if str(expr).startswith("u"):  # torch's unbacked symbols: sizes read from tensor data
+        if str(expr).startswith("u") and str(expr) not in symbols:  # unbacked: a size read from tensor data
             raise UnsupportedOpError(f"its output size {expr} is computed from tensor data (not expressible: "
                                      "data-dependent output shape, NNEF shapes are known before the data)")
         if str(expr) not in symbols:

@@ -5,6 +5,11 @@ ATen op whose lowering the entry exercises; `tolerance` maps a dtype to (atol, r
 abs 1e-4 + rel 1e-4 is too tight (with the reason in `notes`); `xfail`/`skip` give the reason an entry is
 expected to fail (prefer xfail: it shows when the op starts passing); `dtypes` are the dtypes the
 default run checks (the full sweep in benchmarks/opinfo_coverage.py runs float32 on every op_db entry).
+`statistical` marks an op that samples random numbers and says what is compared: tract's generator is
+not PyTorch's, so the harness compares the distribution of many draws (opinfo_harness._run_statistical:
+mean and variance within 5 standard errors of 4x as many PyTorch draws, values within PyTorch's range,
+or among its values when it drew at most 64 distinct ones, NaN/inf fractions alike); every other entry
+is compared value by value at its tolerance.
 Importing this module checks every key against op_db, so a renamed OpInfo fails loudly.
 """
 from __future__ import annotations
@@ -26,6 +31,7 @@ class Spec:
     xfail: str | None = None
     skip: str | None = None
     notes: str = ""
+    statistical: str | None = None
 
 
 def _ints(lowering: str, **kw) -> Spec:
@@ -150,8 +156,52 @@ TABLE: dict[str, Spec] = {
     "full_like": Spec("aten::full_like"),
     "zeros_like": Spec("aten::zeros_like"),
     "arange": Spec("aten::arange.start_step"),
-    # not expressible: must fail at export, with the reason
-    "nonzero": Spec("aten::nonzero", xfail="data-dependent output shape"),
+    # -- issue 18, indexing and data-dependent sizes (lowerings/advanced_indexing.py, data_sized.py) --
+    "nonzero": _ints("aten::nonzero"),
+    "argwhere": Spec("aten::nonzero", (F32, I64, BOOL)),
+    "masked_select": Spec("aten::masked_select", (F32, I64)),
+    "unique": Spec("aten::_unique2", (F32, I64)),
+    "unique_consecutive": Spec("aten::unique_consecutive", (F32, I64)),
+    "tensor_split": Spec("aten::_local_scalar_dense"),
+    "combinations": Spec("aten::masked_select"),
+    "bincount": Spec("aten::bincount", (I64,)),
+    "repeat_interleave": Spec("aten::repeat_interleave.Tensor", (F32, I64)),
+    "__getitem__": Spec("aten::index.Tensor", (F32, I64)),
+    "_unsafe_masked_index_put_accumulate": Spec("aten::index_put"),
+    "special.laguerre_polynomial_l": Spec("aten::special_laguerre_polynomial_l",
+                                          notes="run-time degrees: a tract_core_scan over a data-sized range"),
+    "special.legendre_polynomial_p": Spec("aten::special_legendre_polynomial_p",
+                                          notes="run-time degrees: a tract_core_scan over a data-sized range"),
+    # -- issue 18, random sampling (lowerings/random.py): compared by distribution, see `statistical` --
+    "rand_like": Spec("aten::randn_like", statistical="N(0, 1) (OpInfo's rand_like calls randn_like): moments, range"),
+    "randn": Spec("aten::randn", statistical="N(0, 1): mean, variance, range"),
+    "randn_like": Spec("aten::randn_like", statistical="N(0, 1): mean, variance, range"),
+    "randint": Spec("aten::randint", (F32, I64), statistical="uniform integers in [low, high): the set of values, "
+                                                              "mean, variance"),
+    "randint_like": Spec("aten::randint_like", (F32, I64), statistical="uniform integers in [0, high): the set of "
+                                                                        "values, mean, variance"),
+    "bernoulli": Spec("aten::bernoulli", statistical="0/1 with the input's probabilities: the set {0, 1} and the "
+                                                     "mean (= mean probability)"),
+    "multinomial": Spec("aten::multinomial", statistical="category indices (Gumbel keys): the set of indices, their "
+                                                         "mean and variance"),
+    "normal": Spec("aten::normal.Tensor_Tensor", statistical="N(mean, std) per element: pooled mean, variance, "
+                                                             "range"),
+    "normal.number_mean": Spec("aten::normal.float_float", statistical="N(mean, std): mean, variance, range"),
+    "nn.functional.dropout": Spec("aten::native_dropout", statistical="kept values scaled by 1/(1-p), zeros "
+                                                                      "elsewhere: mean, variance, range"),
+    "nn.functional.rrelu": Spec("aten::rrelu_with_noise_functional",
+                                statistical="x where x > 0, x * U[lower, upper) elsewhere: mean, variance, range"),
+    "nn.functional.fractional_max_pool2d": Spec("aten::fractional_max_pool2d",
+                                                statistical="maxima over randomly placed windows: mean, variance, "
+                                                            "range (test_random.py checks given samples exactly)"),
+    "nn.functional.fractional_max_pool3d": Spec("aten::fractional_max_pool3d",
+                                                statistical="maxima over randomly placed windows: mean, variance, "
+                                                            "range"),
+    **{name: Spec(f"aten::{op}", xfail="writes into its input in place (x.uniform_()): an NNEF graph cannot "
+                                       "mutate its inputs; the functional op is lowered (test_random.py)",
+                  statistical="not reached") for name, op in (
+        ("uniform", "uniform"), ("exponential", "exponential"), ("cauchy", "cauchy"), ("geometric", "geometric"),
+        ("log_normal", "log_normal"), ("normal.in_place", "normal_functional"))},
 }
 
 

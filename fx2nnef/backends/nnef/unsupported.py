@@ -1,24 +1,15 @@
 """ATen ops that NNEF + tract cannot express, with the reason an export that meets them fails."""
 from __future__ import annotations
 
-RANDOM = "random sampling: tract has no seeded random generator matching PyTorch's"
-DATA_SHAPE = "data-dependent output shape (NNEF shapes are known before the data)"
+REJECTION = ("random sampling by rejection, a loop that runs until a draw is accepted: tract's loop "
+             "(tract_core_scan) runs a number of steps known when it starts")
 LINALG = "linear-algebra factorization/solver: no NNEF or tract operator (iterative, pivoting)"
 SPARSE = "sparse tensors have no NNEF representation"
 TRAINING = "gradient (backward) op: fx2nnef exports inference graphs"
 STRIDES = "reads or writes raw memory strides, which NNEF tensors do not have"
 
 NOT_EXPRESSIBLE: dict[str, str] = {
-    **{f"aten::{op}": RANDOM for op in (
-        "rand", "randn", "randint", "randint.low", "randperm", "rand_like", "randn_like", "randint_like",
-        "randint_like.low_dtype", "bernoulli", "bernoulli.p", "multinomial", "normal.Tensor_Tensor",
-        "normal.Tensor_float", "normal.float_Tensor", "normal_functional", "uniform", "exponential", "cauchy",
-        "geometric", "log_normal", "native_dropout", "poisson", "_standard_gamma", "binomial",
-        "rrelu_with_noise", "rrelu_with_noise_functional")},
-    **{f"aten::{op}": DATA_SHAPE for op in (
-        "nonzero", "masked_select", "unique_consecutive", "unique_dim", "_unique2",
-        "unique_dim_consecutive", "bincount", "repeat_interleave.Tensor",
-        "_local_scalar_dense", "argwhere")},
+    **{f"aten::{op}": REJECTION for op in ("poisson", "_standard_gamma", "binomial")},
     **{f"aten::{op}": LINALG for op in (
         "linalg_cholesky_ex", "cholesky", "cholesky_inverse", "cholesky_solve", "linalg_lu_factor_ex",
         "linalg_lu", "linalg_lu_solve", "lu_unpack", "linalg_qr", "geqrf", "ormqr", "linalg_householder_product",
@@ -33,12 +24,9 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     "aten::sym_storage_offset": STRIDES,
     "aten::atan2.out": "out= variant: torch.export functionalizes it to aten::atan2, which is lowered",
     "aten::linalg_pinv.atol_rtol_tensor": LINALG,
-    "aten::normal.float_float": RANDOM,
     "aten::_to_sparse": SPARSE,
     "aten::hash_tensor": "bit-level hashing: tract has no bitcast",
     "aten::resize": "resizes storage in place: NNEF tensors have no storage",
-    "aten::fractional_max_pool2d": RANDOM,
-    "aten::fractional_max_pool3d": RANDOM,
 }
 
 
