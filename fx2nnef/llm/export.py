@@ -170,7 +170,8 @@ def _dynamic_axes(wrapper: CausalLMWithCache, batch: bool) -> dict:
     if batch:
         for name in ["input_ids", *wrapper.cache.names("in")]:
             axes[name][0] = "B"
-        axes["attention_mask"] = {0: "B"}
+        axes["attention_mask"] = {0: "B", 1: new}
+        axes["in_attention_mask"] = {0: "B", 1: past}
     return axes
 
 

@@ -56,12 +56,12 @@ class TractDecoder:
     def __call__(self, ids: np.ndarray, cache: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Run new tokens `ids` [B, S] after `cache`; return the logits and the grown cache."""
         extra = []
-        if self.masked:
-            extra.append(np.ones((ids.shape[0], cache[0].shape[2] + ids.shape[1]), np.int64))
+        if self.masked:   # no padding: the new tokens' mask and the past's
+            extra += [np.ones(ids.shape, np.int64), np.ones((ids.shape[0], cache[0].shape[2]), np.int64)]
         if self.keep_input:
             extra.append(np.array(1, np.int64))
         outputs = execute(self.runnable, [ids.astype(np.int64), *extra, *cache], self.path)
-        return outputs[0], outputs[1:]
+        return outputs[0], outputs[2:] if self.masked else outputs[1:]
 
 
 def reference_generation(model: torch.nn.Module, prompt: torch.Tensor, steps: int) -> tuple[list[int], list[np.ndarray]]:

@@ -2,13 +2,16 @@
 causal LM's step `(new tokens, cache) -> (logits, cache)` is one graph with symbols S (new tokens)
 and P (cached tokens).
 
-    inputs:  input_ids [B, S] i64, [attention_mask [B, P+S] i64,] [logits_to_keep [] i64,]
-             in_cache_key_0, in_cache_value_0, ...   [B, kv_heads, P, head_dim]
+    inputs:  input_ids [B, S] i64, [attention_mask [B, S] i64, in_attention_mask [B, P] i64,]
+             [logits_to_keep [] i64,] in_cache_key_0, in_cache_value_0, ...   [B, kv_heads, P, head_dim]
     outputs: outputs [B, n, vocab] (logits of the last n positions),
-             out_cache_key_0, out_cache_value_0, ... [B, kv_heads, P+S, head_dim]
+             [out_attention_mask [B, P+S] i64,] out_cache_key_0, out_cache_value_0, ... [B, kv_heads, P+S, head_dim]
 
-B is 1 unless a batch is asked for. Positions (and, with the attention mask, the left padding's
-offsets) and the causal mask are computed inside from S, P and the mask.
+B is 1 unless a batch is asked for. With a batch, the attention mask (1: token, 0: padding) is
+state like the cache: the new tokens' part is an input, the past's part comes back as
+`out_attention_mask` to be fed next call (one [B, P+S] input would tie its length to S and P,
+which a graph input's shape cannot say). Positions (with a mask: the real tokens before each one,
+so left padding does not shift them) and the causal mask are computed inside.
 """
 from __future__ import annotations
 
@@ -81,19 +84,19 @@ class CausalLMWithCache(torch.nn.Module):
 
     def input_names(self) -> list[str]:
         """Return the graph's input names, in forward()'s order."""
-        return (["input_ids"] + (["attention_mask"] if self.attention_mask else [])
+        return (["input_ids"] + (["attention_mask", "in_attention_mask"] if self.attention_mask else [])
                 + (["logits_to_keep"] if self.logits_to_keep == "dynamic" else []) + self.cache.names("in"))
 
     def output_names(self) -> list[str]:
         """Return the graph's output names."""
-        return ["outputs"] + self.cache.names("out")
+        return ["outputs"] + (["out_attention_mask"] if self.attention_mask else []) + self.cache.names("out")
 
     def forward(self, input_ids: torch.Tensor, *rest: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Run one step: new tokens and the cache in, logits and the grown cache out."""
         from transformers import DynamicCache
 
         rest = list(rest)
-        mask = rest.pop(0) if self.attention_mask else None
+        mask = torch.cat([rest.pop(1), rest.pop(0)], dim=1) if self.attention_mask else None   # past, new
         keep = rest.pop(0) if self.logits_to_keep == "dynamic" else self.logits_to_keep
         cache = DynamicCache()
         for layer in range(self.cache.layers):
@@ -108,11 +111,13 @@ class CausalLMWithCache(torch.nn.Module):
             kwargs["logits_to_keep"] = keep
         out = self.model(input_ids=input_ids, **kwargs)
         logits = out.logits
-        if isinstance(keep, torch.Tensor):
-            logits = logits[:, new - keep.item():]
+        if isinstance(keep, torch.Tensor):   # the last `keep` positions, a size the graph reads from data
+            last = torch.arange(new, device=logits.device) >= new - keep
+            logits = logits.index_select(1, last.nonzero().squeeze(1))
         elif keep and logits.shape[1] != keep and not self.keeps_logits:
             logits = logits[:, -keep:]
-        return (logits, *[t for layer in cache.layers for t in (layer.keys, layer.values)])   # grown in place
+        grown = [t for layer in cache.layers for t in (layer.keys, layer.values)]   # grown in place
+        return (logits, mask, *grown) if self.attention_mask else (logits, *grown)
 
     def example(self, new: int, past: int, batch: int = 1, dtype: torch.dtype = torch.float32,
                 generator: torch.Generator | None = None) -> list[torch.Tensor]:
@@ -121,7 +126,7 @@ class CausalLMWithCache(torch.nn.Module):
         ids = torch.randint(0, vocab, (batch, new), generator=generator)
         inputs = [ids]
         if self.attention_mask:
-            inputs.append(torch.ones(batch, past + new, dtype=torch.int64))
+            inputs += [torch.ones(batch, new, dtype=torch.int64), torch.ones(batch, past, dtype=torch.int64)]
         if self.logits_to_keep == "dynamic":
             inputs.append(torch.tensor(1))
         shape = (batch, self.cache.kv_heads, past, self.cache.head_dim)

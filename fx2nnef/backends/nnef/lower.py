@@ -428,9 +428,12 @@ def _bind(node: torch.fx.Node) -> dict[str, Any]:
 
 
 def _symbolic_tensor_arguments(node: torch.fx.Node, kwargs: dict[str, Any]) -> list[str]:
-    """Return the names of the Tensor-typed arguments that received a symbolic size (an Expr)."""
-    return [arg.name for arg in node.target._schema.arguments
-            if isinstance(kwargs.get(arg.name), Expr) and isinstance(arg.type, torch.TensorType)]
+    """Return the names of the arguments that received a symbolic size (an Expr) where the op reads a
+    tensor: Tensor-typed ones, and Scalar-typed ones of ops on tensors (`rsub(x, S)`, not `arange(S)`)."""
+    arguments = node.target._schema.arguments
+    on_tensors = any(isinstance(arg.type, torch.TensorType) for arg in arguments)
+    kinds = (torch.TensorType, torch.NumberType) if on_tensors else (torch.TensorType,)
+    return [arg.name for arg in arguments if isinstance(kwargs.get(arg.name), Expr) and isinstance(arg.type, kinds)]
 
 
 def _scope(node: torch.fx.Node) -> str:
