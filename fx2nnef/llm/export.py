@@ -147,13 +147,14 @@ def _check_architecture(model: torch.nn.Module) -> None:
     """Raise ExportInputError, naming the class and why, for a model fx2nnef.llm cannot export."""
     name = type(model).__name__
     config = getattr(model, "config", None)
-    if config is None or not hasattr(model, "generate"):
-        raise ExportInputError(f"{name} is not a Hugging Face generative model (no config or generate()): "
-                               "fx2nnef.llm exports causal LMs such as LlamaForCausalLM")
+    if config is None:
+        raise ExportInputError(f"{name} is not a Hugging Face model (it has no config): fx2nnef.llm exports causal "
+                               "LMs such as LlamaForCausalLM")
     if getattr(config, "is_encoder_decoder", False):
         raise ExportInputError(f"{name} is an encoder-decoder model: fx2nnef.llm exports decoder-only causal LMs "
                                "(export_model_to_nnef exports its forward)")
-    if not hasattr(model, "get_output_embeddings") or model.get_output_embeddings() is None:
+    head = getattr(model, "get_output_embeddings", lambda: None)()
+    if head is None or not hasattr(model, "generate"):
         raise ExportInputError(f"{name} has no language-model head: pass its ...ForCausalLM class")
     import inspect
     parameters = inspect.signature(model.forward).parameters
