@@ -224,7 +224,9 @@ def _write_companions(staging: Path, export: Export, wrapper: CausalLMWithCache,
                                                                       else {})},
              "assertions": graph.assertions, "modes": {"tg": "S == 1", "pp": "P == 0"},
              "inputs": [t.name for t in graph.inputs], "outputs": [t.name for t in graph.outputs],
-             "num_logits_to_keep": wrapper.logits_to_keep, "max_position_embeddings": wrapper.cache.max_positions}
+             "num_logits_to_keep": wrapper.logits_to_keep, "max_position_embeddings": wrapper.cache.max_positions,
+             "cache": {"layers": wrapper.cache.layers, "kv_heads": wrapper.cache.kv_heads,
+                       "head_dim": wrapper.cache.head_dim, "dtype": np.dtype(NUMPY_DTYPES[graph.inputs[-1].dtype]).name}}
     (staging / "modes.json").write_text(json.dumps(modes, indent=2) + "\n")
     tests = staging / "tests"
     tests.mkdir()

@@ -8,6 +8,7 @@ from typing import Callable
 import torch
 from torch.export import ExportedProgram
 from torch.fx.experimental.proxy_tensor import make_fx
+from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
 from torch.utils import _pytree as pytree
 
 from ..backends.nnef.registry import LoweringRegistry
@@ -50,7 +51,8 @@ def _mutates_state(program: ExportedProgram) -> bool:
 
 def _needs_functionalization(program: ExportedProgram) -> bool:
     """Tell whether only torch's whole-program decomposition can handle the graph: it mutates
-    state, holds higher-order ops (grad/autocast regions, control flow, effects) or symbolic shapes."""
+    state, holds higher-order ops (grad/autocast regions, control flow, effects) or sizes read from
+    tensor data (unbacked symbols, which its retrace binds)."""
     if _mutates_state(program):
         return True
     for node in program.graph.nodes:
@@ -61,7 +63,7 @@ def _needs_functionalization(program: ExportedProgram) -> bool:
                 return True
             if node.target is torch.ops.aten.batch_norm.default and node.args[5] and node.args[3] is not None:
                 return True  # training with running statistics: updates them, though its schema says no
-        if not _is_static(node.meta.get("val")):
+        if free_unbacked_symbols(node.meta.get("val")):
             return True
     return False
 
@@ -212,9 +214,12 @@ class DecomposePass(Pass):
     every other op that torch can decompose is decomposed (into ops that may have lowerings).
 
     A functional graph with static shapes is decomposed node by node, only where the registry has
-    no lowering (fast: the rest of the graph is untouched); a graph that mutates state or holds
-    higher-order ops or symbolic shapes goes through torch's `run_decompositions`, which
-    functionalizes it by retracing the whole program."""
+    no lowering (fast: the rest of the graph is untouched); a functional graph with symbolic shapes
+    is left as it is when no op needs decomposing (an LLM with its cache as IO). A graph that
+    mutates state, holds higher-order ops, or has symbolic shapes and ops to decompose goes through
+    torch's `run_decompositions`, which functionalizes it by retracing the whole program. Size
+    computations (SymInt results such as `sym_size`) are never decomposed: the lowering reads
+    their values."""
 
     def __init__(self, registry: LoweringRegistry | None = None):
         self.registry = registry or LoweringRegistry.from_default()
@@ -235,10 +240,14 @@ class DecomposePass(Pass):
         can decompose, or None when one of them cannot be inlined (then the whole program is)."""
         table = {op: fn for op, fn in _default_table().items() if op.name() not in self.registry}
         mode, decompositions, traced = fake_mode(program), {}, {}
+        symbolic = not all(_is_static(node.meta.get("val")) for node in program.graph.nodes)
         for node in program.graph.nodes:
-            fn = _decomposition(node.target, self.registry, table) if node.op == "call_function" else None
+            size = isinstance(node.meta.get("val"), (torch.SymInt, torch.SymFloat, torch.SymBool))
+            fn = _decomposition(node.target, self.registry, table) if node.op == "call_function" and not size else None
             if fn is None:
                 continue
+            if symbolic:  # tracing it could specialize a symbol; torch's whole-program decomposition keeps them
+                return None
             key = _signature(node) or node  # nodes alike (13 dropouts of a BERT) share one trace
             if key not in traced:
                 traced[key] = _trace(node, fn, table, mode)
