@@ -15,6 +15,11 @@ from ..backends.nnef.registry import LoweringRegistry
 from ..compiler.pass_base import Pass, PassResult, count_ops
 from ..compiler.program import fake_mode, renamed_outputs, replace
 
+# ops whose decomposition reads no size (a conversion: `_to_copy` or the input itself), so tracing them
+# on symbolic shapes adds no guard; any other op of a symbolic graph is decomposed by torch's retrace
+SIZE_BLIND = {torch.ops.aten.to.dtype, torch.ops.aten.to.device, torch.ops.aten.to.dtype_layout,
+              torch.ops.aten.to.other, torch.ops.aten.type_as.default}
+
 # node meta that tells where a node comes from: decomposed nodes inherit it from the node they replace
 PROVENANCE = ("stack_trace", "nn_module_stack", "source_fn_stack", "from_node")
 
@@ -214,12 +219,12 @@ class DecomposePass(Pass):
     every other op that torch can decompose is decomposed (into ops that may have lowerings).
 
     A functional graph with static shapes is decomposed node by node, only where the registry has
-    no lowering (fast: the rest of the graph is untouched); a functional graph with symbolic shapes
-    is left as it is when no op needs decomposing (an LLM with its cache as IO). A graph that
-    mutates state, holds higher-order ops, or has symbolic shapes and ops to decompose goes through
-    torch's `run_decompositions`, which functionalizes it by retracing the whole program. Size
-    computations (SymInt results such as `sym_size`) are never decomposed: the lowering reads
-    their values."""
+    no lowering (fast: the rest of the graph is untouched); so is a functional graph with symbolic
+    shapes whose ops to decompose are all SIZE_BLIND conversions (an LLM with its cache as IO). A
+    graph that mutates state, holds higher-order ops or sizes read from data, or has symbolic shapes
+    and other ops to decompose goes through torch's `run_decompositions`, which functionalizes it
+    by retracing the whole program. Size computations (SymInt results such as `sym_size`) are
+    never decomposed: the lowering reads their values."""
 
     def __init__(self, registry: LoweringRegistry | None = None):
         self.registry = registry or LoweringRegistry.from_default()
@@ -246,7 +251,7 @@ class DecomposePass(Pass):
             fn = _decomposition(node.target, self.registry, table) if node.op == "call_function" and not size else None
             if fn is None:
                 continue
-            if symbolic:  # tracing it could specialize a symbol; torch's whole-program decomposition keeps them
+            if symbolic and node.target not in SIZE_BLIND:  # its trace could fix a symbol (a guard)
                 return None
             key = _signature(node) or node  # nodes alike (13 dropouts of a BERT) share one trace
             if key not in traced:

@@ -206,14 +206,6 @@ def aten__to_copy(b, self, dtype=None, layout=None, device=None, pin_memory=None
     return b.cast(self, b.out_dtype)
 
 
-@lower(("aten::to.dtype", "aten::to.device", "aten::to.dtype_layout"))
-def aten_to(b, self, *args, **kwargs):
-    """to.dtype(Tensor(a) self, ScalarType dtype, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a)
-    to.device(Tensor(a) self, Device device, ScalarType dtype, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a)
-    to.dtype_layout(Tensor(a) self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, bool copy=False, MemoryFormat? memory_format=None) -> Tensor(a)"""
-    return b.cast(self, b.out_dtype)
-
-
 @lower("aten::embedding")
 def aten_embedding(b, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
     """embedding(Tensor weight, Tensor indices, SymInt padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False) -> Tensor"""
