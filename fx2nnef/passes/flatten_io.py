@@ -74,11 +74,15 @@ def _reject_side_effects(program: ExportedProgram) -> None:
 class FlattenIOPass(Pass):
     """After it, the program takes a flat tuple of tensors and returns a flat tuple of tensors;
     each user-input placeholder's meta[INPUT_NAME] is its NNEF name, non-tensor inputs are gone
-    (they are trace constants), and the output node's meta[OUTPUT_NAMES] names every output."""
+    (they are trace constants), and the output node's meta[OUTPUT_NAMES] names every output. An
+    output may share an input's name only with `allow_same_io_names` and only when it returns that
+    very input (NNEF names each tensor once)."""
 
-    def __init__(self, input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None):
+    def __init__(self, input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
+                 allow_same_io_names: bool = False):
         self.input_names = list(input_names) if input_names else None
         self.output_names = list(output_names) if output_names else None
+        self.allow_same_io_names = allow_same_io_names
 
     def call(self, program: ExportedProgram) -> PassResult:
         graph = program.graph
@@ -111,8 +115,16 @@ class FlattenIOPass(Pass):
         out_names = name_outputs([paths[i] for i in keep], self.output_names)
         check_names("output", out_names)
         clash = set(out_names) & set(names)
+        if clash and self.allow_same_io_names:
+            by_name = dict(zip(names, tensor_inputs))
+            clash = {name for name, i in zip(out_names, keep) if name in clash and values[i] is not by_name[name]}
+            if clash:
+                raise ExportInputError(f"output(s) {', '.join(sorted(clash))} share an input's name but are not that "
+                                       "input returned as is: NNEF names each tensor once, so rename them")
+            warnings.warn(f"inputs returned as outputs under the same name: {', '.join(sorted(set(out_names) & set(names)))}")
         if clash:
-            raise ExportInputError(f"names used for both an input and an output: {', '.join(sorted(clash))}")
+            raise ExportInputError(f"names used for both an input and an output: {', '.join(sorted(clash))} "
+                                   "(allow_same_io_names=True permits it for an input returned as is)")
         out.args = (tuple(values[i] for i in keep),)
         out.meta[OUTPUT_NAMES] = out_names
         signature = ExportGraphSignature(specs, [out_specs[i] for i in keep])

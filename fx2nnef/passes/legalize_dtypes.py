@@ -11,29 +11,30 @@ from torch.export.graph_signature import InputKind, TensorArgument
 
 from ..compiler.pass_base import Pass, PassResult
 from ..compiler.program import (OUTPUT_NAMES, fake_mode, input_name, output_node, placeholders, propagate_meta,
-                                replace, source_line)
-from ..errors import UnsupportedOpError
+                                replace)
+from ..compiler.weights import placeholder_like, source_of
 
 log = logging.getLogger("fx2nnef")
 aten = torch.ops.aten
 
-COMPLEX = (torch.complex32, torch.complex64, torch.complex128)
 # argument positions that are boolean conditions, not promoted operands
 CONDITIONS = {aten.where.self: (0,), aten.masked_fill.Scalar: (1,), aten.masked_fill.Tensor: (1,)}
 LOGICAL = {aten.logical_and.default, aten.logical_or.default, aten.logical_xor.default, aten.logical_not.default}
 # non-pointwise ops whose tensor operands torch promotes to the output dtype
 PROMOTING = {aten.cat.default, aten.stack.default}
-# ops whose f16 results lose accuracy (long accumulations, exponentials over a row, variances):
-# with `f16_sensitive_in_f32` they read f32 operands and their result is cast back to f16
+# ops whose f16 results lose accuracy (long accumulations, exponentials over a row, variances), by
+# group: the groups in `f16_in_f32` read f32 operands and their result is cast back to f16
+# ("attention-without-sdpa" is "attention" when tract's fused sdpa accumulates in f32 itself)
 SENSITIVE = {
-    aten.softmax.int, aten._softmax.default, aten.log_softmax.int, aten._log_softmax.default,
-    aten.layer_norm.default, aten.native_layer_norm.default, aten.group_norm.default,
-    aten.native_group_norm.default, aten._native_batch_norm_legit_no_training.default,
-    aten.linalg_vector_norm.default,
-    aten.scaled_dot_product_attention.default,
-    aten.linear.default, aten.matmul.default, aten.mm.default, aten.bmm.default, aten.addmm.default,
-    aten.baddbmm.default, aten.convolution.default,
+    "attention": {aten.softmax.int, aten._softmax.default, aten.log_softmax.int, aten._log_softmax.default,
+                  aten.scaled_dot_product_attention.default},
+    "norm": {aten.layer_norm.default, aten.native_layer_norm.default, aten.group_norm.default,
+             aten.native_group_norm.default, aten._native_batch_norm_legit_no_training.default,
+             aten.linalg_vector_norm.default, aten.rms_norm.default},
+    "linear": {aten.linear.default, aten.matmul.default, aten.mm.default, aten.bmm.default, aten.addmm.default,
+               aten.baddbmm.default, aten.convolution.default},
 }
+SENSITIVE["all"] = set().union(*SENSITIVE.values())
 
 
 def _tensor_args(node: torch.fx.Node) -> list[tuple[int | tuple[int, int], torch.fx.Node]]:
@@ -84,42 +85,30 @@ def _is_f16_result(node: torch.fx.Node) -> bool:
 
 class LegalizeDtypesPass(Pass):
     """After it, every tensor has a dtype the target computes in: f64, bf16 and f16 are replaced as
-    chosen (`float64`, `bfloat16`, `float16`), no tensor is complex, and every pointwise op (and
-    cat/stack) reads tensor operands of the one dtype it computes in: implicit promotions are
-    explicit casts (`aten._to_copy(x, dtype=...)`). User inputs and outputs whose dtype was replaced
-    keep it when it is in `io_dtypes` (a cast follows the input, precedes the output). With
-    `f16_sensitive_in_f32`, SENSITIVE ops on f16 compute in f32 between two casts. Parameters are
-    converted on copies; the user's model is untouched."""
+    chosen (`float64`, `bfloat16`, `float16`), and every pointwise op (and cat/stack) reads tensor
+    operands of the one dtype it computes in: implicit promotions are explicit casts (`aten._to_copy(x, dtype=...)`). User inputs and outputs whose dtype was replaced
+    keep it when it is in `io_dtypes` (a cast follows the input, precedes the output). The
+    SENSITIVE ops of the groups in `f16_in_f32` ("attention", "norm", "linear"; "all") compute on
+    f16 in f32 between two casts. Parameters are converted on copies; the user's model is untouched."""
 
     def __init__(self, float64: torch.dtype = torch.float32, bfloat16: torch.dtype = torch.float32,
                  float16: torch.dtype = torch.float16, *,
-                 io_dtypes: frozenset = frozenset({torch.float64, torch.float16}), f16_sensitive_in_f32: bool = False):
+                 io_dtypes: frozenset = frozenset({torch.float64, torch.float16}), f16_in_f32: frozenset = frozenset()):
         swap = {torch.float64: float64, torch.bfloat16: bfloat16, torch.float16: float16}
         self.replacements = {k: v for k, v in swap.items() if k != v}
         self.io_dtypes = frozenset(io_dtypes)
-        self.f16_sensitive_in_f32 = f16_sensitive_in_f32
+        self.sensitive = set().union(*(SENSITIVE[group] for group in f16_in_f32 if group in SENSITIVE))
+        if "attention-without-sdpa" in f16_in_f32:
+            self.sensitive.discard(aten.scaled_dot_product_attention.default)
 
     def call(self, program: ExportedProgram) -> PassResult:
-        self._reject_complex(program)
         program, modified = self._replace_dtypes(program)
-        if self.f16_sensitive_in_f32:
-            modified |= self._upcast_sensitive(program)
+        if self.sensitive:
+            modified |= self._upcast_sensitive(program, self.sensitive)
         modified |= self._insert_casts(program)
         if modified:
             program.graph_module.recompile()
         return PassResult(program, modified)
-
-    @staticmethod
-    def _reject_complex(program: ExportedProgram) -> None:
-        """Raise UnsupportedOpError naming every op that makes or reads a complex tensor."""
-        bad = [n for n in program.graph.nodes
-               if isinstance(n.meta.get("val"), torch.Tensor) and n.meta["val"].dtype in COMPLEX]
-        if bad:
-            ops = sorted({n.target.name() if isinstance(n.target, torch._ops.OpOverload) else n.op for n in bad})
-            lines = "\n".join(f"  {n.format_node()}  {source_line(n)}" for n in bad[:10])
-            raise UnsupportedOpError(
-                f"complex tensors have no NNEF/tract equivalent (ops: {', '.join(ops)}); compute the real "
-                f"and imaginary parts as separate real tensors (torch.view_as_real) in the model. Made by:\n{lines}")
 
     def _replace_dtypes(self, program: ExportedProgram) -> tuple[ExportedProgram, bool]:
         """Swap replaced dtypes in lifted tensors, placeholders and dtype arguments, then re-infer meta;
@@ -150,9 +139,13 @@ class LegalizeDtypesPass(Pass):
                             input_name(node), val.dtype, new, val.dtype)
             store = state_dict if spec.target in state_dict else constants
             if spec.target in store:
-                converted = store[spec.target].detach().to(new)
                 is_param = isinstance(store[spec.target], torch.nn.Parameter)
-                store[spec.target] = torch.nn.Parameter(converted, requires_grad=False) if is_param else converted
+                source = source_of(store[spec.target])
+                if source is not None:  # a weight on disk: converted when it is written
+                    store[spec.target] = placeholder_like(source, new, parameter=is_param)
+                else:
+                    converted = store[spec.target].detach().to(new)
+                    store[spec.target] = torch.nn.Parameter(converted, requires_grad=False) if is_param else converted
             with mode:
                 node.meta["val"] = val.to(new)
         for node in program.graph.nodes:
@@ -193,10 +186,10 @@ class LegalizeDtypesPass(Pass):
             propagate_meta(program, casts)
 
     @staticmethod
-    def _upcast_sensitive(program: ExportedProgram) -> bool:
-        """Make SENSITIVE ops on f16 read f32 operands, and cast their f16 results back after them."""
+    def _upcast_sensitive(program: ExportedProgram, sensitive: set) -> bool:
+        """Make `sensitive` ops on f16 read f32 operands, and cast their f16 results back after them."""
         graph, new, back_casts = program.graph, [], set()
-        for node in [n for n in graph.nodes if n.target in SENSITIVE and _is_f16_result(n)]:
+        for node in [n for n in graph.nodes if n.target in sensitive and _is_f16_result(n)]:
             for arg in dict.fromkeys(node.all_input_nodes):
                 if arg in back_casts:  # the f32 result of a sensitive op before: read it directly
                     node.replace_input_with(arg, arg.args[0])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,23 +13,33 @@ from fx2nnef.errors import ExportInputError, TractCheckError
 
 @dataclass(frozen=True)
 class Tolerance:
-    """An element passes when |got - expected| <= atol + rtol * |expected|."""
+    """An element passes when |got - expected| <= atol + rtol * |expected|; f16 outputs use `half`
+    when it is set (tract's levels are looser for f16)."""
 
     atol: float
     rtol: float
+    half: "Tolerance | None" = None
 
     def __str__(self) -> str:
-        return f"atol={self.atol:g}, rtol={self.rtol:g}"
+        text = f"atol={self.atol:g}, rtol={self.rtol:g}"
+        return text + (f" (f16: {self.half})" if self.half else "")
+
+    def for_dtype(self, dtype: np.dtype) -> "Tolerance":
+        """Return the tolerance that applies to outputs of `dtype`."""
+        return self.half if self.half is not None and dtype == np.float16 else self
 
 
-# Presets for the target option `check_io_tolerance`.
+# Presets for the target option `check_io_tolerance`: tract's own approximation levels (tract's
+# `--approx` and torch_to_nnef's TractCheckTolerance), without tract's outlier allowance.
 TOLERANCES: dict[str, Tolerance] = {
     "exact": Tolerance(0.0, 0.0),
-    "approx": Tolerance(1e-4, 1e-4),
-    "close": Tolerance(1e-3, 1e-3),
-    "very": Tolerance(1e-2, 1e-2),
-    "super": Tolerance(1e-1, 1e-1),
+    "approximate": Tolerance(1e-4, 5e-4, Tolerance(1e-3, 5e-3)),
+    "close": Tolerance(1e-7, 1e-7, Tolerance(1e-3, 1e-3)),
+    "very": Tolerance(5e-2, 1e-2),
+    "super": Tolerance(0.1, 0.05),
+    "ultra": Tolerance(0.2, 0.1),
 }
+TOLERANCES["approx"] = TOLERANCES["approximate"]
 
 ToleranceLike = str | tuple[float, float] | Tolerance
 
@@ -38,7 +48,8 @@ def resolve_tolerance(tolerance: ToleranceLike) -> Tolerance:
     """Turn a preset name, an (atol, rtol) pair or a Tolerance into a Tolerance."""
     if isinstance(tolerance, Tolerance):
         resolved = tolerance
-    elif isinstance(tolerance, str):
+    elif isinstance(tolerance, str):  # a TractCheckTolerance member is a str too
+        tolerance = str(getattr(tolerance, "value", tolerance))
         if tolerance not in TOLERANCES:
             raise ExportInputError(
                 f"unknown check_io_tolerance {tolerance!r}; use one of {', '.join(TOLERANCES)} "
@@ -60,6 +71,8 @@ def _validate(tolerance: Tolerance) -> None:
     """Raise ExportInputError unless atol and rtol are finite, non-negative numbers."""
     for field in ("atol", "rtol"):
         value = getattr(tolerance, field)
+        if isinstance(value, (np.floating, np.integer)):
+            value = value.item()
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
             raise ExportInputError(f"check_io_tolerance {field} must be a finite number >= 0, not {value!r}")
 
@@ -84,22 +97,28 @@ def compare_outputs(
     expected: Sequence[np.ndarray],
     got: Sequence[np.ndarray],
     tol: ToleranceLike,
+    sampled: Collection[str] = (),
 ) -> list[OutputReport]:
-    """Compare each output of `got` with the one of `expected` at the same position."""
+    """Compare each output of `got` with the one of `expected` at the same position; the outputs
+    named in `sampled` depend on random draws, whose values tract and PyTorch draw from different
+    generators: only their shape and dtype are compared."""
     tolerance = resolve_tolerance(tol)
     count = max(len(names), len(expected), len(got))
-    return [
-        _compare_one(
-            names[index] if index < len(names) else f"output #{index}",
+    reports = []
+    for index in range(count):
+        name = names[index] if index < len(names) else f"output #{index}"
+        reports.append(_compare_one(
+            name,
             np.asarray(expected[index]) if index < len(expected) else None,
             np.asarray(got[index]) if index < len(got) else None,
             tolerance,
-        )
-        for index in range(count)
-    ]
+            name in sampled,
+        ))
+    return reports
 
 
-def _compare_one(name: str, exp: np.ndarray | None, got: np.ndarray | None, tol: Tolerance) -> OutputReport:
+def _compare_one(name: str, exp: np.ndarray | None, got: np.ndarray | None, tol: Tolerance,
+                 sampled: bool = False) -> OutputReport:
     """Compare one output pair; either side may be missing."""
     report = OutputReport(
         name,
@@ -116,11 +135,17 @@ def _compare_one(name: str, exp: np.ndarray | None, got: np.ndarray | None, tol:
         report.message = "tract returned no such output" if got is None else "tract returned an extra output"
     elif exp.shape != got.shape:
         report.message = f"shape differs: expected {list(exp.shape)}, got {list(got.shape)}"
+    elif sampled:
+        report.ok = exp.dtype == got.dtype
+        report.message = RANDOM_NOTE if report.ok else f"dtype differs: expected {exp.dtype}, got {got.dtype}"
     elif _is_exact_kind(exp) or _is_exact_kind(got):
         _compare_exact(report, exp, got)
     else:
-        _compare_float(report, exp, got, tol)
+        _compare_float(report, exp, got, tol.for_dtype(got.dtype if got.dtype == np.float16 else exp.dtype))
     return report
+
+
+RANDOM_NOTE = "random: values not compared (tract's generator is not PyTorch's); shape and dtype match"
 
 
 def _is_exact_kind(array: np.ndarray) -> bool:
@@ -188,7 +213,7 @@ def _row(report: OutputReport) -> tuple[str, str, str, str, str]:
         shape += f" -> {_shape_text(report.shape_got)}"
     return (
         report.name,
-        "ok" if report.ok else "MISMATCH",
+        ("random" if report.message == RANDOM_NOTE else "ok") if report.ok else "MISMATCH",
         _error_text(report.max_abs),
         _error_text(report.max_rel),
         shape,
@@ -210,10 +235,12 @@ def check_close(
     expected: Sequence[np.ndarray],
     got: Sequence[np.ndarray],
     tol: ToleranceLike,
+    sampled: Collection[str] = (),
 ) -> list[OutputReport]:
-    """Compare the outputs and return the reports; raise TractCheckError naming every failing output."""
+    """Compare the outputs (see compare_outputs) and return the reports; raise TractCheckError naming
+    every failing output."""
     tolerance = resolve_tolerance(tol)
-    reports = compare_outputs(names, expected, got, tolerance)
+    reports = compare_outputs(names, expected, got, tolerance, sampled)
     failing = [report for report in reports if not report.ok]
     if failing:
         lines = [

@@ -24,7 +24,8 @@ import tract
 from fx2nnef.errors import TractCheckError
 
 # Registry id (as in `extension tract_registry <id>;`) -> the `tract.Nnef` method that enables it.
-# None: the registry is always on in `tract.nnef()`.
+# None: the registry is always on in `tract.nnef()` (tract_core from tract 0.23 on; `load` switches
+# it on in older releases).
 REGISTRY_SWITCHES: dict[str, str | None] = {
     "tract_nnef": None,
     "tract_core": None,
@@ -69,6 +70,18 @@ def tract_version() -> str:
     return tract.version()
 
 
+def release_python(version: str) -> str | None:
+    """Return the interpreter of a virtualenv holding the `tract` package of release `version`, found
+    as `<dir>/<version>/bin/python` (or `<dir>/tract-<version>/...`) in a directory of the
+    FX2NNEF_TRACT_ENVS path list; None when there is none."""
+    for directory in filter(None, os.environ.get("FX2NNEF_TRACT_ENVS", "").split(os.pathsep)):
+        for name in (version, f"tract-{version}"):
+            python = Path(directory) / name / "bin" / "python"
+            if python.exists():
+                return str(python)
+    return None
+
+
 def _tract_message(exc: BaseException) -> str:
     """Return a tract error's message without the Rust backtrace that RUST_BACKTRACE=1 appends."""
     return str(exc).split("\n\nStack backtrace:")[0].strip()
@@ -92,10 +105,12 @@ def load(path: str | os.PathLike, registries: Iterable[str] = ()) -> tract.Model
     if not Path(path).exists():
         raise TractCheckError(f"tract could not load {path}: there is no file or directory there")
     loader = tract.nnef()
+    if hasattr(loader, "with_tract_core"):  # tract < 0.23
+        loader = loader.with_tract_core()
     for method in _switches(registries):
         loader = getattr(loader, method)()
-    try:
-        return loader.load(str(path))
+    try:  # tract < 0.23 names it model_for_path
+        return loader.load(str(path)) if hasattr(loader, "load") else loader.model_for_path(str(path))
     except tract.TractError as exc:
         raise TractCheckError(f"tract could not load {path}: {_tract_message(exc)}") from None
 
@@ -107,9 +122,8 @@ def input_facts(model: tract.Model) -> list[InputFact]:
 
 def _input_fact(model: tract.Model, index: int) -> InputFact:
     """Read the name, dims and dtype of input `index` of `model`."""
-    fact = model.input_fact(index)
-    dims = tuple(int(d) if d.isdigit() else d for d in (str(dim) for dim in fact.dims()))
-    return InputFact(model.input_name(index), dims, dtype=str(fact).split(",")[-1])
+    *dims, dtype = str(model.input_fact(index)).split(",")  # "1,S,f32" (tract < 0.23: "1,S,F32")
+    return InputFact(model.input_name(index), tuple(int(d) if d.isdigit() else d for d in dims), dtype.lower())
 
 
 def check_inputs(facts: Sequence[InputFact], inputs: Sequence[np.ndarray], path: str | os.PathLike) -> None:
@@ -155,8 +169,8 @@ def _shape_problem(fact: InputFact, array: np.ndarray, symbols: dict[str, tuple[
 
 def prepare(model: tract.Model, path: str | os.PathLike) -> tract.Runnable:
     """Optimize `model` for this CPU and make it runnable (this consumes `model`)."""
-    try:
-        return model.into_runnable()
+    try:  # tract < 0.23 optimizes only when asked
+        return (model.into_optimized() if hasattr(model, "into_optimized") else model).into_runnable()
     except tract.TractError as exc:
         raise TractCheckError(f"tract could not optimize {path}: {_tract_message(exc)}") from None
 
@@ -164,12 +178,34 @@ def prepare(model: tract.Model, path: str | os.PathLike) -> tract.Runnable:
 def execute(runnable: tract.Runnable, inputs: Sequence[np.ndarray], path: str | os.PathLike) -> list[np.ndarray]:
     """Run `runnable` on `inputs` and return its outputs as numpy arrays, in graph output order."""
     try:
-        return [tensor.to_numpy() for tensor in runnable.run(list(inputs))]
+        return [_to_numpy(tensor) for tensor in runnable.run(list(inputs))]
     except tract.TractError as exc:
         message = _tract_message(exc)
         if "TDim" in message:
             message += " (an output is a symbolic-dim tensor: cast it, e.g. tract_core_cast(.., to = 'i64'))"
         raise TractCheckError(f"tract failed to run {path}: {message}") from None
+
+
+# tract's C datum type codes -> numpy dtypes
+_DATUM_TYPES = {0x01: np.bool_, 0x11: np.uint8, 0x12: np.uint16, 0x14: np.uint32, 0x18: np.uint64, 0x21: np.int8,
+                0x22: np.int16, 0x24: np.int32, 0x28: np.int64, 0x32: np.float16, 0x34: np.float32, 0x38: np.float64}
+
+
+def _to_numpy(value) -> np.ndarray:
+    """Return a tract output as numpy. The bindings of tract < 0.23 read every value as f32 (their
+    `Value.to_numpy` ignores the datum type), so their values are read here by datum type."""
+    if not hasattr(value, "ptr") or hasattr(value, "datum_type"):
+        return value.to_numpy()
+    import ctypes
+    from tract.bindings import check, lib
+    datum, rank = ctypes.c_uint32(), ctypes.c_size_t()
+    shape, data = ctypes.POINTER(ctypes.c_size_t)(), ctypes.c_void_p()
+    check(lib.tract_value_as_bytes(value.ptr, ctypes.byref(datum), ctypes.byref(rank), ctypes.byref(shape),
+                                   ctypes.byref(data)))
+    dims = [int(shape[axis]) for axis in range(rank.value)]
+    dtype = np.dtype(_DATUM_TYPES[datum.value])
+    size = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    return np.frombuffer(ctypes.string_at(data, size), dtype=dtype).reshape(dims).copy()
 
 
 def run(path: str | os.PathLike, inputs: Sequence[np.ndarray], registries: Iterable[str] = ()) -> list[np.ndarray]:
@@ -199,15 +235,18 @@ def run_isolated(
     inputs: Sequence[np.ndarray],
     registries: Iterable[str] = (),
     timeout: float | None = 600.0,
+    python: str | os.PathLike | None = None,
 ) -> list[np.ndarray]:
-    """Do what `run` does in a child process, so that a tract abort raises TractCheckError here."""
+    """Do what `run` does in a child process, so that a tract abort raises TractCheckError here.
+    `python` is the interpreter of the child (default: this one); it needs only numpy and tract,
+    so another virtualenv runs the archive in another tract release."""
     with tempfile.TemporaryDirectory(prefix="fx2nnef-tract-") as tmp:
         request = Path(tmp)
         np.savez(request / "inputs.npz", **_numbered("input", inputs))
         (request / "request.json").write_text(
             json.dumps({"archive": str(path), "registries": sorted(set(registries))})
         )
-        child = _spawn(request, path, timeout)
+        child = _spawn(request, path, timeout, python or sys.executable)
         if (request / "error.txt").exists():
             raise TractCheckError((request / "error.txt").read_text())
         if child.returncode != 0 or not (request / "outputs.npz").exists():
@@ -230,10 +269,12 @@ _CHILD_BOOTSTRAP = (
 )
 
 
-def _spawn(request: Path, path: str | os.PathLike, timeout: float | None) -> subprocess.CompletedProcess:
-    """Run the child on `request` and return it once it exits; raise TractCheckError on timeout."""
+def _spawn(request: Path, path: str | os.PathLike, timeout: float | None,
+           python: str | os.PathLike) -> subprocess.CompletedProcess:
+    """Run the child on `request` with `python` and return it once it exits; raise TractCheckError
+    on timeout."""
     package_dir = str(Path(__file__).resolve().parents[2])
-    command = [sys.executable, "-c", _CHILD_BOOTSTRAP, package_dir, str(request)]
+    command = [str(python), "-c", _CHILD_BOOTSTRAP, package_dir, str(request)]
     env = {**os.environ, "RUST_BACKTRACE": "0"}
     try:
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)

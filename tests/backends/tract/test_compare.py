@@ -23,16 +23,23 @@ def compare_one(expected: np.ndarray, got: np.ndarray, tol="approx"):
     return report
 
 
-def test_presets() -> None:
+def test_presets_are_tracts_approximation_levels() -> None:
     assert TOLERANCES["exact"] == Tolerance(0.0, 0.0)
-    assert TOLERANCES["approx"] == Tolerance(1e-4, 1e-4)
-    assert TOLERANCES["close"] == Tolerance(1e-3, 1e-3)
-    assert TOLERANCES["very"] == Tolerance(1e-2, 1e-2)
-    assert TOLERANCES["super"] == Tolerance(1e-1, 1e-1)
+    assert TOLERANCES["approx"] == TOLERANCES["approximate"] == Tolerance(1e-4, 5e-4, Tolerance(1e-3, 5e-3))
+    assert TOLERANCES["close"] == Tolerance(1e-7, 1e-7, Tolerance(1e-3, 1e-3))
+    assert TOLERANCES["very"] == Tolerance(5e-2, 1e-2)
+    assert TOLERANCES["super"] == Tolerance(0.1, 0.05)
+    assert TOLERANCES["ultra"] == Tolerance(0.2, 0.1)
+
+
+def test_f16_outputs_use_the_f16_level() -> None:
+    expected = np.array([1.0], dtype=np.float16)
+    assert compare_one(expected, np.array([1.004], dtype=np.float16), "approximate").ok
+    assert not compare_one(expected.astype(np.float32), np.array([1.004], dtype=np.float32), "approximate").ok
 
 
 def test_resolve_tolerance_accepts_names_pairs_and_tolerances() -> None:
-    assert resolve_tolerance("close") == Tolerance(1e-3, 1e-3)
+    assert resolve_tolerance("close") == Tolerance(1e-7, 1e-7, Tolerance(1e-3, 1e-3))
     assert resolve_tolerance((1e-5, 0)) == Tolerance(1e-5, 0)
     assert resolve_tolerance(Tolerance(0.5, 0.25)) == Tolerance(0.5, 0.25)
 
@@ -40,7 +47,7 @@ def test_resolve_tolerance_accepts_names_pairs_and_tolerances() -> None:
 @pytest.mark.parametrize(
     "bad, message",
     [
-        ("loose", "unknown check_io_tolerance 'loose'; use one of exact, approx, close, very, super"),
+        ("loose", "unknown check_io_tolerance 'loose'; use one of exact, approximate, close, very, super, ultra, approx"),
         ((1e-3,), "must be a preset name"),
         ((-1.0, 0.0), "atol must be a finite number >= 0"),
         ((0.0, math.nan), "rtol must be a finite number >= 0"),
@@ -116,7 +123,7 @@ def test_bool_outputs() -> None:
 
 
 def test_float_dtypes_may_differ_and_are_compared_in_float64() -> None:
-    report = compare_one(np.array([0.1], dtype=np.float32), np.array([0.1], dtype=np.float16), "close")
+    report = compare_one(np.array([0.1], dtype=np.float32), np.array([0.1], dtype=np.float16), "very")
     assert report.ok
     assert report.message == "dtypes differ (float32 vs float16), compared as float64"
     assert report.dtype_expected == "float32" and report.dtype_got == "float16"
@@ -158,3 +165,16 @@ def test_check_close_names_every_failing_output() -> None:
     assert "- drift: max abs err 0.5, max rel err 0.5" in message
     assert "- ids: max abs err 1, max rel err 1" in message
     assert "- ok_out" not in message
+
+
+def test_sampled_outputs_are_compared_by_shape_and_dtype() -> None:
+    drawn, other = np.array([0.1, 0.9], np.float32), np.array([0.7, 0.2], np.float32)
+    exact, sampled = compare_outputs(["exact", "sampled"], [drawn, drawn], [other, other], "approx",
+                                     sampled={"sampled"})
+    assert not exact.ok and sampled.ok and sampled.message.startswith("random")
+    assert "random" in format_report([sampled])
+    (shape,) = compare_outputs(["s"], [drawn], [other[:1]], "approx", sampled={"s"})
+    (dtype,) = compare_outputs(["s"], [drawn], [other.astype(np.float64)], "approx", sampled={"s"})
+    assert not shape.ok and not dtype.ok and "dtype differs" in dtype.message
+    with pytest.raises(TractCheckError, match="shape differs"):
+        check_close(["s"], [drawn], [other[:1]], "approx", sampled={"s"})

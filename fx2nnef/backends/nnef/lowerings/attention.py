@@ -25,7 +25,26 @@ def aten_scaled_dot_product_attention(b, query, key, value, attn_mask=None, drop
     plain = query.shape[:-2] == key.shape[:-2] and isinstance(query.shape[-1], int) and query.shape[-2] != 1
     if plain and not b.fused_attention:
         return _matmul_softmax(b, query, key, value, attn_mask, is_causal, scale)
+    if not b.supports("tract_transformers_sdpa") and isinstance(query.shape[-1], int):
+        key, value = _repeat_heads(b, key, query), _repeat_heads(b, value, query)
+        return _matmul_softmax(b, query, key, value, attn_mask, is_causal, scale)
     return _tract_sdpa(b, query, key, value, attn_mask, is_causal, scale)
+
+
+def _repeat_heads(b, x, query):
+    """Return key or value `x` with each of its heads repeated to the query's head count (grouped-
+    query attention written out, for tract releases without the fused operator)."""
+    heads, groups = query.shape[-3] if query.rank > 2 else 1, x.shape[-3] if x.rank > 2 else 1
+    if heads == groups:
+        return x
+    if not (isinstance(heads, int) and isinstance(groups, int)):
+        raise NotImplementedError("grouped-query attention with a symbolic head count needs tract's fused "
+                                  "attention (tract >= 0.22.0)")
+    axis = x.rank - 3
+    tiled = b.op("tile", b.op("unsqueeze", x, axes=[axis + 1]),
+                 repeats=[1] * (axis + 1) + [heads // groups, 1, 1])
+    shape = list(x.shape[:axis]) + [heads] + list(x.shape[axis + 1:])
+    return b.op("reshape", tiled, shape=shape, out_shape=tuple(shape))
 
 
 def _tract_sdpa(b, query, key, value, attn_mask, is_causal: bool, scale):
@@ -41,11 +60,21 @@ def _tract_sdpa(b, query, key, value, attn_mask, is_causal: bool, scale):
     attribs = {"datum_type": dtype, "acc_datum_type": "f32", "is_causal": bool(is_causal)}
     if scale is not None:
         attribs["scale"] = float(scale)
+    allowed = attn_mask if attn_mask is not None and attn_mask.dtype == "bool" else None
+    if allowed is not None:  # tract takes an additive float mask
+        attn_mask = b.op("select", allowed, b.const(0.0, dtype, "zero"), b.const(float("-inf"), dtype, "neg_inf"))
     if attn_mask is not None:
-        if attn_mask.dtype == "bool":  # tract takes an additive float mask
-            attn_mask = b.op("select", attn_mask, b.const(0.0, dtype, "zero"), b.const(float("-inf"), dtype, "neg_inf"))
         attribs["mask"] = b.cast(attn_mask, dtype)
-    return b.op("tract_transformers_sdpa", query, key, value, **attribs)
+    return _zero_where_nothing_is_allowed(b, b.op("tract_transformers_sdpa", query, key, value, **attribs), allowed)
+
+
+def _zero_where_nothing_is_allowed(b, out, allowed):
+    """Return the attention output with zeros for the queries whose bool mask allows no key, as torch
+    gives (a softmax over only -inf is NaN; a left-padded batch has such rows at its padding)."""
+    if allowed is None:
+        return out
+    anything = b.op("gt", b.op("max_reduce", b.cast(allowed, "f32"), axes=[allowed.rank - 1]), 0.0)
+    return b.op("select", anything, out, b.const(0.0, out.dtype, "zero"))
 
 
 def _causal_mask(b, rows, cols):
@@ -69,10 +98,10 @@ def _matmul_softmax(b, query, key, value, attn_mask, is_causal: bool, scale):
     scores = b.op("matmul", b.op("mul", query, root), b.op("mul", key, root), transposeB=True)
     if is_causal:
         attn_mask = _causal_mask(b, query.shape[-2], key.shape[-2])
-    if attn_mask is not None:
-        if attn_mask.dtype == "bool":
-            scores = b.op("select", attn_mask, scores, b.const(float("-inf"), scores.dtype, "neg_inf"))
-        else:
-            scores = b.op("add", scores, b.cast(attn_mask, scores.dtype))
+    allowed = attn_mask if attn_mask is not None and attn_mask.dtype == "bool" else None
+    if allowed is not None:
+        scores = b.op("select", allowed, scores, b.const(float("-inf"), scores.dtype, "neg_inf"))
+    elif attn_mask is not None:
+        scores = b.op("add", scores, b.cast(attn_mask, scores.dtype))
     weights = b.op("softmax", scores, axes=[scores.rank - 1])
-    return b.op("matmul", weights, value)
+    return _zero_where_nothing_is_allowed(b, b.op("matmul", weights, value), allowed)

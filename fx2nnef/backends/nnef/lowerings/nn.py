@@ -407,15 +407,19 @@ def aten_native_layer_norm(b, input, normalized_shape, weight, bias, eps):
 @lower("aten::native_group_norm")
 def aten_native_group_norm(b, input, weight, bias, N, C, HxW, group, eps):
     """native_group_norm(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps) -> (Tensor, Tensor, Tensor)"""
-    grouped = b.op("reshape", input, shape=[N, group, -1], out_shape=(N, group, C // group * HxW))
-    centered, mean, rstd = _moments(b, grouped, [2], eps)
+    # [N, C, *spatial] -> [N, group, C / group, *spatial] with every dim written out: tract checks a
+    # reshape of symbolic dims by product, while a -1 would make it divide symbolic expressions
+    shape = [input.shape[0], group, C // group, *input.shape[2:]]
+    grouped = b.op("reshape", input, shape=shape, out_shape=tuple(shape))
+    reduced = list(range(2, len(shape)))
+    centered, mean, rstd = _moments(b, grouped, reduced, eps)
     out = b.op("reshape", b.op("mul", centered, rstd), shape=list(input.shape), out_shape=tuple(input.shape))
     per_channel = [C] + [1] * (input.rank - 2)
     if weight is not None:
         out = b.op("mul", out, b.op("reshape", weight, shape=per_channel, out_shape=tuple(per_channel)))
     if bias is not None:
         out = b.op("add", out, b.op("reshape", bias, shape=per_channel, out_shape=tuple(per_channel)))
-    return out, b.op("squeeze", mean, axes=[2]), b.op("squeeze", rstd, axes=[2])
+    return out, b.op("squeeze", mean, axes=reduced), b.op("squeeze", rstd, axes=reduced)
 
 
 def _resize(b, x, sizes, coord: str, interpolator: str, nearest_mode: str = "floor"):
@@ -627,14 +631,16 @@ def transformers_grouped_mm_fallback(b, input, weight, offs):
     every expert's product of every row is computed (the experts' work times their count) and
     each row keeps its expert's."""
     rows, experts = input.shape[0], weight.shape[0]
-    if not isinstance(rows, int):
-        raise NotImplementedError("a grouped product over a dynamic number of rows")
     products = b.op("matmul", b.op("unsqueeze", input, axes=[0]), weight)  # [E, S, M]
     ends = b.op("unsqueeze", b.cast(offs, "i64"), axes=[1])  # [E, 1]
     starts = b.const(np.zeros((1, 1)), "i64", "zero")
     if experts > 1:
         starts = b.op("concat", [starts, b.op("slice", ends, axes=[0], begin=[0], end=[experts - 1])], axis=0)
-    row = b.const(np.arange(rows).reshape(1, rows), "i64", "rows")
+    if isinstance(rows, int):
+        row = b.const(np.arange(rows).reshape(1, rows), "i64", "rows")
+    else:   # as many rows as tokens times experts per token
+        b.require("tract_core")
+        row = b.op("unsqueeze", b.op("tract_core_range", 0, rows, 1, out_dtype="i64", out_shape=(rows,)), axes=[0])
     mine = b.op("and", b.op("ge", row, starts), b.op("lt", row, ends))  # [E, S]
     kept = b.op("select", b.op("unsqueeze", mine, axes=[2]), products, literal(0.0))
     return b.op("squeeze", b.op("sum_reduce", kept, axes=[0]), axes=[0])
