@@ -36,7 +36,7 @@ from .backends.nnef.extensions import add_extensions
 from .backends.nnef.graph import NUMPY_DTYPES, Graph
 from .backends.nnef.lower import lower_program
 from .backends.nnef.registry import LoweringRegistry
-from .backends.nnef.validate import remove_dead_operations, validate
+from .backends.nnef.validate import RANDOM_OPERATIONS, random_outputs, remove_dead_operations, validate
 from .backends.tract import (OutputReport, check_close, compare_outputs, format_report, resolve_tolerance,
                              run_isolated, tract_version, write_debug_bundle)
 from .backends.tract.cli import cli_version, run_cli
@@ -51,6 +51,7 @@ from .compiler.program import archive_weights
 from .errors import (ExportInputError, FX2NNEFError, InvalidGraphError, LoweringError, PassError,
                      TractCheckError, UnsupportedOpError)
 from .onnx_check import OnnxCheck, cross_check, raise_unless_agree, run_onnx_path
+from .passes.legalize_complex import complex_io
 from .targets import KhronosNNEF, TractNNEF
 
 log = logging.getLogger("fx2nnef")
@@ -79,8 +80,11 @@ class ExportReport:
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
-    """Return a tensor's data as numpy (bf16 widened to f32, which numpy lacks)."""
+    """Return a tensor's data as numpy (bf16 widened to f32, which numpy lacks; a complex tensor as its
+    (real, imaginary) pairs on a trailing axis of 2, as the archive holds it)."""
     t = t.detach().cpu()
+    if t.is_complex():
+        t = torch.view_as_real(t.resolve_conj())
     return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
 
 
@@ -273,12 +277,17 @@ class Export:
         graph = lower_program(compiled.program, self.registry, symbols, dialect="khronos" if self.khronos else "tract",
                               fused_attention=getattr(target, "fused_attention", False),
                               tract_version=getattr(target, "version", None), naming_scheme=self.naming_scheme,
-                              streaming=getattr(target, "streaming_axis", None) is not None)
+                              streaming=getattr(target, "streaming_axis", None) is not None,
+                              random_seed=getattr(target, "random_seed", 0))
+        _warn_if_random(graph, getattr(target, "random_seed", 0))
         if not self.khronos:
             graph.properties.update(_properties(target))
+            pairs = complex_io(compiled.program)
+            graph.properties.update({f"complex_{kind}_as_pairs": ",".join(names) for kind, names in pairs.items()
+                                     if names})
         if dynamic:
             self.ranges = dynamic.ranges(compiled.program, symbols)
-            graph.symbols = dynamic.symbols
+            graph.symbols = dynamic.symbols + graph.symbols  # then those of data-dependent sizes
             graph.assertions = dynamic.assertions(self.ranges)
         add_extensions(graph, self.custom_extensions)
         remove_dead_operations(graph)
@@ -328,6 +337,7 @@ class Export:
         tolerance = resolve_tolerance(target.check_io_tolerance)
         sizes = dynamic.check_sizes(self.ranges) if dynamic else [{}]
         names = [t.name for t in graph.outputs]
+        sampled = random_outputs(graph)
         execute = self._tract_runner()
         for i, size in enumerate(sizes):
             label = ", ".join(f"{k}={v}" for k, v in size.items()) or "example"
@@ -341,8 +351,8 @@ class Export:
                 if i == 0 and target.check_io_onnx:
                     onnx_inputs = [to_numpy(t) for t in self.compiled.example_inputs]
                     self.onnx_check = cross_check(names, self.got, run_onnx_path(
-                        self.model, self.args, self.kwargs, onnx_inputs), tolerance)
-                self.checks[label] = check_close(names, self.expected, self.got, tolerance)
+                        self.model, self.args, self.kwargs, onnx_inputs), tolerance, sampled)
+                self.checks[label] = check_close(names, self.expected, self.got, tolerance, sampled)
                 if self.onnx_check is not None and i == 0:
                     raise_unless_agree(self.onnx_check)
             except TractCheckError as error:
@@ -465,6 +475,19 @@ class Export:
             onnx_got=dict(zip(names, onnx_got)) if onnx_got is not None else None)
         if bundle is not None:
             log.error("debug bundle written to %s", bundle)
+
+
+def _warn_if_random(graph: Graph, seed: int | None) -> None:
+    """Log that the archive draws random numbers from tract's generator, not PyTorch's stream."""
+    count = sum(op.name in RANDOM_OPERATIONS for op in graph.operations)
+    if not count:
+        return
+    seeding = f"seeds {seed}..{seed + count - 1}, fixed in the archive" if seed is not None else \
+        "seeded by tract from the system on every run"
+    log.warning("the model samples random numbers (%d random operator(s), %s): tract's generator is not "
+                "PyTorch's, so the values differ from PyTorch's stream; check_io compares the outputs that "
+                "depend on them (%s) by shape and dtype only", count, seeding,
+                ", ".join(random_outputs(graph)) or "none")
 
 
 def _properties(target: TractNNEF) -> dict[str, Any]:

@@ -114,6 +114,11 @@ class TractNNEF:
         (docs/speech.md).
     streaming_pulses: the chunk sizes checked (each a multiple of the model's total stride on the
         streaming axis).
+    random_seed: the seed of the archive's first random operator (rand, randn, dropout in training
+        mode, bernoulli, multinomial, ...); the others take the next seeds, so each draws its own
+        stream and every run of the archive draws the same values. None: tract seeds every run from
+        the system. tract's generator is not PyTorch's: the values differ from PyTorch's (a warning
+        says so) and check_io compares the outputs that depend on them by shape and dtype only.
     """
 
     version: Any = LATEST_TRACT
@@ -143,8 +148,12 @@ class TractNNEF:
     int8_kernels: bool = False
     streaming_axis: str | None = None
     streaming_pulses: tuple[int, ...] = (4, 8)
+    random_seed: int | None = 0
 
     def __post_init__(self):
+        if self.random_seed is not None and (isinstance(self.random_seed, bool) or not isinstance(
+                self.random_seed, int) or self.random_seed < 0):
+            raise ExportInputError(f"TractNNEF(random_seed={self.random_seed!r}) must be an integer >= 0 or None")
         self.version = self.version.to_str() if hasattr(self.version, "to_str") else str(self.version)
         try:
             release = parse_version(self.version)

@@ -378,7 +378,10 @@ class DynamicAxes:
 
 
 def _resized(value: torch.Tensor, shape: list[int], repeat: bool, generator: torch.Generator) -> torch.Tensor:
-    """Return a tensor of `shape` like `value` (see DynamicAxes.resize)."""
+    """Return a tensor of `shape` like `value` (see DynamicAxes.resize; a complex one by its real pairs)."""
+    if value.dtype.is_complex:
+        pairs = _resized(torch.view_as_real(value.resolve_conj()), [*shape, 2], repeat, generator)
+        return torch.view_as_complex(pairs.contiguous())
     if repeat or value.numel() == 0 or torch.unique(value).numel() <= 2:
         out = value
         for axis, size in enumerate(shape):
@@ -388,8 +391,6 @@ def _resized(value: torch.Tensor, shape: list[int], repeat: bool, generator: tor
     if value.dtype.is_floating_point:
         mean, std = value.double().mean().item(), value.double().std().item()
         return (torch.randn(shape, generator=generator, dtype=torch.float64) * std + mean).to(value.dtype)
-    if value.dtype.is_complex:
-        raise ExportInputError("dynamic_axes on complex inputs are not supported")
     lo, hi = int(value.min()), int(value.max())
     return torch.randint(lo, hi + 1, shape, generator=generator, dtype=torch.int64).to(value.dtype)
 
@@ -411,7 +412,7 @@ def tract_expr(expr: sympy.Expr, symbols: Mapping[str, str]) -> str:
     if expr.is_Integer:
         return str(int(expr))
     if isinstance(expr, sympy.Symbol):
-        if str(expr).startswith("u"):  # torch's unbacked symbols: sizes read from tensor data
+        if str(expr).startswith("u") and str(expr) not in symbols:  # unbacked: a size read from tensor data
             raise UnsupportedOpError(f"its output size {expr} is computed from tensor data (not expressible: "
                                      "data-dependent output shape, NNEF shapes are known before the data)")
         if str(expr) not in symbols:

@@ -19,6 +19,7 @@ from ..passes.flatten_io import FlattenIOPass
 from ..passes.fold_primitives import FoldPrimitivesPass
 from ..passes.fuse_conv_batch_norm import FuseConvBatchNormPass
 from ..passes.fuse_quantized_ops import FuseQuantizedOpsPass
+from ..passes.legalize_complex import LegalizeComplexPass
 from ..passes.legalize_dtypes import LegalizeDtypesPass
 from ..passes.quantize_weights import QuantizeWeightsPass
 from ..passes.roll_cell_loops import RollCellLoopsPass
@@ -54,6 +55,8 @@ def default_passes(*, input_names: Sequence[str] | None = None, output_names: Se
         *([QuantizeWeightsPass(**quant_rules)] if quant_rules is not None else []),
         # fold what is known at export time before legalization, so it sees fewer casts
         FoldPrimitivesPass(),
+        # complex values as real (real, imaginary) pairs on a trailing axis of 2; FFTs as fx2nnef::fft/stft
+        LegalizeComplexPass(),
         # dtypes the target runs; implicit promotions become explicit casts
         LegalizeDtypesPass(**dtype_rules),
         # PT2E layers with per-tensor int8 weights on tract's integer kernels, when asked

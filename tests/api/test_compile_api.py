@@ -52,8 +52,8 @@ def registry_with_scale_shift() -> LoweringRegistry:
 def test_compile_returns_the_ir_after_every_pass():
     result = fx2nnef.compile(torch.nn.Linear(3, 2), torch.randn(1, 3))
     assert [r.name for r in result.records] == ["capture", "DecomposePass", "FlattenIOPass", "RollCellLoopsPass",
-                                                "FuseConvBatchNormPass", "FoldPrimitivesPass", "LegalizeDtypesPass",
-                                                "DedupeConstantsPass", "CommonSubexpressionPass"]
+                                                "FuseConvBatchNormPass", "FoldPrimitivesPass", "LegalizeComplexPass",
+                                                "LegalizeDtypesPass", "DedupeConstantsPass", "CommonSubexpressionPass"]
     assert "aten.linear" in result.ir("CommonSubexpressionPass")
     assert result.input_names == ["input"] and result.output_names == ["output"]
 
@@ -69,8 +69,9 @@ def test_custom_pass_and_custom_lowering(tmp_path):
     assert all(r.ok for r in report.check)
     assert sorted(p.name for p in (tmp_path / "ir").iterdir()) == [
         "00_capture.txt", "01_DecomposePass.txt", "02_FlattenIOPass.txt", "03_RollCellLoopsPass.txt",
-        "04_FuseConvBatchNormPass.txt", "05_FoldPrimitivesPass.txt", "06_LegalizeDtypesPass.txt",
-        "07_DedupeConstantsPass.txt", "08_CommonSubexpressionPass.txt", "09_ReluToClampPass.txt"]
+        "04_FuseConvBatchNormPass.txt", "05_FoldPrimitivesPass.txt", "06_LegalizeComplexPass.txt",
+        "07_LegalizeDtypesPass.txt", "08_DedupeConstantsPass.txt", "09_CommonSubexpressionPass.txt",
+        "10_ReluToClampPass.txt"]
 
 
 def test_a_plain_function_is_a_pass():

@@ -143,3 +143,32 @@ def test_recurrent_layers(tmp_path, release):
     bodies = " ".join(op.name for body in report.graph.bodies.values() for op in body.operations)
     assert "epilogue" not in bodies and len(report.checks) == 3
     assert report.checked_with.startswith(f"tract {release} (")
+
+
+class Issue18(torch.nn.Module):
+    """Random draws, F.fold (index_put on non-leading axes), a run-time polynomial degree (a scan over
+    a range of run-time length) and fractional max pooling at given samples."""
+
+    def forward(self, x, n, samples):
+        image = torch.nn.functional.fold(x, (4, 6), 2, stride=2)
+        pooled = torch.nn.functional.fractional_max_pool2d(image, 2, output_size=(2, 3), _random_samples=samples)
+        drawn = torch.nn.functional.dropout(image, 0.5, training=True) + torch.rand_like(image)
+        return image, pooled, torch.special.laguerre_polynomial_l(x[0, 0], n), drawn
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_issue_18_operators_run_in_older_releases(tmp_path, release):
+    args = (torch.randn(2, 12, 6), torch.tensor([0.0, 1.0, 5.0, 9.0, 3.0, 2.0]), torch.rand(2, 3, 2))
+    report = export_model_to_nnef(Issue18(), args, tmp_path / "m.nnef.tgz", TractNNEF(version=release))
+    assert report.checked_with.startswith(f"tract {release} (") and all(r.ok for r in report.check)
+    assert report.check[-1].message.startswith("random")
+
+
+class NonZero(torch.nn.Module):
+    def forward(self, x):
+        return torch.nonzero(x)
+
+
+def test_data_dependent_sizes_need_tract_0_23_5(tmp_path):
+    with pytest.raises(LoweringError, match=r"tract_onnx_non_zero.*0\.23\.5"):
+        export_model_to_nnef(NonZero(), torch.tensor([0.0, 2.0, 3.0]), tmp_path / "m.nnef", TractNNEF(version="0.23.0"))

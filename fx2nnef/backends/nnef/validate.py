@@ -424,6 +424,17 @@ def validate(graph: Graph) -> None:
         raise InvalidGraphError("invalid NNEF graph for tract:\n  " + "\n  ".join(problems))
 
 
+RANDOM_OPERATIONS = frozenset({"tract_onnx_random", "tract_onnx_multinomial"})
+
+
+def random_outputs(graph: Graph) -> list[str]:
+    """Return the names of the graph outputs computed from random draws (RANDOM_OPERATIONS)."""
+    dependencies = dependency_graph(graph)
+    drawn = {output.name for op in graph.operations if op.name in RANDOM_OPERATIONS for output in op.outputs}
+    return [t.name for t in graph.outputs
+            if t.name in drawn or t.name in dependencies and drawn & nx.ancestors(dependencies, t.name)]
+
+
 def remove_dead_operations(graph: Graph) -> int:
     """Drop operations no graph output depends on (inputs' external ops stay); return how many."""
     dependencies = dependency_graph(graph)
