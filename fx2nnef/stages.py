@@ -73,6 +73,7 @@ class ExportReport:
     # with quantized weights: tract against the float model (what quantization costs), per size
     float_checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)
     pulses: dict[int, PulseReport] = dataclasses.field(default_factory=dict)  # per pulse, with streaming_axis
+    generation: Any = None   # an LLM export's generation check (fx2nnef.llm.GenerationReport)
 
     @property
     def signature(self) -> str:

@@ -236,10 +236,11 @@ class TractNNEF:
 
     def weight_quant_rules(self) -> dict[str, Any] | None:
         """Return the QuantizeWeightsPass options this target implies (None: no weight quantization).
-        Q4_0 weights decode to f32, so only weights the archive computes in f32 are quantized."""
+        Q4_0 weights are read by f32 or f16 products, so weights the archive computes in f32 or f16 are
+        quantized."""
         if self.weight_quant is None:
             return None
-        dtypes = [torch.float32] + [dtype for dtype, option in ((torch.bfloat16, self.bfloat16),
+        dtypes = [torch.float32, torch.float16] + [dtype for dtype, option in ((torch.bfloat16, self.bfloat16),
                                                                 (torch.float64, self.float64)) if option == "f32"]
         return {"layers": self.weight_quant_layers, "calibration": self.weight_quant_calibration,
                 "dtypes": tuple(dtypes)}

@@ -96,8 +96,8 @@ class QuantizeWeightsPass(Pass):
     `BlockQuantized`: the lowering writes them, and the check decodes them into the reference
     model). A shared weight is quantized once. A weight also read by another op or another layer
     kind, or whose rows are not a multiple of 32 values, or of a dtype the target does not compute
-    in f32, stays float with its reason logged. The program computes what the archive does: the
-    weight's entry in the program's state dict becomes its decoded f32 values (what later passes
+    in f32 or f16, stays float with its reason logged. The program computes what the archive does: the
+    weight's entry in the program's state dict becomes its decoded values (f16 in an f16 graph, else f32) (what later passes
     fold, and the check's reference reads); the user's model and parameters are never touched.
     Each quantized weight's relative error (||w - q|| / ||w||) is logged at INFO and kept in `errors`.
     A weight that stays in its checkpoint file (compiler/weights.py) is packed while it is written:
@@ -144,10 +144,11 @@ class QuantizeWeightsPass(Pass):
                 node.meta[QUANTIZED] = blocks = pack_q4_0(weight, self.calibration)
                 decoded = blocks.decode()
                 self.errors[spec.target] = error = relative_error(weight, decoded)
-                state[spec.target] = torch.nn.Parameter(torch.from_numpy(decoded), requires_grad=False)
+                kept = value.dtype if value.dtype == torch.float16 else torch.float32   # an f16 graph stays f16
+                state[spec.target] = torch.nn.Parameter(torch.from_numpy(decoded).to(kept), requires_grad=False)
                 log.info("Q4_0: %-40s %-16s %-9s weight error %.3e (||w - q|| / ||w||, %s)", spec.target,
                          "x".join(map(str, value.shape)), "/".join(sorted(kinds)), error, self.calibration)
-            if value.dtype != torch.float32:   # a bf16/f64 weight the target computes in f32
+            if value.dtype not in (torch.float32, torch.float16):   # a bf16/f64 weight the target computes in f32
                 with mode:
                     node.meta["val"] = node.meta["val"].to(torch.float32)
             modified = True
@@ -162,5 +163,5 @@ class QuantizeWeightsPass(Pass):
         if not kinds <= set(self.layers):
             return f"it is shared with a {'/'.join(sorted(kinds - set(self.layers)))} layer, not asked for"
         if value.dtype not in self.dtypes:
-            return f"its dtype {value.dtype} is not computed in f32 by this target"
+            return f"its dtype {value.dtype} is not computed in f32 or f16 by this target"
         return q4_0_unpackable(tuple(value.shape))

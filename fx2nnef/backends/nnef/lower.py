@@ -428,6 +428,15 @@ def _bind(node: torch.fx.Node) -> dict[str, Any]:
     return bound
 
 
+def _symbolic_tensor_arguments(node: torch.fx.Node, kwargs: dict[str, Any]) -> list[str]:
+    """Return the names of the arguments that received a symbolic size (an Expr) where the op reads a
+    tensor: Tensor-typed ones, and Scalar-typed ones of ops on tensors (`rsub(x, S)`, not `arange(S)`)."""
+    arguments = node.target._schema.arguments
+    on_tensors = any(isinstance(arg.type, torch.TensorType) for arg in arguments)
+    kinds = (torch.TensorType, torch.NumberType) if on_tensors else (torch.TensorType,)
+    return [arg.name for arg in arguments if isinstance(kwargs.get(arg.name), Expr) and isinstance(arg.type, kinds)]
+
+
 def _scope(node: torch.fx.Node) -> str:
     """Return the dotted path of the innermost module that created `node` ('' at the root)."""
     stack = node.meta.get("nn_module_stack")
@@ -590,6 +599,9 @@ def _call(b: Builder, node: torch.fx.Node, env: dict, registry: LoweringRegistry
         return None
     lowering = registry.get(op_name(node))
     kwargs = {k: _convert(b, v, env) for k, v in _bind(node).items()}
+    for name in _symbolic_tensor_arguments(node, kwargs):
+        b.require("tract_core")   # a size used as a tensor (`arange(n) + P`): a 0-d i64 tensor of its value
+        kwargs[name] = b.op("tract_core_cast", kwargs[name], to="i64", out_dtype="i64", out_shape=())
     for r in lowering.registries:
         b.require(r)
     before = len(b.graph.operations)

@@ -361,9 +361,13 @@ class _GzipWriter(io.RawIOBase):
         view = memoryview(data).cast("B")
         self._crc = zlib.crc32(view, self._crc)
         self._written += view.nbytes
-        self._buffer += view
-        if len(self._buffer) >= GZIP_CHUNK:
-            self._submit()
+        start = 0
+        while start < view.nbytes:  # a big tensor is buffered a chunk at a time, never whole
+            end = min(view.nbytes, start + GZIP_CHUNK - len(self._buffer))
+            self._buffer += view[start:end]
+            start = end
+            if len(self._buffer) >= GZIP_CHUNK:
+                self._submit()
         return view.nbytes
 
     def code(self, on: bool) -> None:

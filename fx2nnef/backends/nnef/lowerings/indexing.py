@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..graph import Expr
 from ..registry import lower
 from .common import axes, axis, extreme, literal, running_sum
 
@@ -130,7 +131,9 @@ def _topk(b, x, k: int, dim: int, largest: bool):
     b.require("tract_core")
     if x.rank == 0:
         return x, b.const(0, "i64", "index")
-    values, indices = b.op("tract_core_topk", x, b.const(k, "i64", "k"), axis=axis(dim, x.rank),
+    k = b.op("tract_core_cast", k, to="i64", out_dtype="i64", out_shape=()) if isinstance(k, Expr) else \
+        b.const(k, "i64", "k")   # a symbolic k (sorting a dynamic axis) is the symbol's value
+    values, indices = b.op("tract_core_topk", x, k, axis=axis(dim, x.rank),
                            largest=largest, outputs=2)
     return values, indices
 
