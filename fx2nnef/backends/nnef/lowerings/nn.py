@@ -395,8 +395,14 @@ def aten_adaptive_max_pool2d(b, self, output_size):
 @lower("aten::native_layer_norm")
 def aten_native_layer_norm(b, input, normalized_shape, weight, bias, eps):
     """native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)"""
-    centered, mean, rstd = _moments(b, input, list(range(input.rank - len(normalized_shape), input.rank)), eps)
-    out = b.op("mul", centered, rstd)
+    ax = list(range(input.rank - len(normalized_shape), input.rank))
+    centered, mean, rstd = _moments(b, input, ax, eps)  # rstd is dead (and dropped) unless a user reads it
+    if b.khronos or len(ax) != 1:
+        out = b.op("mul", centered, rstd)
+    else:  # what tract's optimizer makes of the moments anyway, in one operation to read
+        b.require("tract_core")
+        out = b.op("tract_core_rms_norm", centered, axis=ax[0], eps=literal(eps), out_dtype=centered.dtype,
+                   out_shape=centered.shape)
     if weight is not None:
         out = b.op("mul", out, weight)
     if bias is not None:
