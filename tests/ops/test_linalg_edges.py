@@ -8,21 +8,13 @@ import torch
 
 from fx2nnef import TractNNEF, export_model_to_nnef
 from fx2nnef.backends.tract.runner import execute, load, prepare
-
-
-class Fn(torch.nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
+from testing_utils import Apply
 
 
 def tract_outputs(fn, inputs, tmp_path) -> list[np.ndarray]:
     """Export `fn` on `inputs` (no check) and return what tract computes on them."""
     path = tmp_path / "m.nnef.tgz"
-    report = export_model_to_nnef(Fn(fn), list(inputs), path, TractNNEF(version=TractNNEF.latest_version(),
+    report = export_model_to_nnef(Apply(fn), list(inputs), path, TractNNEF(version=TractNNEF.latest_version(),
                                                                         check_io=False))
     return execute(prepare(load(path, report.graph.registries), path), [x.numpy() for x in inputs], path)
 
