@@ -144,7 +144,15 @@ def aten_mul(b, self, other):
     """mul.Tensor(Tensor self, Tensor other) -> Tensor"""
     if b.out_dtype == "bool":
         return _logical(b, "and", self, other)
+    if self is other and not b.out_dtype.startswith("f"):
+        return _integer_square(b, self)
     return b.op("mul", _operand(self), _operand(other))
+
+
+def _integer_square(b, x):
+    """Return x * x for an integer x as -(x * -x): tract rewrites mul(x, x) (and pow(x, 2)) into its
+    Square op, which has no integer kernel ("Square does not support I64" at run time)."""
+    return b.op("neg", b.op("mul", x, b.op("neg", x)))
 
 
 @lower(("aten::div.Tensor", "aten::div.Scalar"))
@@ -181,7 +189,7 @@ def aten_pow(b, self, exponent):
         if exponent == 1:
             return self
         if exponent == 2:
-            return b.op("sqr", self)
+            return b.op("sqr", self) if b.out_dtype.startswith("f") else _integer_square(b, self)
         if exponent == 0.5:
             return b.op("sqrt", self)
     return b.op("pow", self, _operand(exponent))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 
@@ -168,38 +169,59 @@ def _expand(value, n):
     return value * (n // len(value)) if value else []
 
 
+def _spatial_rank(b) -> int:
+    """Return how many spatial axes the current pooling node has (1, 2 or 3: its name says)."""
+    return int(re.search(r"pool(\d)d", b.node.target.name()).group(1))
+
+
+def _batched(b, x, spatial: int):
+    """Return x with leading unit axes up to rank spatial + 2, and how many were added: tract's
+    pools read axes 0 and 1 as N and C (an unbatched (C, L) input is not (N, C): a pool on a rank-2
+    tensor aborts tract's run)."""
+    missing = spatial + 2 - x.rank
+    return (b.op("unsqueeze", x, axes=list(range(missing))), missing) if missing > 0 else (x, 0)
+
+
+def _unbatched(b, y, added: int):
+    """Undo `_batched` on a pool's result."""
+    return b.op("squeeze", y, axes=list(range(added))) if added else y
+
+
 @lower(("aten::max_pool2d", "aten::max_pool1d", "aten::max_pool3d"))
 def aten_max_pool2d(b, self, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
     """max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor"""
-    n = self.rank - 2
+    n = _spatial_rank(b)
+    x, added = _batched(b, self, n)
     kernel = _expand(kernel_size, n)
     stride = _expand(stride, n) or kernel
     padding, dilation = _expand(padding, n), _expand(dilation, n)
-    pads = _pool_padding(self, kernel, stride, padding, dilation, ceil_mode)
-    return b.op("max_pool", self, size=[1, 1] + kernel, border="ignore", padding=pads,
-                stride=[1, 1] + stride, dilation=[1, 1] + dilation)
+    pads = _pool_padding(x, kernel, stride, padding, dilation, ceil_mode)
+    return _unbatched(b, b.op("max_pool", x, size=[1, 1] + kernel, border="ignore", padding=pads,
+                              stride=[1, 1] + stride, dilation=[1, 1] + dilation), added)
 
 
 @lower(("aten::avg_pool2d", "aten::avg_pool1d", "aten::avg_pool3d"))
 def aten_avg_pool2d(b, self, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
                     divisor_override=None):
     """avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor"""
-    n = self.rank - 2
+    n = _spatial_rank(b)
+    x, added = _batched(b, self, n)
     kernel = _expand(kernel_size, n)
     stride = _expand(stride, n) or kernel
     padding = _expand(padding, n)
-    pads = _pool_padding(self, kernel, stride, padding, [1] * n, ceil_mode)
+    pads = _pool_padding(x, kernel, stride, padding, [1] * n, ceil_mode)
+    out_shape = (1,) * added + b.shape_of(b.out)
     if divisor_override:
-        total = b.op("box", self, size=[1, 1] + kernel, border="constant", padding=pads, stride=[1, 1] + stride,
-                     out_shape=b.shape_of(b.out))
-        return b.op("div", total, literal(divisor_override))
+        total = b.op("box", x, size=[1, 1] + kernel, border="constant", padding=pads, stride=[1, 1] + stride,
+                     out_shape=out_shape)
+        return _unbatched(b, b.op("div", total, literal(divisor_override)), added)
     if count_include_pad and any(p[1] != p[0] for p in pads):  # windows past the padding count only the padding
-        total = b.op("box", self, size=[1, 1] + kernel, border="constant", padding=pads, stride=[1, 1] + stride,
-                     out_shape=b.shape_of(b.out))
-        return b.op("div", total, b.const(_ceil_mode_divisors(b.shape_of(b.out)[2:], self.shape[2:], kernel, stride,
-                                                              padding), self.dtype, "pool_divisors"))
-    return b.op("avg_pool", self, size=[1, 1] + kernel, border="constant" if count_include_pad else "ignore",
-                padding=pads, stride=[1, 1] + stride)
+        total = b.op("box", x, size=[1, 1] + kernel, border="constant", padding=pads, stride=[1, 1] + stride,
+                     out_shape=out_shape)
+        divisors = _ceil_mode_divisors(out_shape[2:], x.shape[2:], kernel, stride, padding)
+        return _unbatched(b, b.op("div", total, b.const(divisors, self.dtype, "pool_divisors")), added)
+    return _unbatched(b, b.op("avg_pool", x, size=[1, 1] + kernel, border="constant" if count_include_pad else "ignore",
+                              padding=pads, stride=[1, 1] + stride), added)
 
 
 def _ceil_mode_divisors(out, size, kernel, stride, padding) -> np.ndarray:
@@ -222,10 +244,14 @@ def aten_adaptive_avg_pool2d(b, self, output_size):
     out = [s if o is None else o for s, o in zip(spatial, output_size)]
     if all(o == 1 for o in out):
         return b.op("mean_reduce", self, axes=list(range(first, self.rank)))
+    if spatial == out:
+        return self
     if not any(s % o for s, o in zip(spatial, out)):
         kernel = [s // o for s, o in zip(spatial, out)]
-        return b.op("avg_pool", self, size=[1] * first + kernel, border="constant", padding=[(0, 0)] * self.rank,
-                    stride=[1] * first + kernel)
+        x, added = _batched(b, self, n)
+        first = x.rank - n
+        return _unbatched(b, b.op("avg_pool", x, size=[1] * first + kernel, border="constant",
+                                  padding=[(0, 0)] * x.rank, stride=[1] * first + kernel), added)
     x = self
     for i, (size, o) in enumerate(zip(spatial, out)):  # uneven windows: one averaging matrix per axis
         x = _average_axis(b, x, first + i, _window_matrix(size, o))
