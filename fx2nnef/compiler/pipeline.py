@@ -19,7 +19,7 @@ from ..passes.flatten_io import FlattenIOPass
 from ..passes.fold_primitives import FoldPrimitivesPass
 from ..passes.fuse_conv_batch_norm import FuseConvBatchNormPass
 from ..passes.legalize_dtypes import LegalizeDtypesPass
-from .frontend import bind_inputs, capture
+from .frontend import TORCH_LOCK, bind_inputs, capture
 from .pass_base import PassLike, PassManager, PassRecord, format_ir
 from .program import OUTPUT_NAMES, input_name, output_node, user_inputs
 
@@ -109,13 +109,15 @@ def compile_bound(model: torch.nn.Module, args: tuple, kwargs: dict, *, passes: 
     the capture is faster but errors cannot name the user's source lines."""
     records = [] if records is None else records
     record_ir = record_ir or bool(dump_dir)
-    start = time.perf_counter()
-    program = capture(model, args, kwargs, dynamic_shapes, record_stack_traces)
-    records.append(PassRecord("capture", time.perf_counter() - start, True, format_ir(program) if record_ir else None))
-    log.info("capture %s with torch.export: %.3fs", type(model).__name__, records[0].seconds)
-    if dump_dir:
-        Path(dump_dir).mkdir(parents=True, exist_ok=True)
-        (Path(dump_dir) / "00_capture.txt").write_text(records[0].ir)
-    example = flat_inputs(args, kwargs, program.call_spec.in_spec)
-    program = PassManager(passes, dump_dir=dump_dir, record_ir=record_ir).run(program, records)
+    with TORCH_LOCK:  # torch.export and the passes' re-tracing are not thread-safe
+        start = time.perf_counter()
+        program = capture(model, args, kwargs, dynamic_shapes, record_stack_traces)
+        records.append(PassRecord("capture", time.perf_counter() - start, True,
+                                  format_ir(program) if record_ir else None))
+        log.info("capture %s with torch.export: %.3fs", type(model).__name__, records[0].seconds)
+        if dump_dir:
+            Path(dump_dir).mkdir(parents=True, exist_ok=True)
+            (Path(dump_dir) / "00_capture.txt").write_text(records[0].ir)
+        example = flat_inputs(args, kwargs, program.call_spec.in_spec)
+        program = PassManager(passes, dump_dir=dump_dir, record_ir=record_ir).run(program, records)
     return CompileResult(program, records, example)

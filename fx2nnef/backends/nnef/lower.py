@@ -177,11 +177,14 @@ class Builder:
     def variable(self, array: np.ndarray, name: str, label: str) -> Tensor:
         """Append a `variable` reading `array` from `<label>.dat` and return its tensor. Khronos:
         typed `variable<integer>`; a bool array is stored as scalar and compared with 0 (the
-        Khronos reader wants 1-bit bools)."""
+        Khronos reader wants 1-bit bools). An empty bool array is stored as u8 and cast: tract
+        0.23.9 refuses to load an empty bool .dat ("Shape and len mismatch ... bytes:0")."""
         dtype = NUMPY_DTYPE_NAMES[array.dtype.name]
         if self.khronos and dtype == "bool":
             stored = self.variable(array.astype(np.float32), name, label)
             return self.op("ne", stored, 0.0, out_dtype="bool")
+        if dtype == "bool" and array.size == 0:
+            return self.cast(self.variable(array.astype(np.uint8), name, label), "bool")
         generic = khronos_type(dtype) if self.khronos and khronos_type(dtype) != "scalar" else None
         t = Tensor(name, dtype, tuple(array.shape), data=array, label=label)
         self.graph.operations.append(Operation("variable", (), {"shape": list(array.shape), "label": label},
@@ -416,7 +419,7 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
     for node in program.graph.nodes:
         b.node = node
         if node.op == "placeholder":
-            if not node.users:
+            if not node.users and specs[node].kind != InputKind.USER_INPUT:
                 continue
             env[node] = _placeholder(b, program, node, specs[node], storages)
         elif node.op == "call_function":

@@ -171,7 +171,7 @@ def aten_div_mode(b, self, other, rounding_mode=None):
     if rounding_mode == "trunc":
         return b.op("mul", b.op("sign", q), b.op("floor", b.op("abs", q))) if is_float else q
     if is_float:
-        return b.op("floor", q)
+        return _float_floor_div(b, _operand(self), _operand(other))
     # integer floor division: tract truncates, so step down where the remainder's sign differs
     r = b.op("sub", _operand(self), b.op("mul", q, _operand(other)))
     if hasattr(other, "name"):
@@ -485,11 +485,30 @@ def aten_atan2(b, self, other):
     return b.op("select", both_zero, b.op("mul", y, 0.0), out)
 
 
+def _float_floor_div(b, a, c):
+    """Return floor(a / c) for float operands. tract's f32 div is not correctly rounded (x / x is
+    1 - 2^-24 for ~14 % of x), so floor(div(a, c)) can be one off where a / c is an integer: q is
+    stepped down where a - q * c has not c's sign, up where it is as large as |c| (a - q * c is
+    then in c's half-open range, as torch's remainder). f16 is computed in f32, as torch does (an
+    f16 a - q * c rounds onto |c|)."""
+    half = b.out_dtype == "f16"
+    if half:
+        a, c = (b.cast(x, "f32") if hasattr(x, "name") else x for x in (a, c))
+    divisor = c if hasattr(c, "name") else b.const(c, "f32" if half else b.out_dtype, "divisor")
+    q = b.op("floor", b.op("div", a, divisor))
+    zero = _zero(b, q)
+    r = b.op("sub", a, b.op("mul", q, divisor))
+    wrong_sign = b.op("and", b.op("ne", r, zero), _xor(b, b.op("lt", r, zero), b.op("lt", divisor, zero)))
+    too_far = b.op("ge", b.op("abs", r), b.op("abs", divisor))  # |r| == |c| when a / c rounded down to an integer
+    q = b.op("select", too_far, b.op("add", q, 1.0), b.op("select", wrong_sign, b.op("sub", q, 1.0), q))
+    return b.cast(q, "f16") if half else q
+
+
 def _floor_div(b, a, c, dtype: str):
     """a // c rounded toward minus infinity, for float or integer operands."""
-    q = b.op("div", a, c)
     if dtype.startswith("f"):
-        return b.op("floor", q)
+        return _float_floor_div(b, a, c)
+    q = b.op("div", a, c)
     # tract's integer division truncates: step down where the remainder's sign differs from the divisor's
     r = b.op("sub", a, b.op("mul", q, c))
     zero = _zero(b, r)

@@ -472,10 +472,17 @@ def aten_upsample_bilinear2d(b, input, output_size, align_corners, scale_factors
     if scale_factors and not align_corners:  # torch maps coordinates with the given factors, not out / in
         b.require("tract_core")
         return b.op("tract_core_resize", input, scales=b.const([1.0, 1.0] + list(scale_factors), "f32", "scales"),
-                    coord_transformer="pytorch_half_pixel", interpolator="cubic" if cubic else "linear",
+                    coord_transformer=_half_pixel(b), interpolator="cubic" if cubic else "linear",
                     nearest_mode="floor")
-    return _resize(b, input, b.shape_of(b.out)[2:], "align_corners" if align_corners else "pytorch_half_pixel",
+    return _resize(b, input, b.shape_of(b.out)[2:], "align_corners" if align_corners else _half_pixel(b),
                    "cubic" if cubic else "linear")
+
+
+def _half_pixel(b) -> str:
+    """Return the coordinate transformer of torch's align_corners=False resize: tract's
+    `pytorch_half_pixel` samples index 0 for an output length of 1 where torch samples
+    0.5 * in - 0.5 (ONNX's rule), and `half_pixel` (the same elsewhere) samples what torch does."""
+    return "half_pixel" if 1 in b.shape_of(b.out)[2:] else "pytorch_half_pixel"
 
 
 @lower(("aten::grid_sampler_2d", "aten::grid_sampler_3d"))
