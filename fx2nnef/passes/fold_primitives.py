@@ -69,9 +69,12 @@ def _is_foldable(node: torch.fx.Node, constant: set[torch.fx.Node]) -> bool:
 def _is_empty(node: torch.fx.Node) -> bool:
     """Tell whether a node's value is a tensor of static shape with no elements."""
     val = node.meta.get("val")
-    return (isinstance(val, torch.Tensor) and all(isinstance(d, int) for d in val.shape) and val.numel() == 0
-            and not (node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload)
-                     and torch.Tag.nondeterministic_seeded in node.target.tags))
+    return isinstance(val, torch.Tensor) and all(isinstance(d, int) for d in val.shape) and val.numel() == 0
+
+
+def _mutates(node: torch.fx.Node) -> bool:
+    """Tell whether a call writes into one of its arguments."""
+    return isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable
 
 
 class FoldPrimitivesPass(Pass):
@@ -116,6 +119,10 @@ class FoldPrimitivesPass(Pass):
             if first_user_input is not None else len(specs)
         for node in list(graph.nodes):
             if node.op != "call_function" or node not in values or not isinstance(values[node], torch.Tensor):
+                continue
+            if not node.users and not _mutates(node):
+                graph.erase_node(node)  # dead, and known: dead code elimination keeps seeded ops (sdpa)
+                modified = True
                 continue
             if all(u in values for u in node.users):
                 continue  # an inner node of a larger constant subgraph
