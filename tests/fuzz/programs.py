@@ -26,6 +26,10 @@ from hypothesis import strategies as st
 F32, F16, I64, BOOL = torch.float32, torch.float16, torch.int64, torch.bool
 FLOATS = (F32, F16)
 MAX_ELEMENTS = 4096          # a step whose result is larger is left out (keeps each case fast)
+# ops that round or compare floats read float operands only from the program's inputs: two correct
+# float implementations may round a computed value to either side of an integer, and tract's f32
+# division is not correctly rounded (floor(x / x) is 0 for ~14 % of x; benchmarks/README.md)
+ROUNDING = {"floor", "ceil", "round", "sign", "eq", "ne", "lt", "gt", "ge", "to"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -757,6 +761,8 @@ def programs(draw, min_steps: int = 3, max_steps: int = 12) -> Program:
         if drawn is None:
             continue
         others, params = drawn
+        if spec.name in ROUNDING and any(i >= len(inputs) and is_float(pool[i]) for i in (first, *others)):
+            continue
         step = Step(spec.name, (first, *others), tuple(params.items()))
         value = _try_step(program, steps, step, pool)
         if value is None:

@@ -94,6 +94,9 @@ class Builder:
             args = _integer_literals(args)
         if name in BROADCASTING:
             args = self._equal_ranks(args)
+        if name == "reshape" and not list(attribs["shape"]) and isinstance(args[0], Tensor) and args[0].shape:
+            # tract refuses reshape(shape = []) (its shape concat has no input): squeeze the unit axes
+            name, attribs = "squeeze", {"axes": list(range(args[0].rank))}
         if self.khronos:
             self._check_standard(name, args)
         if outputs == 1:
@@ -439,8 +442,50 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
         t.name = name
         used.add(name)
         graph.outputs.append(t)
+    if not b.khronos:
+        _materialize_contracted_broadcasts(b, graph)
     naming.rename(graph, naming_scheme)
     return graph
+
+
+# ops that tract 0.23.9 moves a broadcast through (element-wise and layout ops)
+BROADCAST_TRANSPARENT = UNARY_OPS | BROADCASTING | {"transpose", "reshape", "squeeze", "unsqueeze", "slice",
+                                                    "tract_core_broadcast"}
+
+
+def _materialize_contracted_broadcasts(b: Builder, graph: Graph) -> None:
+    """Rewrite each static `tract_core_broadcast` that reaches a matmul through element-wise and
+    layout ops as `add(x, zeros)` (`or(x, false)` for bools): tract 0.23.9 folds a broadcast into
+    the einsum it feeds, and when the broadcast axis is the contraction axis it computes as if
+    K were 1 (or aborts) - `x.expand(3, 4) @ w` silently gives `x * w[0]`."""
+    producers = {t.name: op for op in graph.operations for t in op.outputs}
+    found: dict[int, Operation] = {}
+    for op in graph.operations:
+        if op.name != "matmul":
+            continue
+        stack, seen = [a for a in op.args if isinstance(a, Tensor)], set()
+        while stack:
+            producer = producers.get(stack.pop().name)
+            if producer is None or id(producer) in seen or producer.name not in BROADCAST_TRANSPARENT:
+                continue
+            seen.add(id(producer))
+            if producer.name == "tract_core_broadcast":
+                found[id(producer)] = producer
+            stack.extend(a for a in producer.args if isinstance(a, Tensor))
+    for op in found.values():
+        x, shape = op.args[0], list(op.attribs["shape"])
+        if x.shape is None or not static(shape) or not static(x.shape):
+            continue
+        start = len(graph.operations)
+        if x.rank < len(shape):
+            x = b.op("unsqueeze", x, axes=list(range(len(shape) - x.rank)))
+        dtype = op.outputs[0].dtype or x.dtype
+        zeros = b.const(np.zeros([n if d == 1 else 1 for n, d in zip(shape, x.shape)]), dtype, "broadcast")
+        new = graph.operations[start:]
+        del graph.operations[start:]
+        at = graph.operations.index(op)
+        graph.operations[at:at] = new
+        op.name, op.args, op.attribs = ("or" if dtype == "bool" else "add"), (x, zeros), {}
 
 
 def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec, storages) -> Tensor:

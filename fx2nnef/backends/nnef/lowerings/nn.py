@@ -96,10 +96,16 @@ def aten_layer_norm(b, input, normalized_shape, weight=None, bias=None, eps=1e-5
 
 
 def _moments(b, x, ax, eps):
-    """Return (x - mean, mean, 1 / sqrt(var + eps)) of x over the axes `ax` (biased variance)."""
+    """Return ((x - mean) / sqrt(var + eps), mean, 1 / sqrt(var + eps)) of x over the axes `ax`
+    (biased variance), in x's dtype. f16 statistics are computed in f32, as torch does: the
+    squares of f16 values overflow f16 from |x - mean| > 256 (a group norm of f16 activations
+    of magnitude ~300 gave zeros)."""
+    dtype = x.dtype
+    x = b.cast(x, "f32") if dtype == "f16" else x
     mean = b.op("mean_reduce", x, axes=ax)
     centered = b.op("sub", x, mean)
-    return centered, mean, b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", centered), axes=ax), literal(eps)))
+    rstd = b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", centered), axes=ax), literal(eps)))
+    return tuple(b.cast(t, dtype) for t in (b.op("mul", centered, rstd), mean, rstd))
 
 
 @lower(("aten::softmax.int", "aten::_softmax"))
@@ -337,8 +343,7 @@ def aten_batch_norm(b, input, weight, bias, running_mean, running_var, training,
 def _batch_statistics_norm(b, input, weight, bias, eps):
     """Return (normalized input, mean, 1 / std) with statistics over the batch and spatial axes,
     the statistics keeping unit axes."""
-    centered, mean, rstd = _moments(b, input, [0] + list(range(2, input.rank)), eps)
-    out = b.op("mul", centered, rstd)
+    out, mean, rstd = _moments(b, input, [0] + list(range(2, input.rank)), eps)
     per_channel = [input.shape[1]] + [1] * (input.rank - 2)
     if weight is not None:
         out = b.op("mul", out, b.op("reshape", weight, shape=per_channel))
@@ -421,8 +426,7 @@ def aten_adaptive_max_pool2d(b, self, output_size):
 @lower("aten::native_layer_norm")
 def aten_native_layer_norm(b, input, normalized_shape, weight, bias, eps):
     """native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)"""
-    centered, mean, rstd = _moments(b, input, list(range(input.rank - len(normalized_shape), input.rank)), eps)
-    out = b.op("mul", centered, rstd)
+    out, mean, rstd = _moments(b, input, list(range(input.rank - len(normalized_shape), input.rank)), eps)
     if weight is not None:
         out = b.op("mul", out, weight)
     if bias is not None:
@@ -438,8 +442,8 @@ def aten_native_group_norm(b, input, weight, bias, N, C, HxW, group, eps):
     shape = [input.shape[0], group, C // group, *input.shape[2:]]
     grouped = b.op("reshape", input, shape=shape, out_shape=tuple(shape))
     reduced = list(range(2, len(shape)))
-    centered, mean, rstd = _moments(b, grouped, reduced, eps)
-    out = b.op("reshape", b.op("mul", centered, rstd), shape=list(input.shape), out_shape=tuple(input.shape))
+    normalized, mean, rstd = _moments(b, grouped, reduced, eps)
+    out = b.op("reshape", normalized, shape=list(input.shape), out_shape=tuple(input.shape))
     per_channel = [C] + [1] * (input.rank - 2)
     if weight is not None:
         out = b.op("mul", out, b.op("reshape", weight, shape=per_channel, out_shape=tuple(per_channel)))
