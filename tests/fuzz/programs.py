@@ -16,7 +16,7 @@ Everything is a function of hypothesis' draws (tensor data and weights come from
 from __future__ import annotations
 
 import dataclasses
-import math
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -784,7 +784,8 @@ def _try_step(program: Program, steps: list[Step], step: Step, pool: list[torch.
     module = ProgramModule(candidate)
     weights = [module.weights[i] for i in module.slots[-1]]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # var/std of one element, deprecated overloads
             value = OPS[step.op].fn([pool[i] for i in step.operands], step.kwargs, weights)
     except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError):
         return None

@@ -20,8 +20,12 @@ from harness import run_fx2nnef  # noqa: E402
 from programs import programs  # noqa: E402
 
 CASES = 300
-FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=False,
-                suppress_health_check=list(HealthCheck))
+
+
+def fuzz_settings(cases: int) -> settings:
+    """A fixed seed (derandomize), no example database, no deadline: the same programs every run."""
+    return settings(max_examples=cases, derandomize=True, database=None, deadline=None, print_blob=False,
+                    suppress_health_check=list(HealthCheck))
 
 
 def check(program) -> None:
@@ -32,16 +36,14 @@ def check(program) -> None:
     assert not outcome.failed, f"{outcome.kind}\n{program.source()}\n{outcome.detail}"
 
 
-@FUZZ
-@settings(max_examples=CASES)
+@fuzz_settings(CASES)
 @given(programs())
 def test_random_programs(program):
     check(program)
 
 
 @pytest.mark.slow
-@FUZZ
-@settings(max_examples=3000)
+@fuzz_settings(3000)
 @given(programs(max_steps=16))
 def test_random_programs_long(program):
     check(program)
