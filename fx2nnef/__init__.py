@@ -11,6 +11,7 @@ from .backends.nnef.registry import LoweringRegistry, lower
 from .compiler.dynamic import DynamicDim
 from .compiler.pass_base import Pass, PassManager, PassResult
 from .compiler.pipeline import CompileResult, compile, default_passes
+from .compiler.weights import compare_with_checkpoint
 from .errors import (CaptureError, ExportInputError, FX2NNEFError, InvalidGraphError, KhronosCheckError,
                      LoweringError, PassError, SerializationError, TractCheckError, UnsupportedOpError)
 from .targets import KhronosNNEF, TractCheckTolerance, TractFeatureFlag, TractNNEF
@@ -19,7 +20,7 @@ from .tensors import export_tensors_from_disk_to_nnef, export_tensors_to_nnef
 __all__ = [
     "export_model_to_nnef", "export_tensors_to_nnef", "export_tensors_from_disk_to_nnef", "ExportReport",
     "TractNNEF", "TractCheckTolerance", "TractFeatureFlag", "KhronosNNEF", "DynamicDim", "compile", "CompileResult",
-    "default_passes",
+    "default_passes", "compare_with_checkpoint",
     "Pass", "PassResult", "PassManager", "LoweringRegistry", "lower",
     "FX2NNEFError", "ExportInputError", "CaptureError", "PassError", "UnsupportedOpError", "LoweringError",
     "InvalidGraphError", "SerializationError", "TractCheckError", "KhronosCheckError",

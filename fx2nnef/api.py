@@ -44,6 +44,7 @@ def export_model_to_nnef(
     registry: LoweringRegistry | None = None,
     passes: Sequence[PassLike] | None = None,
     dump_ir_dir: str | os.PathLike | None = None,
+    weights: str | os.PathLike | None = None,
 ) -> ExportReport:
     """Export `model` called on `args` to an NNEF archive for tract, and check it if asked.
 
@@ -52,7 +53,8 @@ def export_model_to_nnef(
     when the export (and the check, with check_io) succeeds; on failure nothing is left there, and
     with `debug_bundle_path` a bundle for reproducing the failure is written. Every parameter of
     torch_to_nnef's call is accepted with its meaning (docs/torch_to_nnef.md); `kwargs`, `registry`,
-    `passes` and `dump_ir_dir` are fx2nnef's.
+    `passes`, `dump_ir_dir` and `weights` (a checkpoint the weights are streamed from, for a model
+    built on the meta device: docs/big_models.md) are fx2nnef's.
     """
     with _log_level(log_level):
         if auto_harden_jit is not NOT_GIVEN:
@@ -68,7 +70,7 @@ def export_model_to_nnef(
                               debug_bundle_path, kwargs=kwargs, registry=registry, passes=passes,
                               dump_ir_dir=dump_ir_dir, compression_level=compression_level,
                               naming_scheme=nnef_variable_naming_scheme, custom_extensions=custom_extensions,
-                              allow_same_io_names=allow_same_io_names)
+                              allow_same_io_names=allow_same_io_names, weights=weights)
         with export.guard():
             export.build()
             export.write()

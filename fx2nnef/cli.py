@@ -3,6 +3,7 @@
     fx2nnef demo                         export the built-in ALBERT example and check it in tract
     fx2nnef export <hf-model-dir> <out>  export a saved Hugging Face model (task and inputs from its config)
     fx2nnef inspect <archive>            signature, symbols, operations, weights and properties of an archive
+    fx2nnef llm -d <hf-dir> -e <out-dir> a causal LM with its KV cache as IO, checked by generating tokens
 """
 from __future__ import annotations
 
@@ -154,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("archive", help=".nnef.tgz, .nnef.tar or directory")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=inspect)
+
+    from .llm.cli import add_parser
+    add_parser(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="fx2nnef: %(message)s")
     try:

@@ -45,6 +45,16 @@ class HubExport:
 def load(model_dir: str | os.PathLike, task: str | None = None, dtype: str = "f32", trust_remote_code: bool = False,
          batch: int = BATCH, sequence_length: int = SEQUENCE, dynamic: bool = True) -> HubExport:
     """Load the model saved in `model_dir` and build example inputs and dynamic axes for it."""
+    model, name = load_model(model_dir, task, dtype, trust_remote_code)
+    inputs, axes = example_inputs(model, batch, sequence_length)
+    log.info("%s from %s: inputs %s", type(model).__name__, model_dir,
+             ", ".join(f"{k} {list(v.shape)} {v.dtype}" for k, v in inputs.items()))
+    return HubExport(model, inputs, axes if dynamic else {}, task or name)
+
+
+def load_model(model_dir: str | os.PathLike, task: str | None = None, dtype: str = "f32",
+               trust_remote_code: bool = False) -> tuple[torch.nn.Module, str]:
+    """Load the model saved in `model_dir` (local files only), in eval mode; return it and its class name."""
     import transformers
     directory = Path(model_dir)
     if not (directory / "config.json").is_file():
@@ -53,19 +63,18 @@ def load(model_dir: str | os.PathLike, task: str | None = None, dtype: str = "f3
         raise ExportInputError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
     if dtype not in DTYPES:
         raise ExportInputError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
-    config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True,
-                                                     trust_remote_code=trust_remote_code)
+    try:
+        config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True,
+                                                         trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ExportInputError(f"cannot read the config in {directory}: {exc}") from exc
     model_class = _model_class(transformers, config, task, directory)
     try:
         model = model_class.from_pretrained(directory, local_files_only=True, trust_remote_code=trust_remote_code,
                                             dtype=DTYPES[dtype])
     except (OSError, ValueError) as exc:
         raise ExportInputError(f"cannot load {model_class.__name__} from {directory}: {exc}") from exc
-    model.eval()
-    inputs, axes = example_inputs(model, batch, sequence_length)
-    log.info("%s from %s: inputs %s", type(model).__name__, directory,
-             ", ".join(f"{k} {list(v.shape)} {v.dtype}" for k, v in inputs.items()))
-    return HubExport(model, inputs, axes if dynamic else {}, task or model_class.__name__)
+    return model.eval(), model_class.__name__
 
 
 def _model_class(transformers, config, task: str | None, directory: Path):

@@ -9,7 +9,7 @@ import logging
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 import torch
@@ -57,11 +57,12 @@ def run_onnx_path(model: torch.nn.Module, args: tuple, kwargs: dict, inputs: Seq
 
 
 def cross_check(names: Sequence[str], nnef_outputs: Sequence[np.ndarray], onnx_outputs: Sequence[np.ndarray],
-                tolerance) -> OnnxCheck:
-    """Compare the ONNX path's outputs with the NNEF archive's, output by output."""
+                tolerance, sampled: Collection[str] = ()) -> OnnxCheck:
+    """Compare the ONNX path's outputs with the NNEF archive's, output by output (those computed from
+    random draws, `sampled`, by shape and dtype only)."""
     onnx_outputs = [o.astype(n.dtype, copy=False) if o.dtype.kind == n.dtype.kind == "f" else o
                     for o, n in zip(onnx_outputs, nnef_outputs)]
-    return OnnxCheck(list(onnx_outputs), compare_outputs(names, nnef_outputs, onnx_outputs, tolerance))
+    return OnnxCheck(list(onnx_outputs), compare_outputs(names, nnef_outputs, onnx_outputs, tolerance, sampled))
 
 
 def raise_unless_agree(check: OnnxCheck) -> None:

@@ -9,12 +9,18 @@
 
 An entry point with its own check (an LLM checked by generating tokens) calls `build`, `write`,
 its check on `export.temporary`, then `commit`: there is one pipeline, whoever drives it.
+
+The reference of the check is the model carrying exactly the weights the archive holds: with
+quantized weights, `export.reference_weights()` (their decoded values, by parameter name) replace
+the float ones for the reference call only (`reference_outputs(model, args, kwargs, weights)`);
+the error against the float model is reported apart (`ExportReport.float_checks`).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import time
 import uuid
@@ -30,18 +36,22 @@ from .backends.nnef.extensions import add_extensions
 from .backends.nnef.graph import NUMPY_DTYPES, Graph
 from .backends.nnef.lower import lower_program
 from .backends.nnef.registry import LoweringRegistry
-from .backends.nnef.validate import remove_dead_operations, validate
-from .backends.tract import (OutputReport, check_close, format_report, resolve_tolerance, run, run_isolated,
-                             tract_version, write_debug_bundle)
+from .backends.nnef.validate import RANDOM_OPERATIONS, random_outputs, remove_dead_operations, validate
+from .backends.tract import (OutputReport, check_close, compare_outputs, format_report, resolve_tolerance, run,
+                             run_isolated, tract_version, write_debug_bundle)
 from .backends.tract.cli import cli_version, run_cli
+from .backends.tract.pulse import PulseReport, check_pulse, refuse_reverse_loops
 from .backends.tract.runner import release_python
 from .compiler.dynamic import DynamicAxes
 from .compiler.frontend import bind_inputs, eval_mode
 from .compiler.pass_base import PassLike, PassRecord
+from .compiler import weights as weights_on_disk
 from .compiler.pipeline import CompileResult, compile_bound, default_passes
+from .compiler.program import archive_weights
 from .errors import (ExportInputError, FX2NNEFError, InvalidGraphError, LoweringError, PassError,
                      TractCheckError, UnsupportedOpError)
 from .onnx_check import OnnxCheck, cross_check, raise_unless_agree, run_onnx_path
+from .passes.legalize_complex import complex_io
 from .targets import KhronosNNEF, TractNNEF
 
 log = logging.getLogger("fx2nnef")
@@ -60,6 +70,10 @@ class ExportReport:
     graph: Graph
     checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)  # per size, with dynamic axes
     checked_with: str | None = None    # the tract that ran the check: "tract 0.23.9 (package)", ...
+    # with quantized weights: tract against the float model (what quantization costs), per size
+    float_checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)
+    pulses: dict[int, PulseReport] = dataclasses.field(default_factory=dict)  # per pulse, with streaming_axis
+    generation: Any = None   # an LLM export's generation check (fx2nnef.llm.GenerationReport)
 
     @property
     def signature(self) -> str:
@@ -67,15 +81,24 @@ class ExportReport:
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
-    """Return a tensor's data as numpy (bf16 widened to f32, which numpy lacks)."""
+    """Return a tensor's data as numpy (bf16 widened to f32, which numpy lacks; a complex tensor as its
+    (real, imaginary) pairs on a trailing axis of 2, as the archive holds it)."""
     t = t.detach().cpu()
+    if t.is_complex():
+        t = torch.view_as_real(t.resolve_conj())
     return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
 
 
-def reference_outputs(model: torch.nn.Module, args: tuple, kwargs: dict) -> list[torch.Tensor]:
-    """Run the model eagerly (eval mode, no grad) and return its tensor outputs, flattened."""
+def reference_outputs(model: torch.nn.Module, args: tuple, kwargs: dict,
+                      weights: dict[str, torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Run the model eagerly (eval mode, no grad) and return its tensor outputs, flattened. With
+    `weights` (parameter name -> tensor) the call reads those instead of the model's own (tied
+    parameters follow), which are back in place when it returns."""
     with eval_mode(model, warn=False), torch.no_grad():
-        out = model(*args, **kwargs)
+        if weights:
+            out = torch.func.functional_call(model, weights, args, kwargs, tie_weights=True, strict=False)
+        else:
+            out = model(*args, **kwargs)
     return [x for x in pytree.tree_leaves(out) if isinstance(x, torch.Tensor)]
 
 
@@ -120,6 +143,7 @@ class Export:
     compression_level: int | None = None          # zlib level of a .tgz (None: fx2nnef's fast default)
     naming_scheme: str = "natural_verbose"
     custom_extensions: Sequence[str] = ()
+    sources: dict = dataclasses.field(default_factory=dict)   # weights streamed from their files, by name
     temporary: Path = dataclasses.field(init=False)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     records: list[PassRecord] = dataclasses.field(default_factory=list)
@@ -127,12 +151,15 @@ class Export:
     graph: Graph | None = None
     ranges: dict | None = None                      # symbol -> (min, max), with dynamic axes
     checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)
+    float_checks: dict[str, list[OutputReport]] = dataclasses.field(default_factory=dict)
+    decoded: dict[str, torch.Tensor] | None = None  # reference_weights(), once computed
     # what the failing check saw, for the debug bundle
     fed: dict[str, np.ndarray] | None = None
     expected: list[np.ndarray] = dataclasses.field(default_factory=list)
     got: list[np.ndarray] | None = None
     onnx_check: OnnxCheck | None = None
     checked_with: str | None = None
+    pulses: dict[int, PulseReport] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.temporary = _temporary_sibling(self.final)
@@ -144,10 +171,13 @@ class Export:
               kwargs: dict | None = None, registry: LoweringRegistry | None = None,
               passes: Sequence[PassLike] | None = None, dump_ir_dir: str | os.PathLike | None = None,
               compression_level: Any = NOT_GIVEN, naming_scheme: str = "natural_verbose",
-              custom_extensions: Sequence[str] | None = None, allow_same_io_names: bool = False) -> "Export":
+              custom_extensions: Sequence[str] | None = None, allow_same_io_names: bool = False,
+              weights: str | os.PathLike | None = None) -> "Export":
         """Check the arguments, bind the inputs to forward() and resolve the dynamic axes.
         `compression_level` (None: directory, 0: .tar, 1-9: .tgz) must agree with the path's suffix;
-        a path without a container suffix gets the one it implies (torch_to_nnef's rule)."""
+        a path without a container suffix gets the one it implies (torch_to_nnef's rule). With
+        `weights` (a checkpoint) or a model whose parameters are on the meta device, the weights stay
+        in their files (compiler/weights.py); eager PyTorch cannot then run, so check_io is refused."""
         target = target or TractNNEF()
         if not isinstance(target, (TractNNEF, KhronosNNEF)):
             raise ExportInputError(f"inference_target must be a TractNNEF or a KhronosNNEF, got {type(target).__name__}")
@@ -161,15 +191,27 @@ class Export:
                                    f"{', '.join(naming.SCHEMES)}")
         registry = registry or LoweringRegistry.from_default()
         args, kwargs = bind_inputs(model, args, kwargs)
+        sources = weights_on_disk.resolve(model, weights) if weights is not None or weights_on_disk.is_lazy(model) \
+            else {}
+        if sources and getattr(target, "check_io", False):
+            raise ExportInputError(
+                "check_io runs the model in PyTorch, and this model's weights are not in memory (on the meta "
+                "device, offloaded to disk, or given as weights=): export with check_io=False, then check a "
+                "smaller configuration of the same architecture with check_io=True, and compare the archive's "
+                "weights with the checkpoint (fx2nnef.compare_with_checkpoint); see docs/big_models.md")
         dynamic = (DynamicAxes(model, args, kwargs, target.dynamic_axes, input_names)
                    if getattr(target, "dynamic_axes", None) else None)
+        streaming = getattr(target, "streaming_axis", None)
+        if streaming is not None and (dynamic is None or streaming not in dynamic.symbols):
+            raise ExportInputError(f"TractNNEF(streaming_axis={streaming!r}) must be one of the dynamic_axes symbols "
+                                   f"({', '.join(dynamic.symbols) if dynamic else 'none declared'})")
         if passes is None:
             passes = default_passes(input_names=input_names, output_names=output_names, registry=registry,
                                     target=target, allow_same_io_names=allow_same_io_names)
         return cls(model, args, kwargs, final, target, registry, passes, dynamic,
                    Path(debug_bundle_path) if debug_bundle_path is not None else None,
                    Path(dump_ir_dir) if dump_ir_dir is not None else None, level, naming_scheme,
-                   tuple(custom_extensions or ()))
+                   tuple(custom_extensions or ()), sources)
 
     @property
     def khronos(self) -> bool:
@@ -217,7 +259,8 @@ class Export:
     def _compile(self, captured: tuple[tuple, dict], record_stack_traces: bool) -> CompileResult:
         """Capture the model on `captured` inputs and run the passes."""
         dynamic = self.dynamic
-        with dynamic.watch_capture(self.model, *captured) if dynamic else contextlib.nullcontext():
+        with dynamic.watch_capture(self.model, *captured) if dynamic else contextlib.nullcontext(), \
+                weights_on_disk.bound(self.model, self.sources):
             return compile_bound(
                 self.model, *captured, passes=self.passes, registry=self.registry, dump_dir=self.dump_ir_dir,
                 records=self.records, record_ir=self.debug_bundle_path is not None,
@@ -234,12 +277,18 @@ class Export:
         start = time.perf_counter()
         graph = lower_program(compiled.program, self.registry, symbols, dialect="khronos" if self.khronos else "tract",
                               fused_attention=getattr(target, "fused_attention", False),
-                              tract_version=getattr(target, "version", None), naming_scheme=self.naming_scheme)
+                              tract_version=getattr(target, "version", None), naming_scheme=self.naming_scheme,
+                              streaming=getattr(target, "streaming_axis", None) is not None,
+                              random_seed=getattr(target, "random_seed", 0))
+        _warn_if_random(graph, getattr(target, "random_seed", 0))
         if not self.khronos:
             graph.properties.update(_properties(target))
+            pairs = complex_io(compiled.program)
+            graph.properties.update({f"complex_{kind}_as_pairs": ",".join(names) for kind, names in pairs.items()
+                                     if names})
         if dynamic:
             self.ranges = dynamic.ranges(compiled.program, symbols)
-            graph.symbols = dynamic.symbols
+            graph.symbols = dynamic.symbols + graph.symbols  # then those of data-dependent sizes
             graph.assertions = dynamic.assertions(self.ranges)
         add_extensions(graph, self.custom_extensions)
         remove_dead_operations(graph)
@@ -267,38 +316,81 @@ class Export:
             self._khronos_check()
         elif self.target.check_io:
             self._tract_check()
+            if self.target.streaming_axis:
+                self._pulse_check()
+
+    def reference_weights(self) -> dict[str, torch.Tensor]:
+        """Return parameter name -> the value that makes the model compute with the weights the
+        archive holds, for each weight it stores quantized (`archive_weights`, in the parameter's
+        dtype); empty when every weight is float. Computed once."""
+        if self.decoded is None:
+            dtypes = {name: p.dtype for name, p in self.model.named_parameters(remove_duplicate=False)}
+            self.decoded = {name: value.to(dtypes.get(name, value.dtype))
+                            for name, value in archive_weights(self.compiled.program).items()}
+        return self.decoded
 
     def _tract_check(self) -> None:
-        """Run the archive in tract on the example (and, with dynamic axes, on other sizes)."""
+        """Run the archive in tract on the example (and, with dynamic axes, on other sizes), against
+        the model with the archive's weights; with quantized weights, also report the error against
+        the float model."""
         start = time.perf_counter()
         target, dynamic, graph = self.target, self.dynamic, self.graph
         tolerance = resolve_tolerance(target.check_io_tolerance)
         sizes = dynamic.check_sizes(self.ranges) if dynamic else [{}]
         names = [t.name for t in graph.outputs]
+        sampled = random_outputs(graph)
         execute = self._tract_runner()
         for i, size in enumerate(sizes):
             label = ", ".join(f"{k}={v}" for k, v in size.items()) or "example"
             run_args, run_kwargs = (self.args, self.kwargs) if i == 0 else \
                 dynamic.resize(self.model, self.args, self.kwargs, size, seed=i)
-            self.expected = [to_numpy(t) for t in reference_outputs(self.model, run_args, run_kwargs)]
+            weights = self.reference_weights()
+            self.expected = [to_numpy(t) for t in reference_outputs(self.model, run_args, run_kwargs, weights)]
             self.fed, self.got = self.feed(run_args, run_kwargs), None
             try:
                 self.got = execute(self.fed)
                 if i == 0 and target.check_io_onnx:
                     onnx_inputs = [to_numpy(t) for t in self.compiled.example_inputs]
                     self.onnx_check = cross_check(names, self.got, run_onnx_path(
-                        self.model, self.args, self.kwargs, onnx_inputs), tolerance)
-                self.checks[label] = check_close(names, self.expected, self.got, tolerance)
+                        self.model, self.args, self.kwargs, onnx_inputs), tolerance, sampled)
+                self.checks[label] = check_close(names, self.expected, self.got, tolerance, sampled)
                 if self.onnx_check is not None and i == 0:
                     raise_unless_agree(self.onnx_check)
             except TractCheckError as error:
                 if i == 0:
                     raise
                 raise TractCheckError(f"at {label} (dynamic axes): {error}") from error
-            log.info("tract check passed at %s", label)
+            log.info("tract check passed at %s%s", label, " (against the model with the archive's decoded weights)"
+                     if weights else "")
             log.debug("%s", format_report(self.checks[label]))
+            if weights:
+                self._float_check(label, run_args, run_kwargs)
         self.timings["check"] = time.perf_counter() - start
         log.info("tract check passed: %.3fs", self.timings["check"])
+
+    def _pulse_check(self) -> None:
+        """Stream the archive through tract along the target's streaming axis, at each pulse size, and
+        compare it with PyTorch's whole-sequence outputs (backends/tract/pulse.py). The sequence is the
+        example's, lengthened to at least four chunks of the largest pulse."""
+        start = time.perf_counter()
+        target, dynamic, graph = self.target, self.dynamic, self.graph
+        symbol = target.streaming_axis
+        example, hi = dynamic.example_sizes[symbol], self.ranges[symbol][1]
+        length = max(example, min(4 * max(target.streaming_pulses), hi or math.inf))
+        args, kwargs = (self.args, self.kwargs) if length == example else \
+            dynamic.resize(self.model, self.args, self.kwargs, {symbol: length}, seed=len(self.checks) + 1)
+        self.expected = [to_numpy(t) for t in reference_outputs(self.model, args, kwargs, self.reference_weights())]
+        self.fed, self.got = self.feed(args, kwargs), None
+        refuse_reverse_loops(graph, symbol)
+        origins = {t.name: op.origin for op in graph.operations for t in op.outputs}
+        for pulse in target.streaming_pulses:
+            report = check_pulse(self.temporary, graph.registries, list(self.fed.values()), self.expected,
+                                 [t.name for t in graph.outputs], symbol, pulse,
+                                 resolve_tolerance(target.check_io_tolerance), origins)
+            self.pulses[pulse] = report
+            log.info("tract streams the archive along %s=%d in chunks of %d: delay %s, %.3f ms per chunk",
+                     symbol, length, pulse, report.delays, report.seconds_per_chunk * 1e3)
+        self.timings["pulse"] = time.perf_counter() - start
 
     def _tract_runner(self):
         """Return the function that runs the archive on inputs (by name) in the tract the target asks
@@ -323,6 +415,15 @@ class Export:
                         target.version, installed, target.version, target.version)
         self.checked_with = f"tract {installed} (package)"
         return lambda fed: run(self.temporary, list(fed.values()), graph.registries)
+
+    def _float_check(self, label: str, args: tuple, kwargs: dict) -> None:
+        """Record (and log) how far tract's outputs are from the float model's: what quantization costs
+        (a report at the check's tolerance, never an error)."""
+        float_expected = [to_numpy(t) for t in reference_outputs(self.model, args, kwargs)]
+        names = [t.name for t in self.graph.outputs]
+        self.float_checks[label] = compare_outputs(names, float_expected, self.got, self.target.check_io_tolerance)
+        log.info("what quantization costs: tract against the float model at %s (reported, not checked):\n%s",
+                 label, format_report(self.float_checks[label]))
 
     def _khronos_check(self) -> None:
         """Validate the archive with the Khronos parser and, with check_io, run it in the nnef_tools
@@ -357,7 +458,8 @@ class Export:
         graph = self.graph
         check = self.checks[next(iter(self.checks))] if self.checks else None
         return ExportReport(self.final, [t.name for t in graph.inputs], [t.name for t in graph.outputs],
-                            self.timings, check, graph, self.checks, self.checked_with)
+                            self.timings, check, graph, self.checks, self.checked_with, self.float_checks,
+                            self.pulses)
 
     def _bundle(self, error: Exception) -> None:
         """Write the debug bundle for a failed export (never raises)."""
@@ -373,6 +475,19 @@ class Export:
             onnx_got=dict(zip(names, onnx_got)) if onnx_got is not None else None)
         if bundle is not None:
             log.error("debug bundle written to %s", bundle)
+
+
+def _warn_if_random(graph: Graph, seed: int | None) -> None:
+    """Log that the archive draws random numbers from tract's generator, not PyTorch's stream."""
+    count = sum(op.name in RANDOM_OPERATIONS for op in graph.operations)
+    if not count:
+        return
+    seeding = f"seeds {seed}..{seed + count - 1}, fixed in the archive" if seed is not None else \
+        "seeded by tract from the system on every run"
+    log.warning("the model samples random numbers (%d random operator(s), %s): tract's generator is not "
+                "PyTorch's, so the values differ from PyTorch's stream; check_io compares the outputs that "
+                "depend on them (%s) by shape and dtype only", count, seeding,
+                ", ".join(random_outputs(graph)) or "none")
 
 
 def _properties(target: TractNNEF) -> dict[str, Any]:

@@ -10,15 +10,18 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from .backends.nnef.q4_0 import CALIBRATIONS as WEIGHT_QUANT_CALIBRATIONS
 from .backends.nnef.versions import OLDEST_TRACT, parse_version
 from .backends.tract.compare import resolve_tolerance
 from .errors import ExportInputError
+from .passes.quantize_weights import LAYERS as WEIGHT_QUANT_LAYERS
 
 log = logging.getLogger("fx2nnef")
 
 LATEST_TRACT = "0.23.9"
 KHRONOS_VERSIONS = ("1.0.5",)
 DTYPE_OPTIONS = {"f32": torch.float32, "f16": torch.float16, "f64": torch.float64}
+WEIGHT_QUANTS = ("q4_0",)
 
 
 class TractCheckTolerance(str, enum.Enum):
@@ -92,6 +95,30 @@ class TractNNEF:
     check_io_onnx: with check_io, also export the model with torch.onnx.export, run that in
         tract's ONNX loader, and require its outputs to agree with the archive's.
     fused_attention: the same as reify_sdpa_operator=True.
+    weight_quant: "q4_0" stores the parameter weights of the `weight_quant_layers` ("linear",
+        "embedding", "conv": nn.Linear / nn.Embedding / nn.Conv1d, nn.Conv2d and their functional
+        forms) as tract's Q4_0 blocks (4.5 bits per weight); None keeps every weight float.
+        Weights whose rows are not a multiple of 32 values stay float (logged). The check then
+        compares tract with the model carrying the decoded weights, and reports the error against
+        the float model apart (see docs/quantization.md).
+    weight_quant_calibration: how Q4_0 block scales are chosen: "min_max" (GGML's rule) or "mse"
+        (the scale minimizing each block's squared error; slower to export, never worse).
+    int8_kernels: for a model quantized with PT2E, run its convolutions and linears whose weights
+        are quantized per tensor with tract's integer kernels (quantized operands, i32 bias and
+        accumulators) instead of in float between quantize/dequantize casts (the default,
+        "simulated" form, which matches PyTorch exactly). Per-channel weights stay simulated.
+    streaming_axis: a symbol of dynamic_axes along which the archive must stream (time). With
+        check_io, the archive is also pulsed in tract along it at each of `streaming_pulses` steps
+        per chunk, run chunk by chunk and compared with PyTorch's whole-sequence outputs after the
+        pulsed model's delay; an operation that cannot stream fails the export, named
+        (docs/speech.md).
+    streaming_pulses: the chunk sizes checked (each a multiple of the model's total stride on the
+        streaming axis).
+    random_seed: the seed of the archive's first random operator (rand, randn, dropout in training
+        mode, bernoulli, multinomial, ...); the others take the next seeds, so each draws its own
+        stream and every run of the archive draws the same values. None: tract seeds every run from
+        the system. tract's generator is not PyTorch's: the values differ from PyTorch's (a warning
+        says so) and check_io compares the outputs that depend on them by shape and dtype only.
     """
 
     version: Any = LATEST_TRACT
@@ -115,8 +142,18 @@ class TractNNEF:
     f16_sensitive_in_f32: bool = False
     check_io_onnx: bool = False
     fused_attention: bool = False
+    weight_quant: str | None = None
+    weight_quant_layers: Sequence[str] = ("linear",)
+    weight_quant_calibration: str = "min_max"
+    int8_kernels: bool = False
+    streaming_axis: str | None = None
+    streaming_pulses: tuple[int, ...] = (4, 8)
+    random_seed: int | None = 0
 
     def __post_init__(self):
+        if self.random_seed is not None and (isinstance(self.random_seed, bool) or not isinstance(
+                self.random_seed, int) or self.random_seed < 0):
+            raise ExportInputError(f"TractNNEF(random_seed={self.random_seed!r}) must be an integer >= 0 or None")
         self.version = self.version.to_str() if hasattr(self.version, "to_str") else str(self.version)
         try:
             release = parse_version(self.version)
@@ -134,7 +171,26 @@ class TractNNEF:
                                        f"{', '.join(DTYPE_OPTIONS)}")
         if self.bfloat16 == "f64":
             raise ExportInputError("TractNNEF(bfloat16='f64') is not supported: choose 'f32' or 'f16'")
+        if self.weight_quant not in (None, *WEIGHT_QUANTS):
+            raise ExportInputError(f"TractNNEF(weight_quant={self.weight_quant!r}): choose None or one of "
+                                   f"{', '.join(map(repr, WEIGHT_QUANTS))} (int8 models come from PT2E: "
+                                   "see docs/quantization.md)")
+        layers = (self.weight_quant_layers,) if isinstance(self.weight_quant_layers, str) else self.weight_quant_layers
+        if not layers or any(layer not in WEIGHT_QUANT_LAYERS for layer in layers):
+            raise ExportInputError(f"TractNNEF(weight_quant_layers={self.weight_quant_layers!r}): give some of "
+                                   f"{', '.join(map(repr, WEIGHT_QUANT_LAYERS))}")
+        self.weight_quant_layers = tuple(layers)
+        if self.weight_quant_calibration not in WEIGHT_QUANT_CALIBRATIONS:
+            raise ExportInputError(f"TractNNEF(weight_quant_calibration={self.weight_quant_calibration!r}): choose "
+                                   f"one of {', '.join(map(repr, WEIGHT_QUANT_CALIBRATIONS))}")
         resolve_tolerance(self.check_io_tolerance)
+        if self.streaming_axis is not None and not isinstance(self.streaming_axis, str):
+            raise ExportInputError(f"TractNNEF(streaming_axis={self.streaming_axis!r}) must be a symbol name of "
+                                   "dynamic_axes")
+        if not self.streaming_pulses or not all(isinstance(p, int) and not isinstance(p, bool) and p > 0
+                                                for p in self.streaming_pulses):
+            raise ExportInputError(f"TractNNEF(streaming_pulses={self.streaming_pulses!r}) must list positive "
+                                   "chunk sizes")
         if self.reify_sdpa_operator:
             self.fused_attention = True
         for option, why in _NO_EFFECT.items():
@@ -177,6 +233,17 @@ class TractNNEF:
         return {"float64": DTYPE_OPTIONS[self.float64], "bfloat16": DTYPE_OPTIONS[self.bfloat16],
                 "float16": torch.float16, "io_dtypes": frozenset({torch.float64, torch.float16}),
                 "f16_in_f32": self.f16_in_f32()}
+
+    def weight_quant_rules(self) -> dict[str, Any] | None:
+        """Return the QuantizeWeightsPass options this target implies (None: no weight quantization).
+        Q4_0 weights are read by f32 or f16 products, so weights the archive computes in f32 or f16 are
+        quantized."""
+        if self.weight_quant is None:
+            return None
+        dtypes = [torch.float32, torch.float16] + [dtype for dtype, option in ((torch.bfloat16, self.bfloat16),
+                                                                (torch.float64, self.float64)) if option == "f32"]
+        return {"layers": self.weight_quant_layers, "calibration": self.weight_quant_calibration,
+                "dtypes": tuple(dtypes)}
 
 
 @dataclasses.dataclass

@@ -17,10 +17,12 @@ DOC = ROOT / "docs" / "ops.md"
 
 
 def core_aten_ops() -> list[str]:
-    """Return every op of torch's core ATen opset (tagged `core`), as qualified names."""
+    """Return every op of torch's core ATen opset (tagged `core`), as qualified names. Ops are listed
+    from the dispatcher: `dir(torch.ops.aten)` holds only the packets loaded so far in the process."""
     import torch
     found = []
-    for name in dir(torch.ops.aten):
+    names = {n.split("::")[1].split(".")[0] for n in torch._C._dispatch_get_all_op_names() if n.startswith("aten::")}
+    for name in sorted(names):
         packet = getattr(torch.ops.aten, name, None)
         if not hasattr(packet, "overloads"):
             continue
@@ -40,11 +42,12 @@ def aten_op_exists(name: str) -> bool:
 
 
 def rows() -> list[tuple[str, str, str]]:
-    """Return (op, status, notes) for every lowered, core or not-expressible op, sorted by op."""
+    """Return (op, status, notes) for every lowered, legalized, core or not-expressible op, sorted by op."""
     import torch
 
     from fx2nnef.backends.nnef.registry import LoweringRegistry
     from fx2nnef.backends.nnef.unsupported import NOT_EXPRESSIBLE
+    from fx2nnef.passes.legalize_complex import RULES as COMPLEX_RULES
 
     registry = LoweringRegistry.from_default()
     decomposed = {op.name() for op in torch.export.default_decompositions()}
@@ -57,6 +60,11 @@ def rows() -> list[tuple[str, str, str]]:
     for target, why in NOT_EXPRESSIBLE.items():
         if target not in table and aten_op_exists(target):
             table[target] = ("not expressible", why)
+    for op in COMPLEX_RULES:  # those that reach the pass: neither lowered nor decomposed before it
+        if isinstance(op, torch._ops.OpOverload) and op.name() not in table and op.name() not in decomposed \
+                and not torch._C._dispatch_has_kernel_for_dispatch_key(op.name(), "CompositeImplicitAutograd"):
+            table[op.name()] = ("legalized", "complex values: rewritten as real ops on (re, im) pairs by "
+                                "passes/legalize_complex.py")
     for target in core - table.keys():
         if target.startswith("aten::sym_"):
             table[target] = ("folded", "a size query: evaluated into static or symbolic dims, never lowered")
@@ -83,8 +91,10 @@ def render() -> str:
         "every op NNEF + tract cannot express (an export that meets one fails with the reason below).",
         "",
         "Statuses: **lowered** (fx2nnef emits NNEF for it), **decomposed** (torch rewrites it into lowered",
-        "ops before lowering), **folded** (evaluated at export time), **not expressible** (fails at export",
-        "with the reason), **unsupported** (fails at export; no lowering yet).",
+        "ops before lowering), **folded** (evaluated at export time), **legalized** (a pass rewrites it into",
+        "lowered ops), **not expressible** (fails at export with the reason), **unsupported** (fails at",
+        "export; no lowering yet). Ops on complex values are rewritten on real (re, im) pairs whatever their",
+        "status here (docs/dtypes.md).",
         "",
         "Summary: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items())),
         "",

@@ -4,7 +4,8 @@
 
 Keys are NNEF input names (the `input_names` given, else the names torch.export derives from
 forward()'s parameters). A value maps axes to symbol names, a symbol name with a range
-(`("S", 1, 512)` or `DynamicDim("S", min=1, max=512)`), or is a list of axes (names are then
+(`("S", 1, 512)` or `DynamicDim("S", min=1, max=512)`; min 0 allows an empty axis, such as a
+KV cache before the first token), or is a list of axes (names are then
 generated). One name on several inputs means one dimension.
 
 Each axis is captured as `torch.export.Dim.DYNAMIC`, so a model that only bounds a dim (a
@@ -72,9 +73,10 @@ def _dim(spec: Any, where: str) -> DynamicDim:
                                f"DynamicDim, not {spec!r}")
     if not IDENTIFIER.fullmatch(dim.name):
         raise ExportInputError(f"dynamic_axes{where}: symbol name {dim.name!r} is not an identifier")
-    for bound in (dim.min, dim.max):
-        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int) or bound < 1):
-            raise ExportInputError(f"dynamic_axes{where}: bounds of {dim.name} must be integers >= 1, got {bound!r}")
+    for bound, least in ((dim.min, 0), (dim.max, 1)):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int) or bound < least):
+            raise ExportInputError(f"dynamic_axes{where}: the min of {dim.name} must be an integer >= 0 and its max "
+                                   f"one >= 1, got {bound!r}")
     if dim.min is not None and dim.max is not None and dim.min > dim.max:
         raise ExportInputError(f"dynamic_axes{where}: {dim.name} has min {dim.min} > max {dim.max}")
     return dim
@@ -159,9 +161,10 @@ class DynamicAxes:
                 if size == 0:
                     raise ExportInputError(f"dynamic_axes: {key} axis {axis} ({dim.name}) has size 0 in the "
                                            "example: give an example of size 2 or more")
-                if not (dim.min or 1) <= size <= (dim.max or size):
+                least = 1 if dim.min is None else dim.min
+                if not least <= size <= (dim.max or size):
                     raise ExportInputError(f"dynamic_axes: the example size {size} of {key} axis {axis} is outside "
-                                           f"the range [{dim.min or 1}, {dim.max or 'inf'}] given for {dim.name}")
+                                           f"the range [{least}, {dim.max or 'inf'}] given for {dim.name}")
         self.example_sizes = {name: size for name, (size, _) in sizes.items()}
         self.widened = sorted(name for name, size in self.example_sizes.items() if size == 1)
         for name in self.widened:
@@ -195,7 +198,7 @@ class DynamicAxes:
     def _hint(self, name: str):
         dim = self.dims[name]
         bounds = {k: v for k, v in (("min", dim.min), ("max", dim.max)) if v is not None}
-        if bounds.get("min") == 1:  # torch.export assumes sizes >= 2 anyway; 1 is checked after
+        if bounds.get("min") in (0, 1):  # torch.export assumes sizes >= 2 anyway; 0 and 1 are checked after
             bounds.pop("min")
         return Dim.DYNAMIC(**bounds) if bounds else Dim.DYNAMIC
 
@@ -311,7 +314,7 @@ class DynamicAxes:
         """Return each symbol's valid range: the user's bounds within what the model allows."""
         out = {}
         for name, dim in self.dims.items():
-            lo, hi, bound_by = 1, None, ""
+            lo, hi, bound_by = 0, None, ""
             for symbol, vr in program.range_constraints.items():
                 if mapping.get(str(symbol)) != name:
                     continue
@@ -328,7 +331,7 @@ class DynamicAxes:
             if hi is not None and dim.max is None:
                 log.info("dynamic axis %s: the model supports sizes up to %d%s", name, hi,
                          f" (bounded at {bound_by})" if bound_by else "")
-            lo = max(lo, dim.min or 1)
+            lo = max(lo, 1 if dim.min is None else dim.min)   # 0 only when asked for (an empty cache)
             hi = dim.max if hi is None else min(hi, dim.max or hi)
             out[name] = (lo, hi)
         return out
@@ -378,7 +381,10 @@ class DynamicAxes:
 
 
 def _resized(value: torch.Tensor, shape: list[int], repeat: bool, generator: torch.Generator) -> torch.Tensor:
-    """Return a tensor of `shape` like `value` (see DynamicAxes.resize)."""
+    """Return a tensor of `shape` like `value` (see DynamicAxes.resize; a complex one by its real pairs)."""
+    if value.dtype.is_complex:
+        pairs = _resized(torch.view_as_real(value.resolve_conj()), [*shape, 2], repeat, generator)
+        return torch.view_as_complex(pairs.contiguous())
     if repeat or value.numel() == 0 or torch.unique(value).numel() <= 2:
         out = value
         for axis, size in enumerate(shape):
@@ -388,8 +394,6 @@ def _resized(value: torch.Tensor, shape: list[int], repeat: bool, generator: tor
     if value.dtype.is_floating_point:
         mean, std = value.double().mean().item(), value.double().std().item()
         return (torch.randn(shape, generator=generator, dtype=torch.float64) * std + mean).to(value.dtype)
-    if value.dtype.is_complex:
-        raise ExportInputError("dynamic_axes on complex inputs are not supported")
     lo, hi = int(value.min()), int(value.max())
     return torch.randint(lo, hi + 1, shape, generator=generator, dtype=torch.int64).to(value.dtype)
 
@@ -411,7 +415,7 @@ def tract_expr(expr: sympy.Expr, symbols: Mapping[str, str]) -> str:
     if expr.is_Integer:
         return str(int(expr))
     if isinstance(expr, sympy.Symbol):
-        if str(expr).startswith("u"):  # torch's unbacked symbols: sizes read from tensor data
+        if str(expr).startswith("u") and str(expr) not in symbols:  # unbacked: a size read from tensor data
             raise UnsupportedOpError(f"its output size {expr} is computed from tensor data (not expressible: "
                                      "data-dependent output shape, NNEF shapes are known before the data)")
         if str(expr) not in symbols:

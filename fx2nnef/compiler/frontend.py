@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.export import ExportedProgram
 
-from ..errors import CaptureError, ExportInputError
+from ..errors import CaptureError, ExportInputError, FX2NNEFError
 
 log = logging.getLogger("fx2nnef")
 
@@ -28,6 +28,20 @@ PRIMITIVES = (bool, int, float, str, type(None))
 # shared. Capture, the passes and every eager run of a model under `eval_mode` hold this lock: exports
 # in parallel threads are safe (their serialization and tract checks still run in parallel).
 TORCH_LOCK = threading.RLock()
+# torch.ao's eager / FX quantization: modules torch.export cannot capture (packed weights, observers)
+TORCH_AO_QUANTIZATION = {
+    "torch.ao.nn.quantized.dynamic": "dynamically quantized (torch.ao.quantization.quantize_dynamic)",
+    "torch.ao.nn.quantized": "quantized with torch.ao's eager or FX mode (convert / convert_fx)",
+    "torch.ao.nn.intrinsic.quantized": "quantized with torch.ao's eager or FX mode (convert / convert_fx)",
+    "torch.ao.nn.qat": "prepared for torch.ao's quantization-aware training",
+    "torch.ao.nn.intrinsic.qat": "prepared for torch.ao's quantization-aware training",
+    "torch.ao.quantization.observer": "prepared for torch.ao's eager or FX quantization (observers)",
+    "torch.ao.quantization.fake_quantize": "prepared for torch.ao's eager or FX quantization (fake quantizers)",
+}
+USE_PT2E = ("Quantize the float model with PT2E instead, then export the result: "
+            "m = torch.export.export(float_model, args).module(); m = prepare_pt2e(m, X86InductorQuantizer()"
+            ".set_global(get_default_x86_inductor_quantization_config())); m(*args); m = convert_pt2e(m) "
+            "(from torchao.quantization.pt2e; pip install 'fx2nnef[quant]'; see docs/quantization.md)")
 
 
 class TraceConstantWarning(UserWarning):
@@ -137,17 +151,27 @@ def _returns_a_cache(model: torch.nn.Module, signature: inspect.Signature, args:
 @contextlib.contextmanager
 def eval_mode(model: torch.nn.Module, warn: bool = True):
     """Put every submodule in eval mode for the duration, then restore each training flag (holding
-    TORCH_LOCK, so that no other thread sees or restores the flags meanwhile)."""
+    TORCH_LOCK, so that no other thread sees or restores the flags meanwhile). The flags are set
+    directly: a PT2E-converted module refuses `eval()`."""
     with TORCH_LOCK:
         flags = [(m, m.training) for m in model.modules()]
-        if model.training and warn:
+        if model.training and warn and not _is_pt2e(model):
             log.warning("model is in training mode: exporting it in eval mode (its flag is restored after)")
-        model.eval()
+        for m, _ in flags:
+            m.training = False
         try:
             yield
         finally:
             for m, flag in flags:
                 m.training = flag
+
+
+def _is_pt2e(model: torch.nn.Module) -> bool:
+    """Tell whether `model` is a graph module made by PT2E quantization (convert_pt2e), whose
+    training flag means nothing."""
+    return isinstance(model, torch.fx.GraphModule) and any(
+        n.op == "call_function" and getattr(n.target, "namespace", None) == "quantized_decomposed"
+        for n in model.graph.nodes)
 
 
 def user_frame(exc: BaseException) -> str:
@@ -178,13 +202,33 @@ def stack_traces(record: bool):
         torch.fx.config.do_not_emit_stack_traces = saved
 
 
+def reject_torch_ao_quantization(model: torch.nn.Module) -> None:
+    """Raise ExportInputError, saying to use PT2E, for a model quantized (or prepared) with torch.ao's
+    eager, FX or dynamic quantization, which torch.export cannot capture."""
+    for path, module in model.named_modules():
+        where = type(module).__module__
+        kind = next((v for k, v in TORCH_AO_QUANTIZATION.items() if where == k or where.startswith(k + ".")), None)
+        if kind is None and isinstance(module, torch.fx.GraphModule):
+            if any(n.op == "call_function" and n.target in (torch.quantize_per_tensor, torch.quantize_per_channel)
+                   for n in module.graph.nodes):
+                kind = "quantized with torch.ao's FX mode (convert_fx)"
+        if kind is not None:
+            raise ExportInputError(
+                f"the model is {kind}: {type(module).__name__} at '{path or '<root>'}' is a torch.ao quantized "
+                f"module that torch.export cannot capture. {USE_PT2E}")
+
+
 def capture(model: torch.nn.Module, args: tuple, kwargs: dict, dynamic_shapes: Any = None,
             record_stack_traces: bool = True) -> ExportedProgram:
     """Run torch.export.export(strict=False) and turn any failure into a CaptureError. The trace
-    runs under no_grad (an inference graph: the same graph, ~0.1 s sooner on ALBERT-base)."""
+    runs under no_grad (an inference graph: the same graph, ~0.1 s sooner on ALBERT-base). A model
+    quantized with torch.ao's eager/FX/dynamic modes is refused first (use PT2E)."""
+    reject_torch_ao_quantization(model)
     with eval_mode(model), stack_traces(record_stack_traces), torch.no_grad():
         try:
             return torch.export.export(model, args, kwargs, dynamic_shapes=dynamic_shapes, strict=False)
+        except FX2NNEFError:
+            raise
         except Exception as e:
             reason = str(e).strip().splitlines()
             where = user_frame(e)

@@ -3,7 +3,10 @@
 Passes read and rewrite the program's fx graph in place, then rebuild the program with
 `replace()` when the signature, state or call specs change. IO names chosen by the
 `flatten_io` pass live in the graph's meta: user-input placeholders carry `meta[INPUT_NAME]`
-and the output node carries `meta[OUTPUT_NAMES]`.
+and the output node carries `meta[OUTPUT_NAMES]`. A parameter placeholder whose weight is stored
+block-quantized carries its blocks (a `BlockQuantized`) in `meta[QUANTIZED]`; one whose value is
+the model's parameter times a per-output-channel factor (a folded batch norm) carries the factor
+in `meta[FOLDED_SCALE]`.
 """
 from __future__ import annotations
 
@@ -16,8 +19,12 @@ from torch._guards import detect_fake_mode
 from torch.export import ExportedProgram
 from torch.export.graph_signature import ExportGraphSignature, InputKind, OutputSpec, TensorArgument
 
+from .weights import source_of
+
 INPUT_NAME = "fx2nnef.input_name"
 OUTPUT_NAMES = "fx2nnef.output_names"
+QUANTIZED = "fx2nnef.quantized"
+FOLDED_SCALE = "fx2nnef.folded_scale"
 
 
 def replace(ep: ExportedProgram, *, graph_module: torch.fx.GraphModule | None = None,
@@ -59,14 +66,36 @@ def user_inputs(ep: ExportedProgram) -> list[torch.fx.Node]:
 
 def known_value(ep: ExportedProgram, spec) -> torch.Tensor | None:
     """Return the tensor an input spec holds at export time (a parameter, a buffer the program does
-    not mutate, a lifted constant), or None for a user input or a mutated buffer."""
+    not mutate, a lifted constant), or None for a user input, a mutated buffer, or a weight that
+    stays in its checkpoint file (compiler/weights.py: passes skip what they cannot read)."""
+    value = None
     if spec.kind == InputKind.PARAMETER:
-        return ep.state_dict[spec.target].detach()
-    if spec.kind == InputKind.BUFFER and spec.target not in ep.graph_signature.buffers_to_mutate.values():
-        return ep.state_dict.get(spec.target, ep.constants.get(spec.target))
-    if spec.kind == InputKind.CONSTANT_TENSOR:
-        return ep.constants[spec.target]
-    return None
+        value = ep.state_dict[spec.target].detach()
+    elif spec.kind == InputKind.BUFFER and spec.target not in ep.graph_signature.buffers_to_mutate.values():
+        value = ep.state_dict.get(spec.target, ep.constants.get(spec.target))
+    elif spec.kind == InputKind.CONSTANT_TENSOR:
+        value = ep.constants[spec.target]
+    return None if value is None or source_of(value) is not None else value
+
+
+def quantized_weights(ep: ExportedProgram) -> dict[str, Any]:
+    """Return state-dict name -> BlockQuantized for the weights the archive stores block-quantized."""
+    return {spec.target: node.meta[QUANTIZED] for node, spec in placeholders(ep) if QUANTIZED in node.meta}
+
+
+def archive_weights(ep: ExportedProgram) -> dict[str, torch.Tensor]:
+    """Return parameter name -> the value the model's parameter takes for the model to compute what
+    the archive does, for each weight the archive stores block-quantized: its decoded values (the
+    program's state), with a folded batch-norm factor divided back out."""
+    weights = {}
+    for node, spec in placeholders(ep):
+        if QUANTIZED in node.meta:
+            value = ep.state_dict[spec.target].detach()
+            if FOLDED_SCALE in node.meta:
+                scale = node.meta[FOLDED_SCALE].to(value.dtype)
+                value = value / scale.reshape(-1, *[1] * (value.dim() - 1))
+            weights[spec.target] = value
+    return weights
 
 
 def input_name(node: torch.fx.Node) -> str:

@@ -8,11 +8,17 @@ from typing import Callable
 import torch
 from torch.export import ExportedProgram
 from torch.fx.experimental.proxy_tensor import make_fx
+from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
 from torch.utils import _pytree as pytree
 
 from ..backends.nnef.registry import LoweringRegistry
 from ..compiler.pass_base import Pass, PassResult, count_ops
 from ..compiler.program import fake_mode, renamed_outputs, replace
+
+# ops whose decomposition reads no size (a conversion: `_to_copy` or the input itself), so tracing them
+# on symbolic shapes adds no guard; any other op of a symbolic graph is decomposed by torch's retrace
+SIZE_BLIND = {torch.ops.aten.to.dtype, torch.ops.aten.to.device, torch.ops.aten.to.dtype_layout,
+              torch.ops.aten.to.other, torch.ops.aten.type_as.default}
 
 # node meta that tells where a node comes from: decomposed nodes inherit it from the node they replace
 PROVENANCE = ("stack_trace", "nn_module_stack", "source_fn_stack", "from_node")
@@ -50,7 +56,8 @@ def _mutates_state(program: ExportedProgram) -> bool:
 
 def _needs_functionalization(program: ExportedProgram) -> bool:
     """Tell whether only torch's whole-program decomposition can handle the graph: it mutates
-    state, holds higher-order ops (grad/autocast regions, control flow, effects) or symbolic shapes."""
+    state, holds higher-order ops (grad/autocast regions, control flow, effects) or sizes read from
+    tensor data (unbacked symbols, which its retrace binds)."""
     if _mutates_state(program):
         return True
     for node in program.graph.nodes:
@@ -61,7 +68,7 @@ def _needs_functionalization(program: ExportedProgram) -> bool:
                 return True
             if node.target is torch.ops.aten.batch_norm.default and node.args[5] and node.args[3] is not None:
                 return True  # training with running statistics: updates them, though its schema says no
-        if not _is_static(node.meta.get("val")):
+        if free_unbacked_symbols(node.meta.get("val")):
             return True
     return False
 
@@ -212,9 +219,12 @@ class DecomposePass(Pass):
     every other op that torch can decompose is decomposed (into ops that may have lowerings).
 
     A functional graph with static shapes is decomposed node by node, only where the registry has
-    no lowering (fast: the rest of the graph is untouched); a graph that mutates state or holds
-    higher-order ops or symbolic shapes goes through torch's `run_decompositions`, which
-    functionalizes it by retracing the whole program."""
+    no lowering (fast: the rest of the graph is untouched); so is a functional graph with symbolic
+    shapes whose ops to decompose are all SIZE_BLIND conversions (an LLM with its cache as IO). A
+    graph that mutates state, holds higher-order ops or sizes read from data, or has symbolic shapes
+    and other ops to decompose goes through torch's `run_decompositions`, which functionalizes it
+    by retracing the whole program. Size computations (SymInt results such as `sym_size`) are
+    never decomposed: the lowering reads their values."""
 
     def __init__(self, registry: LoweringRegistry | None = None):
         self.registry = registry or LoweringRegistry.from_default()
@@ -235,10 +245,14 @@ class DecomposePass(Pass):
         can decompose, or None when one of them cannot be inlined (then the whole program is)."""
         table = {op: fn for op, fn in _default_table().items() if op.name() not in self.registry}
         mode, decompositions, traced = fake_mode(program), {}, {}
+        symbolic = not all(_is_static(node.meta.get("val")) for node in program.graph.nodes)
         for node in program.graph.nodes:
-            fn = _decomposition(node.target, self.registry, table) if node.op == "call_function" else None
+            size = isinstance(node.meta.get("val"), (torch.SymInt, torch.SymFloat, torch.SymBool))
+            fn = _decomposition(node.target, self.registry, table) if node.op == "call_function" and not size else None
             if fn is None:
                 continue
+            if symbolic and node.target not in SIZE_BLIND:  # its trace could fix a symbol (a guard)
+                return None
             key = _signature(node) or node  # nodes alike (13 dropouts of a BERT) share one trace
             if key not in traced:
                 traced[key] = _trace(node, fn, table, mode)

@@ -5,7 +5,7 @@ import torch
 from torch.export import ExportedProgram
 
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import known_value, placeholders, renamed_outputs, replace
+from ..compiler.program import QUANTIZED, known_value, placeholders, renamed_outputs, replace
 
 SAMPLES = 64  # elements compared first: copies agree on them, distinct weights almost never do
 
@@ -40,7 +40,8 @@ class DedupeConstantsPass(Pass):
         modified = False
         for node, spec in placeholders(program):
             value = known_value(program, spec)
-            if value is None or not node.users or value.layout != torch.strided or value.is_complex():
+            if value is None or not node.users or value.layout != torch.strided or value.is_complex() \
+                    or QUANTIZED in node.meta:  # the archive stores its blocks, not these bytes
                 continue
             candidates = kept.setdefault((value.dtype, tuple(value.shape), _fingerprint(value)), [])
             same = next((first for first, data in candidates if torch.equal(_bytes(data), _bytes(value))), None)

@@ -46,9 +46,17 @@ def _is_identity(node: torch.fx.Node) -> bool:
     return src.dtype == dst.dtype and src.shape == dst.shape and src.device == dst.device
 
 
+def _keeps_integers(node: torch.fx.Node) -> bool:
+    """Tell whether `node` dequantizes (PT2E): a dequantized constant stays as its integers and scales,
+    which the archive stores (folded, it would be a float constant 4x the size)."""
+    target = node.target
+    return isinstance(target, torch._ops.OpOverload) and target.namespace == "quantized_decomposed" \
+        and target.name().split("::")[1].startswith("dequantize")
+
+
 def _is_foldable(node: torch.fx.Node, constant: set[torch.fx.Node]) -> bool:
     """Tell whether a call can be evaluated now: deterministic, all inputs constant."""
-    if node.op != "call_function" or node.target in ASSERTIONS:
+    if node.op != "call_function" or node.target in ASSERTIONS or _keeps_integers(node):
         return False
     if isinstance(node.target, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in node.target.tags:
         return False
@@ -84,7 +92,8 @@ class FoldPrimitivesPass(Pass):
     read as they are stay parameters, with their module-path labels). A tensor with no elements (a
     static size-0 dim) is known too, whatever it is computed from: no op computes on or produces
     one (a user input stays an input). Anything else that depends on a user input or a symbolic
-    dimension stays in the graph."""
+    dimension stays in the graph, and so do dequantizations of quantized constants (PT2E's int8
+    weights stay int8)."""
 
     def call(self, program: ExportedProgram) -> PassResult:
         graph = program.graph

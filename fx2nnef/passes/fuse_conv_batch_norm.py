@@ -8,7 +8,7 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import known_value, placeholders, renamed_outputs, replace
+from ..compiler.program import FOLDED_SCALE, known_value, placeholders, renamed_outputs, replace
 
 aten = torch.ops.aten
 
@@ -32,7 +32,9 @@ class FuseConvBatchNormPass(Pass):
     It applies where the convolution (not transposed) feeds only the norm, its weight and the
     norm's bias parameters feed nothing else, and every norm statistic is a parameter or buffer.
     The fused values replace the weight's and the norm bias's entries in the program's state dict
-    (the user's module is untouched), so the archive keeps their module-path labels."""
+    (the user's module is untouched), so the archive keeps their module-path labels; the weight's
+    placeholder records the per-output-channel factor in `meta[FOLDED_SCALE]` (the model's weight is
+    the program's divided by it)."""
 
     def call(self, program: ExportedProgram) -> PassResult:
         kinds = {n: spec for n, spec in placeholders(program)}
@@ -62,6 +64,7 @@ class FuseConvBatchNormPass(Pass):
             scale = g / torch.sqrt(v + eps)
             shift = b - m * scale + (0 if conv_bias is None else conv_bias.detach().double() * scale)
             dtype = params[0].dtype
+            weight.meta[FOLDED_SCALE] = scale.to(dtype) * weight.meta.get(FOLDED_SCALE, 1)
             state[kinds[weight].target] = torch.nn.Parameter(
                 (w * scale.reshape(-1, *[1] * (w.dim() - 1))).to(dtype), requires_grad=False)
             state[kinds[beta].target] = torch.nn.Parameter(shift.to(dtype), requires_grad=False)

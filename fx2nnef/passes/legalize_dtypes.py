@@ -11,13 +11,12 @@ from torch.export.graph_signature import InputKind, TensorArgument
 
 from ..compiler.pass_base import Pass, PassResult
 from ..compiler.program import (OUTPUT_NAMES, fake_mode, input_name, output_node, placeholders, propagate_meta,
-                                replace, source_line)
-from ..errors import UnsupportedOpError
+                                replace)
+from ..compiler.weights import placeholder_like, source_of
 
 log = logging.getLogger("fx2nnef")
 aten = torch.ops.aten
 
-COMPLEX = (torch.complex32, torch.complex64, torch.complex128)
 # argument positions that are boolean conditions, not promoted operands
 CONDITIONS = {aten.where.self: (0,), aten.masked_fill.Scalar: (1,), aten.masked_fill.Tensor: (1,)}
 LOGICAL = {aten.logical_and.default, aten.logical_or.default, aten.logical_xor.default, aten.logical_not.default}
@@ -86,9 +85,8 @@ def _is_f16_result(node: torch.fx.Node) -> bool:
 
 class LegalizeDtypesPass(Pass):
     """After it, every tensor has a dtype the target computes in: f64, bf16 and f16 are replaced as
-    chosen (`float64`, `bfloat16`, `float16`), no tensor is complex, and every pointwise op (and
-    cat/stack) reads tensor operands of the one dtype it computes in: implicit promotions are
-    explicit casts (`aten._to_copy(x, dtype=...)`). User inputs and outputs whose dtype was replaced
+    chosen (`float64`, `bfloat16`, `float16`), and every pointwise op (and cat/stack) reads tensor
+    operands of the one dtype it computes in: implicit promotions are explicit casts (`aten._to_copy(x, dtype=...)`). User inputs and outputs whose dtype was replaced
     keep it when it is in `io_dtypes` (a cast follows the input, precedes the output). The
     SENSITIVE ops of the groups in `f16_in_f32` ("attention", "norm", "linear"; "all") compute on
     f16 in f32 between two casts. Parameters are converted on copies; the user's model is untouched."""
@@ -104,7 +102,6 @@ class LegalizeDtypesPass(Pass):
             self.sensitive.discard(aten.scaled_dot_product_attention.default)
 
     def call(self, program: ExportedProgram) -> PassResult:
-        self._reject_complex(program)
         program, modified = self._replace_dtypes(program)
         if self.sensitive:
             modified |= self._upcast_sensitive(program, self.sensitive)
@@ -112,18 +109,6 @@ class LegalizeDtypesPass(Pass):
         if modified:
             program.graph_module.recompile()
         return PassResult(program, modified)
-
-    @staticmethod
-    def _reject_complex(program: ExportedProgram) -> None:
-        """Raise UnsupportedOpError naming every op that makes or reads a complex tensor."""
-        bad = [n for n in program.graph.nodes
-               if isinstance(n.meta.get("val"), torch.Tensor) and n.meta["val"].dtype in COMPLEX]
-        if bad:
-            ops = sorted({n.target.name() if isinstance(n.target, torch._ops.OpOverload) else n.op for n in bad})
-            lines = "\n".join(f"  {n.format_node()}  {source_line(n)}" for n in bad[:10])
-            raise UnsupportedOpError(
-                f"complex tensors have no NNEF/tract equivalent (ops: {', '.join(ops)}); compute the real "
-                f"and imaginary parts as separate real tensors (torch.view_as_real) in the model. Made by:\n{lines}")
 
     def _replace_dtypes(self, program: ExportedProgram) -> tuple[ExportedProgram, bool]:
         """Swap replaced dtypes in lifted tensors, placeholders and dtype arguments, then re-infer meta;
@@ -154,9 +139,13 @@ class LegalizeDtypesPass(Pass):
                             input_name(node), val.dtype, new, val.dtype)
             store = state_dict if spec.target in state_dict else constants
             if spec.target in store:
-                converted = store[spec.target].detach().to(new)
                 is_param = isinstance(store[spec.target], torch.nn.Parameter)
-                store[spec.target] = torch.nn.Parameter(converted, requires_grad=False) if is_param else converted
+                source = source_of(store[spec.target])
+                if source is not None:  # a weight on disk: converted when it is written
+                    store[spec.target] = placeholder_like(source, new, parameter=is_param)
+                else:
+                    converted = store[spec.target].detach().to(new)
+                    store[spec.target] = torch.nn.Parameter(converted, requires_grad=False) if is_param else converted
             with mode:
                 node.meta["val"] = val.to(new)
         for node in program.graph.nodes:

@@ -219,13 +219,24 @@ def test_bool_masks(target, tmp_path):
 
 class Complex(torch.nn.Module):
     def forward(self, x):
-        return torch.view_as_real(torch.polar(x, x) * 2)
+        return torch.view_as_real(torch.polar(x, x) * 2), torch.polar(x, x)
 
 
 @pytest.mark.parametrize("target", [TractNNEF(), KhronosNNEF()], ids=["tract", "khronos"])
-def test_complex_is_a_clear_error(target, tmp_path):
-    with pytest.raises(UnsupportedOpError, match=r"complex tensors .*aten::polar"):
-        export(Complex(), (torch.rand(4),), target, tmp_path)
+def test_complex_values_are_real_pairs(target, tmp_path):
+    report = export(Complex(), (torch.rand(4),), target, tmp_path)
+    assert [tuple(t.shape) for t in report.graph.outputs] == [(4, 2), (4, 2)]
+    assert io_dtypes(report)[1] == ["f32", "f32"]
+
+
+def test_complex_ops_without_a_pair_form_are_a_clear_error(tmp_path):
+    class Unsupported(torch.nn.Module):
+        def forward(self, x):
+            return torch.view_as_real(torch.logcumsumexp(torch.polar(x, x), 0))
+
+    with pytest.raises(UnsupportedOpError, match=r"op\(s\) on complex values .*no real-pair form(.|\n)*"
+                                                 r"aten::logcumsumexp"):
+        export(Unsupported(), (torch.rand(4),), TractNNEF(), tmp_path)
 
 
 # -- mixed-dtype graphs -----------------------------------------------------------------------

@@ -6,6 +6,7 @@ the archive and its outputs are compared with eager PyTorch.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -13,7 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator
+from unittest import mock
 
+import numpy as np
 import torch
 import torch.utils._pytree as pytree
 
@@ -89,10 +92,12 @@ def _numel(sample) -> int:
     return sum(t.numel() for t in leaves if isinstance(t, torch.Tensor))
 
 
-def run_sample(opinfo, sample, tolerance=FLOAT_TOLERANCE, workdir: Path | None = None) -> Outcome:
-    """Export one sample with check_io and return how it went."""
+def run_sample(opinfo, sample, tolerance=FLOAT_TOLERANCE, workdir: Path | None = None,
+               statistical: bool = False) -> Outcome:
+    """Export one sample with check_io and return how it went (`statistical`: compare draws of a
+    random op by their distribution, see _run_statistical)."""
     start = time.perf_counter()
-    outcome = _run(opinfo, sample, tolerance, workdir)
+    outcome = (_run_statistical if statistical else _run)(opinfo, sample, tolerance, workdir)
     outcome.seconds = time.perf_counter() - start
     return outcome
 
@@ -126,6 +131,113 @@ def _run(opinfo, sample, tolerance, workdir: Path | None) -> Outcome:
     return Outcome(PASSED)
 
 
+# -- statistical comparison of random ops ---------------------------------------------------------
+DRAWN_ELEMENTS = 4096   # values drawn by tract per output (at least MIN_DRAWS, at most MAX_DRAWS calls)
+MIN_DRAWS, MAX_DRAWS = 8, 64
+REFERENCE_FACTOR = 4    # PyTorch draws this many times as many values
+Z = 5.0                 # how many standard errors a moment may be off
+DISCRETE = 64           # a reference with at most this many distinct values is a discrete distribution
+
+
+class Draws(torch.nn.Module):
+    """Calls the sample module `count` times and stacks each tensor output over the calls."""
+
+    def __init__(self, model, count: int):
+        super().__init__()
+        self.model, self.count = model, count
+
+    def forward(self, *tensors):
+        calls = [[t for t in pytree.tree_leaves(self.model(*tensors)) if isinstance(t, torch.Tensor)]
+                 for _ in range(self.count)]
+        return tuple(torch.stack(outputs) for outputs in zip(*calls))
+
+
+@contextlib.contextmanager
+def _independent_draws():
+    """Let OpInfo's random ops draw from the running generator: their `wrapper_set_seed` reseeds it
+    with 42 (and restores its state) around every call, so that every call would draw the same."""
+    from torch.testing._internal import common_methods_invocations
+    with mock.patch.object(common_methods_invocations, "wrapper_set_seed", lambda op, *a, **k: op(*a, **k)):
+        yield
+
+
+def _run_statistical(opinfo, sample, tolerance, workdir: Path | None) -> Outcome:
+    """Export the sample called K times (K draws in one archive, each random operator seeded apart),
+    run it in tract and compare each output's draws with REFERENCE_FACTOR x K draws of eager PyTorch:
+    mean and variance within Z standard errors, values within PyTorch's range (or, for a discrete
+    output, among PyTorch's values) and as many NaNs and infinities, up to sampling noise."""
+    with _independent_draws():
+        return _compare_draws(opinfo, sample, tolerance, workdir)
+
+
+def _compare_draws(opinfo, sample, tolerance, workdir: Path | None) -> Outcome:
+    model, tensors = sample_module(opinfo, sample)
+    try:
+        with torch.no_grad():
+            eager = [t for t in pytree.tree_leaves(model(*tensors)) if isinstance(t, torch.Tensor)]
+    except Exception as e:  # noqa: BLE001 - a sample torch itself rejects is not ours to judge
+        return Outcome("eager error", _first_line(e))
+    if not eager:
+        return Outcome(NO_TENSOR, "no tensor output")
+    numel = max(sum(t.numel() for t in eager), 1)
+    count = min(MAX_DRAWS, max(MIN_DRAWS, -(-DRAWN_ELEMENTS // numel)))
+    draws = Draws(model, count)
+    names = [f"t{i}" for i in range(len(tensors))]
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        target = fx2nnef.TractNNEF(check_io=True, check_io_tolerance=tolerance)
+        try:
+            report = fx2nnef.export_model_to_nnef(draws, tensors, Path(tmp) / "model", inference_target=target,
+                                                  input_names=names)
+        except CaptureError as e:
+            return Outcome(CAPTURE, _first_line(e))
+        except FX2NNEFError as e:
+            return Outcome(classify(e), _first_line(e))
+        from fx2nnef.backends.tract import run
+        fed = [tensors[names.index(name)].numpy() for name in report.input_names]
+        got = run(report.path, fed, report.graph.registries)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        reference = [torch.cat(parts) for parts in zip(*(draws(*tensors) for _ in range(REFERENCE_FACTOR)))]
+    for index, (drawn, expected) in enumerate(zip(got, reference, strict=True)):
+        problem = distribution_mismatch(np.asarray(drawn), expected.numpy())
+        if problem:
+            return Outcome("mismatch", f"output {index} ({count} draws): {problem}")
+    return Outcome(PASSED)
+
+
+def distribution_mismatch(drawn: np.ndarray, reference: np.ndarray) -> str | None:
+    """Say how tract's draws differ in distribution from PyTorch's (same layout, more draws along
+    axis 0), or return None when they agree (see _run_statistical)."""
+    if drawn.shape[1:] != reference.shape[1:] or drawn.dtype != reference.dtype:
+        return f"got {drawn.dtype}{list(drawn.shape)}, expected {reference.dtype}[*, {list(reference.shape[1:])}]"
+    x, y = drawn.astype(np.float64).ravel(), reference.astype(np.float64).ravel()
+    if not x.size:
+        return None
+    for name, test in (("NaN", np.isnan), ("+inf", np.isposinf), ("-inf", np.isneginf)):
+        fx, fy = test(x).mean(), test(y).mean()
+        if abs(fx - fy) > Z * np.sqrt(max(fy * (1 - fy), 1 / y.size) / x.size):
+            return f"{name} fraction {fx:.3g}, PyTorch's {fy:.3g}"
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if x.size < 2 or y.size < 2:
+        return None
+    values, counts = np.unique(y, return_counts=True)
+    unseen = ~np.isin(x, values)
+    # a new draw is a value PyTorch never drew with probability ~ (values it drew once) / draws (Good-Turing)
+    if values.size <= DISCRETE and unseen.sum() > 2 + 4 * x.size * (1 + (counts == 1).sum()) / y.size:
+        return f"{unseen.sum()} values never drawn by PyTorch, e.g. {x[unseen][0]!r} (its values: " \
+               f"{values[:8].tolist()}...)"
+    outside = ((x < y.min()) | (x > y.max())).sum()
+    if outside > 2 + 4 * x.size / (y.size + 1):  # each draw falls outside y's range with probability 2/(n+1)
+        return f"{outside} of {x.size} values outside PyTorch's range [{y.min():.4g}, {y.max():.4g}]"
+    mean, var = y.mean(), y.var()
+    if abs(x.mean() - mean) > Z * np.sqrt(var / x.size + var / y.size) + 1e-6 * (1 + abs(mean)):
+        return f"mean {x.mean():.5g}, PyTorch's {mean:.5g} (variance {var:.4g})"
+    spread = np.mean((y - mean) ** 4) - var ** 2  # the variance of a squared deviation
+    if abs(x.var() - var) > Z * np.sqrt(max(spread, 0.0) * (1 / x.size + 1 / y.size)) + 1e-9 * (1 + var):
+        return f"variance {x.var():.5g}, PyTorch's {var:.5g}"
+    return None
+
+
 def _same(a, b) -> bool:
     """Tell whether two eager results hold the same values (NaN equal to NaN)."""
     left, right = pytree.tree_leaves(a), pytree.tree_leaves(b)
@@ -138,8 +250,7 @@ def _same(a, b) -> bool:
 def classify(error: FX2NNEFError) -> str:
     """Return the failure category of an fx2nnef error."""
     if isinstance(error, UnsupportedOpError):
-        return "not expressible" if "not expressible" in str(error) or "complex" in str(error) \
-            or "in place" in str(error) else "unsupported op"
+        return "not expressible" if "not expressible" in str(error) or "in place" in str(error) else "unsupported op"
     if isinstance(error, LoweringError):
         return "lowering error"
     if isinstance(error, (PassError, ExportInputError)):
@@ -163,8 +274,10 @@ def _first_line(error: BaseException) -> str:
     return (lines[0] if lines else type(error).__name__)[:300]
 
 
-def run_entry(opinfo, dtypes=(torch.float32,), limit: int | None = 3, tolerance=None) -> list[tuple[str, Outcome]]:
-    """Run up to `limit` samples of each dtype the op supports; return (dtype name, outcome) per sample."""
+def run_entry(opinfo, dtypes=(torch.float32,), limit: int | None = 3, tolerance=None,
+              statistical: bool = False) -> list[tuple[str, Outcome]]:
+    """Run up to `limit` samples of each dtype the op supports; return (dtype name, outcome) per sample
+    (`statistical`: the op samples random numbers, compared by distribution)."""
     results = []
     supported = opinfo.supported_dtypes("cpu")
     for dtype in dtypes:
@@ -172,7 +285,7 @@ def run_entry(opinfo, dtypes=(torch.float32,), limit: int | None = 3, tolerance=
             continue
         tol = (tolerance or {}).get(dtype, FLOAT_TOLERANCE)
         for sample in samples(opinfo, dtype, limit):
-            results.append((str(dtype).replace("torch.", ""), run_sample(opinfo, sample, tol)))
+            results.append((str(dtype).replace("torch.", ""), run_sample(opinfo, sample, tol, statistical=statistical)))
     return results
 
 

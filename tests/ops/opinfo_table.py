@@ -5,6 +5,11 @@ ATen op whose lowering the entry exercises; `tolerance` maps a dtype to (atol, r
 abs 1e-4 + rel 1e-4 is too tight (with the reason in `notes`); `xfail`/`skip` give the reason an entry is
 expected to fail (prefer xfail: it shows when the op starts passing); `dtypes` are the dtypes the
 default run checks (the full sweep in benchmarks/opinfo_coverage.py runs float32 on every op_db entry).
+`statistical` marks an op that samples random numbers and says what is compared: tract's generator is
+not PyTorch's, so the harness compares the distribution of many draws (opinfo_harness._run_statistical:
+mean and variance within 5 standard errors of 4x as many PyTorch draws, values within PyTorch's range,
+or among its values when it drew at most 64 distinct ones, NaN/inf fractions alike); every other entry
+is compared value by value at its tolerance.
 Importing this module checks every key against op_db, so a renamed OpInfo fails loudly.
 """
 from __future__ import annotations
@@ -26,6 +31,7 @@ class Spec:
     xfail: str | None = None
     skip: str | None = None
     notes: str = ""
+    statistical: str | None = None
 
 
 def _ints(lowering: str, **kw) -> Spec:
@@ -150,9 +156,90 @@ TABLE: dict[str, Spec] = {
     "full_like": Spec("aten::full_like"),
     "zeros_like": Spec("aten::zeros_like"),
     "arange": Spec("aten::arange.start_step"),
-    # not expressible: must fail at export, with the reason
-    "nonzero": Spec("aten::nonzero", xfail="data-dependent output shape"),
+    # -- issue 18, indexing and data-dependent sizes (lowerings/advanced_indexing.py, data_sized.py) --
+    "nonzero": _ints("aten::nonzero"),
+    "argwhere": Spec("aten::nonzero", (F32, I64, BOOL)),
+    "masked_select": Spec("aten::masked_select", (F32, I64)),
+    "unique": Spec("aten::_unique2", (F32, I64)),
+    "unique_consecutive": Spec("aten::unique_consecutive", (F32, I64)),
+    "tensor_split": Spec("aten::_local_scalar_dense"),
+    "combinations": Spec("aten::masked_select"),
+    "bincount": Spec("aten::bincount", (I64,)),
+    "repeat_interleave": Spec("aten::repeat_interleave.Tensor", (F32, I64)),
+    "__getitem__": Spec("aten::index.Tensor", (F32, I64)),
+    "_unsafe_masked_index_put_accumulate": Spec("aten::index_put"),
+    "special.laguerre_polynomial_l": Spec("aten::special_laguerre_polynomial_l",
+                                          notes="run-time degrees: a tract_core_scan over a data-sized range"),
+    "special.legendre_polynomial_p": Spec("aten::special_legendre_polynomial_p",
+                                          notes="run-time degrees: a tract_core_scan over a data-sized range"),
+    # -- issue 18, random sampling (lowerings/random.py): compared by distribution, see `statistical` --
+    "rand_like": Spec("aten::randn_like", statistical="N(0, 1) (OpInfo's rand_like calls randn_like): moments, range"),
+    "randn": Spec("aten::randn", statistical="N(0, 1): mean, variance, range"),
+    "randn_like": Spec("aten::randn_like", statistical="N(0, 1): mean, variance, range"),
+    "randint": Spec("aten::randint", (F32, I64), statistical="uniform integers in [low, high): the set of values, "
+                                                              "mean, variance"),
+    "randint_like": Spec("aten::randint_like", (F32, I64), statistical="uniform integers in [0, high): the set of "
+                                                                        "values, mean, variance"),
+    "bernoulli": Spec("aten::bernoulli", statistical="0/1 with the input's probabilities: the set {0, 1} and the "
+                                                     "mean (= mean probability)"),
+    "multinomial": Spec("aten::multinomial", statistical="category indices (Gumbel keys): the set of indices, their "
+                                                         "mean and variance"),
+    "normal": Spec("aten::normal.Tensor_Tensor", statistical="N(mean, std) per element: pooled mean, variance, "
+                                                             "range"),
+    "normal.number_mean": Spec("aten::normal.float_float", statistical="N(mean, std): mean, variance, range"),
+    "nn.functional.dropout": Spec("aten::native_dropout", statistical="kept values scaled by 1/(1-p), zeros "
+                                                                      "elsewhere: mean, variance, range"),
+    "nn.functional.rrelu": Spec("aten::rrelu_with_noise_functional",
+                                statistical="x where x > 0, x * U[lower, upper) elsewhere: mean, variance, range"),
+    "nn.functional.fractional_max_pool2d": Spec("aten::fractional_max_pool2d",
+                                                statistical="maxima over randomly placed windows: mean, variance, "
+                                                            "range (test_random.py checks given samples exactly)"),
+    "nn.functional.fractional_max_pool3d": Spec("aten::fractional_max_pool3d",
+                                                statistical="maxima over randomly placed windows: mean, variance, "
+                                                            "range"),
+    **{name: Spec(f"aten::{op}", xfail=f"writes into its input in place (x.{name.split('.')[0]}_()): an NNEF graph cannot "
+                                       "mutate its inputs; the functional op is lowered (test_random.py)",
+                  statistical="not reached") for name, op in (
+        ("uniform", "uniform"), ("exponential", "exponential"), ("cauchy", "cauchy"), ("geometric", "geometric"),
+        ("log_normal", "log_normal"), ("normal.in_place", "normal_functional"))},
 }
+
+
+# -- complex values and Fourier transforms (issue #14: passes/legalize_complex.py writes complex values as
+# real (re, im) pairs and FFTs as fx2nnef::fft / fx2nnef::stft). float32 entries take real inputs (rfft, stft,
+# complex(), polar) or cast them to complex (fft); complex64 entries feed complex inputs, which the archive
+# takes, like complex outputs, as real pairs on a trailing axis of 2.
+C64 = torch.complex64
+COMPLEX: dict[str, Spec] = {
+    "fft.fft": Spec("fx2nnef::fft"),
+    "fft.rfft": Spec("fx2nnef::fft"),
+    "fft.irfft": Spec("fx2nnef::fft", (F32, C64)),
+    "fft.hfft": Spec("fx2nnef::fft"),
+    "fft.ihfft2": Spec("fx2nnef::fft"),
+    "fft.fftn": Spec("fx2nnef::fft", (C64,)),
+    "fft.ifft": Spec("fx2nnef::fft", (C64,)),
+    "stft": Spec("fx2nnef::stft"),
+    "view_as_complex": Spec("aten::view_as_complex"),
+    "complex": Spec("aten::complex"),
+    "polar": Spec("aten::polar"),
+    "cfloat": Spec("aten::_to_copy"),
+    "view_as_real": Spec("aten::view_as_real", (C64,)),
+    "mul": Spec("aten::mul.Tensor", (C64,)),
+    "div.no_rounding_mode": Spec("aten::div.Tensor", (C64,)),
+    "abs": Spec("aten::abs", (C64,)),
+    "angle": Spec("aten::angle", (C64,)),
+    "exp": Spec("aten::exp", (C64,)),
+    "log": Spec("aten::log", (C64,)),
+    "tanh": Spec("aten::tanh", (C64,)),
+    "asinh": Spec("aten::asinh", (C64,)),
+    "matmul": Spec("aten::matmul", (C64,)),
+    "sum": Spec("aten::sum.dim_IntList", (C64,)),
+    "var": Spec("aten::var.correction", (C64,)),
+    "cat": Spec("aten::cat", (C64,)),
+    "permute": Spec("aten::permute", (C64,)),
+}
+TABLE.update({name: dataclasses.replace(spec, dtypes=TABLE[name].dtypes + spec.dtypes) if name in TABLE else spec
+              for name, spec in COMPLEX.items()})
 
 
 # -- more dtypes (issue #6): every float32 entry also runs in float16, every int64 entry in int32 and
@@ -182,15 +269,19 @@ def _check_names() -> None:
     """Raise if a table key is not an OpInfo full name in op_db, or a lowering names no known op."""
     from fx2nnef.backends.nnef.registry import LoweringRegistry
     from fx2nnef.backends.nnef.unsupported import NOT_EXPRESSIBLE
+    from fx2nnef.passes.legalize_complex import RULES
     from opinfo_harness import op_db
     unknown = sorted(set(TABLE) - set(op_db()))
     if unknown:
         raise ValueError(f"opinfo_table names not in op_db: {', '.join(unknown)}")
     registry = LoweringRegistry.from_default()
+    legalized = {op.name() for op in RULES if isinstance(op, torch._ops.OpOverload)}
     strays = sorted(f"{name} -> {spec.lowering}" for name, spec in TABLE.items()
-                    if spec.lowering not in registry and spec.lowering not in NOT_EXPRESSIBLE)
+                    if spec.lowering not in registry and spec.lowering not in NOT_EXPRESSIBLE
+                    and spec.lowering not in legalized)
     if strays:
-        raise ValueError(f"opinfo_table lowerings that are neither registered nor not-expressible: {', '.join(strays)}")
+        raise ValueError("opinfo_table lowerings that are neither registered, legalized nor not-expressible: "
+                         f"{', '.join(strays)}")
 
 
 _check_names()

@@ -70,3 +70,21 @@ def test_khronos_target_uses_standard_ops_only(tmp_path):
     model = Outputs(torch.lgamma, torch.digamma, S.i0e, S.bessel_y0, S.erfcx, lambda x: torch.polygamma(2, x))
     fx2nnef.export_model_to_nnef(model, (torch.linspace(-9.7, 9.3, 40),), tmp_path / "model.nnef.tgz",
                                  inference_target=fx2nnef.KhronosNNEF())
+
+
+class Polynomials(torch.nn.Module):
+    """Returns the Laguerre and Legendre polynomials of x at degrees n."""
+
+    def forward(self, x, n):
+        return S.laguerre_polynomial_l(x, n), S.legendre_polynomial_p(x, n)
+
+
+@pytest.mark.parametrize("degrees", [[3.0, 7.0, 2.0, 30.0, 5.5, 4.0, -2.0], [0.0, 1.0, 1.0, 0.0, -1.0, 1.0, 0.0]],
+                         ids=["mixed", "no step"])
+def test_laguerre_and_legendre_of_run_time_degrees(tmp_path, degrees):
+    """A tract_core_scan as long as the largest degree runs the recurrence (no step when all are <= 1).
+    (At x = NaN PyTorch returns an uninitialized value, so NaN is left out.)"""
+    x = torch.tensor([0.5, -1.0, 1.0, 0.0, 2.0, -0.7, 0.3])
+    report = fx2nnef.export_model_to_nnef(Polynomials(), (x, torch.tensor(degrees)), tmp_path / "model.nnef.tgz",
+                                          inference_target=fx2nnef.TractNNEF(check_io=True))
+    assert sum(op.name == "tract_core_scan" for op in report.graph.operations) == 2

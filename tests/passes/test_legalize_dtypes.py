@@ -1,10 +1,8 @@
-"""LegalizeDtypesPass: implicit promotions become casts; f64/bf16 become the target's dtype; complex is refused."""
+"""LegalizeDtypesPass: implicit promotions become casts; f64/bf16 become the target's dtype."""
 from __future__ import annotations
 
-import pytest
 import torch
 
-from fx2nnef import UnsupportedOpError
 from fx2nnef.compiler.pass_base import count_ops
 from fx2nnef.compiler.program import user_inputs
 from fx2nnef.passes import FlattenIOPass, LegalizeDtypesPass
@@ -51,12 +49,3 @@ def test_bfloat16_to_float16_on_request():
     result = LegalizeDtypesPass(bfloat16=torch.float16)(captured(model, torch.randn(2, 3, dtype=torch.bfloat16)))
     dtypes = {n.meta["val"].dtype for n in result.program.graph.nodes if isinstance(n.meta.get("val"), torch.Tensor)}
     assert dtypes == {torch.float16}
-
-
-def test_complex_is_refused_with_the_node():
-    class Complex(torch.nn.Module):
-        def forward(self, x):
-            return torch.view_as_real(torch.view_as_complex(x) * 2)
-
-    with pytest.raises(UnsupportedOpError, match="complex"):
-        LegalizeDtypesPass()(captured(Complex(), torch.randn(3, 2)))

@@ -9,12 +9,14 @@ import re
 from typing import Any
 
 import numpy as np
+import sympy
 import torch
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
 from ...compiler.dynamic import tract_expr
-from ...compiler.program import OUTPUT_NAMES, input_name, output_node, placeholders, source_line
+from ...compiler.program import OUTPUT_NAMES, QUANTIZED, input_name, output_node, placeholders, source_line
+from ...compiler.weights import source_of
 from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import LITERAL_PREFIX, NUMPY_DTYPES, Expr, Graph, Operation, Tensor
@@ -26,6 +28,7 @@ from .unsupported import reason as not_expressible
 from .standard import GENERIC_OPS, KEYWORDS, LOGICAL_OPS, STANDARD_OPS, khronos_type
 
 log = logging.getLogger("fx2nnef")
+from ...compiler.weights import source_of
 
 DTYPES = {
     torch.float16: "f16", torch.float32: "f32", torch.float64: "f64",
@@ -47,22 +50,35 @@ class Builder:
     `dialect` is "tract" (standard NNEF + tract extensions) or "khronos" (standard NNEF only:
     `b.khronos` is true, and emitting a non-standard op raises UnsupportedOpError naming the ATen op).
     `b.fused_attention` tells attention lowerings to emit tract's fused sdpa operator.
+    `b.streaming` says the graph must stream along a time axis: lowerings then avoid operators tract
+    cannot pulse.
+    `b.seed()` gives random operators their seeds.
     `tract_version` is the tract release the graph is for: an operator it cannot read is replaced by
     its older form (older_forms.py) or raises LoweringError naming the first release that reads it;
     lowerings that have a better older form of their own ask `b.supports(operator)`.
+
+    Sizes torch.export reads from tensor data (its unbacked symbols u0, u1...) are bound by the
+    lowering that computes them: `b.bind_size(dim)` declares a fresh tract symbol, which tract binds
+    at run time from the output that carries it, or `b.bind_size(dim, n)` fixes a size known now.
     """
 
     def __init__(self, graph: Graph, symbols: dict[str, str] | None = None, dialect: str = "tract",
-                 fused_attention: bool = False, tract_version: str | None = None, naming: str = "natural_verbose"):
+                 fused_attention: bool = False, tract_version: str | None = None, naming: str = "natural_verbose",
+                 streaming: bool = False, random_seed: int | None = 0):
         self.graph = graph
         self.node: torch.fx.Node | None = None
-        self.symbols = symbols or {}
-        self.names: set[str] = set()
+        self.symbols = dict(symbols or {})
+        self.names: set[str] = set(self.symbols.values())  # fresh data-dependent symbols must differ
         self.constants = 0
         self.khronos = dialect == "khronos"
         self.fused_attention = fused_attention
+        self.streaming = streaming
         self.tract_version = None if self.khronos else tract_version
         self.naming = naming
+        self._origin: tuple = (None, "")
+        self.known_sizes: dict[sympy.Symbol, sympy.Integer] = {}   # data-dependent sizes known now
+        self.random_seed = random_seed
+        self.random_ops = 0
 
     # -- naming --------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -104,8 +120,36 @@ class Builder:
             out_dtype = out_dtype or _infer_dtype(name, args, attribs)
         base = naming.base_name(self.naming, self.node.name, _scope(self.node)) if self.node is not None else name
         outs = tuple(Tensor(self.fresh(base), out_dtype, out_shape) for _ in range(outputs))
-        self.graph.operations.append(Operation(name, args, attribs, outs, generic))
+        self.graph.operations.append(Operation(name, args, attribs, outs, generic, self.origin))
         return outs[0] if outputs == 1 else outs
+
+    @property
+    def origin(self) -> str:
+        """Say which ATen op emits the current operations, and where: "aten::mean.dim at model.py:9 ..."."""
+        if self.node is None:
+            return ""
+        if self._origin[0] is not self.node:
+            where = source_line(self.node)
+            where = where if not where or where.startswith("in module") else f"at {where}"
+            self._origin = (self.node, f"{op_name(self.node)} {where}".strip())
+        return self._origin[1]
+
+    def body(self, name: str) -> "Builder":
+        """Return a builder for a new loop body named `name`: an NNEF fragment defined by operations
+        (graph.bodies[name]), which a `tract_core_scan` names. Add its parameters with `param`, emit
+        its operations with `op` and set its `graph.outputs`; it shares this graph's registries."""
+        body = Graph(name=name, registries=self.graph.registries)
+        child = Builder(body, self.symbols, "khronos" if self.khronos else "tract", self.fused_attention,
+                        self.tract_version, self.naming, self.streaming)
+        child.node = self.node
+        self.graph.bodies[name] = body
+        return child
+
+    def param(self, name: str, dtype: str, shape: tuple) -> Tensor:
+        """Add a parameter to the loop body this builder emits (see `body`) and return it."""
+        t = Tensor(self.fresh(name), dtype, shape)
+        self.graph.inputs.append(t)
+        return t
 
     def supports(self, operator: str) -> bool:
         """Tell whether the targeted tract release reads `operator` (always true without a target)."""
@@ -167,6 +211,13 @@ class Builder:
             raise self.not_standard(f"it needs tract's {registry} operators")
         self.graph.registries.add(registry)
 
+    def seed(self) -> int | None:
+        """Return the seed of the next random operator: the target's seed plus the count of random
+        operators so far (each draws its own stream), or None when the target asks tract to seed
+        every run from the system."""
+        self.random_ops += 1
+        return None if self.random_seed is None else self.random_seed + self.random_ops - 1
+
     def fragment(self, name: str, text: str) -> None:
         """Declare a fragment definition the graph uses (emitted once)."""
         self.graph.fragments.setdefault(name, text)
@@ -222,11 +273,37 @@ class Builder:
     def dim(self, d: Any) -> int | Expr:
         """Return a dimension as an int, or as a tract expression when symbolic."""
         if isinstance(d, torch.SymInt):
-            expr = d.node.expr
+            expr = d.node.expr.xreplace(self.known_sizes) if self.known_sizes else d.node.expr
             if expr.is_number:
                 return int(expr)
             return Expr(tract_expr(expr, self.symbols))
         return int(d)
+
+    def bind_size(self, d: Any, value: int | None = None) -> int | Expr:
+        """Bind a size torch.export read from tensor data (an unbacked symbol, e.g. the row count of
+        nonzero's output) and return it as a dim: to `value` when known at export time, else to a
+        fresh tract symbol, declared in the graph, that tract binds at run time from the first output
+        whose shape holds it (a lowering must emit that output with the returned dim in its shape)."""
+        if not isinstance(d, torch.SymInt) or d.node.expr.is_number:
+            return self.dim(d)
+        expr = d.node.expr
+        if not isinstance(expr, sympy.Symbol):
+            raise LoweringError(f"internal: the data-dependent size {expr} is not a plain symbol")
+        if str(expr) in self.symbols or expr in self.known_sizes:
+            return self.dim(d)
+        if value is not None:
+            self.known_sizes[expr] = sympy.Integer(value)
+            return int(value)
+        size = self.new_size(f"n_{expr}")
+        self.symbols[str(expr)] = size.text
+        return size
+
+    def new_size(self, base: str = "n") -> Expr:
+        """Declare a fresh tract symbol for a size known only at run time that no PyTorch size names
+        (tract binds it from the first output whose shape holds it)."""
+        name = self.fresh(base)
+        self.graph.symbols.append(name)
+        return Expr(name)
 
     def shape_of(self, value: torch.Tensor) -> tuple:
         return tuple(self.dim(d) for d in value.shape)
@@ -356,6 +433,15 @@ def _bind(node: torch.fx.Node) -> dict[str, Any]:
     return bound
 
 
+def _symbolic_tensor_arguments(node: torch.fx.Node, kwargs: dict[str, Any]) -> list[str]:
+    """Return the names of the arguments that received a symbolic size (an Expr) where the op reads a
+    tensor: Tensor-typed ones, and Scalar-typed ones of ops on tensors (`rsub(x, S)`, not `arange(S)`)."""
+    arguments = node.target._schema.arguments
+    on_tensors = any(isinstance(arg.type, torch.TensorType) for arg in arguments)
+    kinds = (torch.TensorType, torch.NumberType) if on_tensors else (torch.TensorType,)
+    return [arg.name for arg in arguments if isinstance(kwargs.get(arg.name), Expr) and isinstance(arg.type, kinds)]
+
+
 def _scope(node: torch.fx.Node) -> str:
     """Return the dotted path of the innermost module that created `node` ('' at the root)."""
     stack = node.meta.get("nn_module_stack")
@@ -372,6 +458,12 @@ def op_name(node: torch.fx.Node) -> str:
 
 def _is_symbolic(node: torch.fx.Node) -> bool:
     return isinstance(node.meta.get("val"), (torch.SymInt, torch.SymFloat, torch.SymBool, int, float, bool))
+
+
+def _reads_data(node: torch.fx.Node, registry: LoweringRegistry) -> bool:
+    """Tell whether a node giving a Python scalar reads it from tensor data with a lowered op
+    (`aten::_local_scalar_dense`, i.e. `.item()`): it is lowered to a rank-0 tensor."""
+    return isinstance(node.target, torch._ops.OpOverload) and op_name(node) in registry
 
 
 def unsupported_ops(program: ExportedProgram, registry: LoweringRegistry) -> dict[str, list[torch.fx.Node]]:
@@ -401,15 +493,17 @@ def format_unsupported(missing: dict[str, list[torch.fx.Node]]) -> str:
 def lower_program(program: ExportedProgram, registry: LoweringRegistry,
                   symbols: dict[str, str] | None = None, dialect: str = "tract",
                   fused_attention: bool = False, tract_version: str | None = None,
-                  naming_scheme: str = "natural_verbose") -> Graph:
+                  naming_scheme: str = "natural_verbose", streaming: bool = False,
+                  random_seed: int | None = 0) -> Graph:
     """Translate the program into an NNEF Graph of the dialect ("tract" or "khronos") for the given
-    tract release (the newest when None), its tensors named by `naming_scheme` (naming.py); raise
-    UnsupportedOpError listing all missing ops."""
+    tract release (the newest when None), its tensors named by `naming_scheme` (naming.py), using
+    only operators tract can pulse when `streaming`, random operators seeded from `random_seed`
+    (None: by tract on every run); raise UnsupportedOpError listing all missing ops."""
     missing = unsupported_ops(program, registry)
     if missing:
         raise UnsupportedOpError(format_unsupported(missing))
     graph = Graph()
-    b = Builder(graph, symbols, dialect, fused_attention, tract_version, naming_scheme)
+    b = Builder(graph, symbols, dialect, fused_attention, tract_version, naming_scheme, streaming, random_seed)
     out = output_node(program)
     out_names = out.meta.get(OUTPUT_NAMES) or [f"output_{i}" for i in range(len(out.args[0]))]
     user = [n for n, s in placeholders(program) if s.kind == InputKind.USER_INPUT]
@@ -490,7 +584,7 @@ def _materialize_contracted_broadcasts(b: Builder, graph: Graph) -> None:
 
 def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec, storages) -> Tensor:
     """Lower an input placeholder to `tract_core_external` (Khronos: `external<type>`), or a lifted
-    tensor to a `variable`."""
+    tensor to a `variable` (of its Q4_0 blocks when the node carries them)."""
     val = node.meta["val"]
     if spec.kind == InputKind.USER_INPUT:
         t = Tensor(input_name(node), nnef_dtype(val.dtype), b.shape_of(val))
@@ -509,9 +603,13 @@ def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec
     key = (real.untyped_storage().data_ptr(), real.storage_offset(), tuple(real.shape), real.stride(), real.dtype)
     if key in storages:
         return storages[key]
-    nnef_dtype(real.dtype)  # raises a LoweringError for a dtype the target lacks
-    t = b.variable(real.contiguous().numpy(), b.fresh(naming.base_name(b.naming, node.name, label=spec.target)),
-                   spec.target)
+    data = node.meta.get(QUANTIZED)  # Q4_0 blocks
+    if data is None:
+        nnef_dtype(real.dtype)  # raises a LoweringError for a dtype the target lacks
+        data = source_of(real)  # a weight in its checkpoint file: streamed when written
+    if data is None:
+        data = real.contiguous().numpy()
+    t = b.variable(data, b.fresh(naming.base_name(b.naming, node.name, label=spec.target)), spec.target)
     storages[key] = t
     return t
 
@@ -520,6 +618,8 @@ def _convert(b: Builder, value: Any, env: dict) -> Any:
     """Map an fx argument to a lowering argument: Tensor, int/Expr dims, lists, literals."""
     if isinstance(value, torch.fx.Node):
         val = value.meta.get("val")
+        if isinstance(env.get(value), Tensor) and not _bound(b, val):  # a scalar read from tensor data
+            return env[value]
         if isinstance(val, torch.Tensor) or value in env and not isinstance(val, (torch.SymInt, int)):
             return env[value]
         return b.dim(val)
@@ -528,14 +628,25 @@ def _convert(b: Builder, value: Any, env: dict) -> Any:
     return value
 
 
+def _bound(b: Builder, val: Any) -> bool:
+    """Tell whether a SymInt is a size the builder can write (static, a dynamic axis or a bound size)."""
+    if not isinstance(val, torch.SymInt):
+        return False
+    expr = val.node.expr.xreplace(b.known_sizes)
+    return all(str(s) in b.symbols for s in expr.free_symbols)
+
+
 def _call(b: Builder, node: torch.fx.Node, env: dict, registry: LoweringRegistry) -> Any:
     """Lower one call_function node and name its result after the node."""
     if node.target is operator.getitem:
         return env[node.args[0]][node.args[1]]
-    if _is_symbolic(node):
+    if _is_symbolic(node) and not _reads_data(node, registry):
         return None
     lowering = registry.get(op_name(node))
     kwargs = {k: _convert(b, v, env) for k, v in _bind(node).items()}
+    for name in _symbolic_tensor_arguments(node, kwargs):
+        b.require("tract_core")   # a size used as a tensor (`arange(n) + P`): a 0-d i64 tensor of its value
+        kwargs[name] = b.op("tract_core_cast", kwargs[name], to="i64", out_dtype="i64", out_shape=())
     for r in lowering.registries:
         b.require(r)
     before = len(b.graph.operations)

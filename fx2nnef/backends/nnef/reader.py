@@ -133,3 +133,38 @@ def _tensor_file(label: str, header: bytes) -> TensorFile:
         kind = ITEM_TYPES.get((item, 0), f"item{item}")
         dtype = kind if kind == "bool" else f"{kind}{bits}" + ("(q)" if item in (2, 3) else "")
     return TensorFile(label, dtype, tuple(shape), size)
+
+
+def read_tensor_files(path: str | Path, chunk: int = 32 << 20) -> Iterator[tuple[str, str, tuple, Iterator[bytes]]]:
+    """Yield (label, numpy dtype name or block format ("q4_0"), shape, data pieces) for each tensor
+    file of an archive, reading at most `chunk` bytes at a time; consume each data iterator before
+    the next item."""
+    path = Path(path)
+    kinds = {"f": "float", "u": "uint", "i": "int"}
+
+    def pieces(f) -> Iterator[bytes]:
+        while block := f.read(chunk):
+            yield block
+
+    def described(label: str, f) -> tuple[str, str, tuple, Iterator[bytes]] | None:
+        tensor = _tensor_file(label, f.read(HEADER_SIZE))
+        kind, bits = tensor.dtype.removesuffix("(q)")[:1], tensor.dtype.removesuffix("(q)")[1:]
+        if tensor.dtype in ("bool", "q4_0"):
+            return label, tensor.dtype, tensor.shape, pieces(f)
+        if kind in kinds and bits.isdigit():
+            return label, f"{kinds[kind]}{bits}", tensor.shape, pieces(f)
+        return None
+
+    if path.is_dir():
+        for file in sorted(path.rglob("*.dat")):
+            with open(file, "rb") as f:
+                item = described(file.relative_to(path).as_posix()[:-4], f)
+                if item:
+                    yield item
+        return
+    with tarfile.open(path) as tar:
+        for member in tar:
+            if member.isfile() and member.name.endswith(".dat"):
+                item = described(_relative(member.name)[:-4], tar.extractfile(member))
+                if item:
+                    yield item

@@ -1,15 +1,20 @@
 """Print an NNEF graph in the dialect tract reads and write it, with its weights, to disk.
 
-`format_document` gives the `graph.nnef` text; `save` writes it together with one `<label>.dat`
-file per variable into a directory, a `.tar` or a `.tgz`, atomically. Weights are streamed from
-their numpy arrays: no second full copy of the data is made in memory.
+`format_document` gives the `graph.nnef` text and `format_quant` the `graph.quant` text (one
+entry per tensor with QuantParams); `save` writes them together with one `<label>.dat` file per
+variable into a directory, a `.tar` or a `.tgz`, atomically. Weights are streamed from their numpy
+arrays (or Q4_0 blocks, item type 0x3040): no second full copy of the data is made in memory.
 """
 from __future__ import annotations
 
 import collections
 import concurrent.futures
 import contextlib
+import errno
 import io
+import itertools
+import sys
+import time
 import logging
 import os
 import shutil
@@ -18,11 +23,13 @@ import tarfile
 import zlib
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, Iterable, Iterator, Union
 
 import numpy as np
 
-from fx2nnef.backends.nnef.graph import DTYPES, IDENTIFIER, Expr, Graph, Operation, Tensor
+from fx2nnef.backends.nnef.graph import (BLOCK_FORMATS, DTYPES, IDENTIFIER, BlockQuantized, Expr, Graph, Operation,
+                                         Tensor, block_format)
+from fx2nnef.backends.nnef.mapped import FileRange, MappedArray
 from fx2nnef.errors import FX2NNEFError, SerializationError
 
 logger = logging.getLogger("fx2nnef")
@@ -31,6 +38,8 @@ HEADER_SIZE = 128
 MAX_RANK = 8
 MAX_DATA_BYTES = 2**32 - 1          # the header stores the data length as a u32
 ITEM_TYPES = {"f": 0, "u": 1, "i": 4, "b": 5}   # numpy dtype kind -> NNEF item type (Khronos vendor)
+TRACT_VENDOR = 0x5452            # "TR": the item-type vendor of tract's own formats (block-quantized)
+BLOCK_BITS = 0xFFFFFFFF          # bits per item of a block-quantized tensor
 # Float weights barely compress: on 46 MB of random f32, zlib level 6 gives 0.926 of the size in
 # ~12 s on this 2-core machine, level 1 0.929 in ~11 s, and Huffman coding alone 0.924 in ~4 s
 # (the exponent bytes are skewed, the rest is noise: string matching finds nothing). Huffman coding
@@ -41,6 +50,10 @@ GZIP_STRATEGY = zlib.Z_HUFFMAN_ONLY
 GZIP_CHUNK = 1 << 20
 WORTH_CODING = 0.9
 SAMPLE_BYTES = 1 << 16
+COPY_BYTES = 64 << 20             # bytes copied at a time from a checkpoint file to the archive
+NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM}
+PROGRESS_AFTER = 3.0              # seconds of writing before progress is reported
+REPORT_EVERY = 2.0
 INDENT = "  "
 PROPERTIES_SIGNATURE = (
     "fragment tract_core_properties() -> (properties: (string, tensor<scalar>)[])"
@@ -120,6 +133,24 @@ def format_properties(properties: dict[str, Any]) -> str:
     return f"{PROPERTIES_SIGNATURE}\n{{\n{INDENT}properties = {entries};\n}}"
 
 
+def _parameter_type(tensor: Tensor) -> str:
+    """Return the NNEF type of a fragment parameter or result: tensor<scalar|integer|logical>."""
+    kind = "logical" if tensor.dtype == "bool" else "integer" if tensor.dtype and tensor.dtype[0] in "iu" \
+        else "scalar"
+    return f"tensor<{kind}>"
+
+
+def format_body(name: str, body: Graph) -> str:
+    """Return the fragment definition of a loop body: its inputs are the parameters, its
+    outputs the results, its operations the statements."""
+    params = ", ".join(f"{_tensor_name(t)}: {_parameter_type(t)}" for t in body.inputs)
+    results = ", ".join(f"{_tensor_name(t)}: {_parameter_type(t)}" for t in body.outputs)
+    lines = [f"fragment {_identifier(name, 'fragment name')}({params}) -> ({results})", "{"]
+    lines += [INDENT + format_invocation(op) for op in body.operations]
+    lines.append("}")
+    return "\n".join(lines)
+
+
 def format_document(graph: Graph) -> str:
     """Return the full, deterministic `graph.nnef` text of `graph`."""
     lines = ["version 1.0;"]
@@ -133,6 +164,8 @@ def format_document(graph: Graph) -> str:
     lines.append("")
     for text in graph.fragments.values():
         lines += [text.strip(), ""]
+    for name, body in graph.bodies.items():
+        lines += [format_body(name, body), ""]
     if graph.properties:
         lines += [format_properties(graph.properties), ""]
     inputs = ", ".join(_tensor_name(tensor) for tensor in graph.inputs)
@@ -144,12 +177,39 @@ def format_document(graph: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_quant(graph: Graph) -> str:
+    """Return the `graph.quant` text: one entry per tensor of `graph` that carries QuantParams."""
+    lines = []
+    for op in graph.operations:
+        for tensor in op.outputs:
+            q = tensor.quant
+            if q is not None:
+                lines.append(f'"{_tensor_name(tensor)}": zero_point_linear_quantize(zero_point = {int(q.zero_point)}, '
+                             f"scale = {_format_float(np.float32(q.scale))}, bits = {q.bits}, "
+                             f"signed = {format_argument(q.signed)});")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 # --------------------------------------------------------------------------------------------
 # Tensor files
 
 
-def _dat_array(array: Any, what: str = "array") -> np.ndarray:
-    """Return `array` as a C-contiguous little-endian numpy array a `.dat` file can hold."""
+Stored = Union[np.ndarray, BlockQuantized, MappedArray]   # what a `.dat` file holds
+
+
+def _dat_array(array: Any, what: str = "array") -> Stored:
+    """Return `array` as a C-contiguous little-endian numpy array a `.dat` file can hold (block-
+    quantized weights, and weights still in their checkpoint file, as they are: the latter are read
+    while written)."""
+    if isinstance(array, BlockQuantized):
+        if array.format not in BLOCK_FORMATS or len(array.shape) > MAX_RANK:
+            raise SerializationError(f"{what}: cannot store a {array.format} tensor of shape {list(array.shape)}")
+        return array
+    if isinstance(array, MappedArray):
+        if array.dtype.name not in DTYPES or array.ndim > MAX_RANK or array.nbytes > MAX_DATA_BYTES:
+            raise SerializationError(f"{what}: a {array.dtype.name} tensor of shape {list(array.shape)} cannot be "
+                                     "stored in a tract .dat file")
+        return array
     try:
         result = np.asarray(array)
     except Exception as exc:  # e.g. a bf16 torch tensor refuses __array__
@@ -168,18 +228,23 @@ def _dat_array(array: Any, what: str = "array") -> np.ndarray:
     return np.require(result, dtype=result.dtype.newbyteorder("<"), requirements="C")
 
 
-def _dat_header(array: np.ndarray) -> bytes:
+def _dat_header(array: Stored) -> bytes:
     """Return the 128-byte NNEF tensor-file header of a `_dat_array` result."""
     header = bytearray(HEADER_SIZE)
-    struct.pack_into("<BBBBII", header, 0, 0x4E, 0xEF, 1, 0, array.nbytes, array.ndim)
-    struct.pack_into(f"<{array.ndim}I", header, 12, *array.shape)
-    struct.pack_into("<IHH", header, 44, array.dtype.itemsize * 8, ITEM_TYPES[array.dtype.kind], 0)
+    struct.pack_into("<BBBBII", header, 0, 0x4E, 0xEF, 1, 0, array.nbytes, len(array.shape))
+    struct.pack_into(f"<{len(array.shape)}I", header, 12, *array.shape)
+    if block_format(array):
+        struct.pack_into("<IHH", header, 44, BLOCK_BITS, BLOCK_FORMATS[array.format][2], TRACT_VENDOR)
+    else:
+        struct.pack_into("<IHH", header, 44, array.dtype.itemsize * 8, ITEM_TYPES[array.dtype.kind], 0)
     return bytes(header)
 
 
-def _data_view(array: np.ndarray) -> memoryview:
-    """Return the raw bytes of a C-contiguous array as a memoryview, without copying."""
-    return memoryview(array.reshape(-1).view(np.uint8))
+def _data_view(array: Stored) -> memoryview:
+    """Return the raw bytes of a C-contiguous array (or of quantized blocks) as a memoryview, without copying."""
+    if isinstance(array, BlockQuantized):
+        array = array.blocks
+    return memoryview(np.require(array, requirements="C").reshape(-1).view(np.uint8))
 
 
 def dat_size(array: Any) -> int:
@@ -187,11 +252,59 @@ def dat_size(array: Any) -> int:
     return HEADER_SIZE + _dat_array(array).nbytes
 
 
-def write_dat(f: BinaryIO, array: Any) -> int:
+def _pieces(array: Stored) -> Iterator[memoryview | FileRange]:
+    """Yield the data bytes of a `_dat_array` result: one view, a mapped weight's converted pieces,
+    or the range of its file when it is written as stored."""
+    if isinstance(array, MappedArray) and array.verbatim and array.file is not None:
+        yield FileRange(array.file, array.offset, array.nbytes)
+    elif isinstance(array, MappedArray):
+        for chunk in array.chunks():
+            yield _data_view(chunk)
+    else:
+        yield _data_view(array)
+
+
+def _write(stream: BinaryIO, piece: bytes | memoryview | FileRange, progress: "Progress | None") -> int:
+    """Write one piece to `stream`; a file range is copied file to file by the kernel when `stream`
+    is a plain file, else read and written in COPY_BYTES pieces. Return the bytes written."""
+    if not isinstance(piece, FileRange):
+        stream.write(piece)
+        if progress is not None:
+            progress.advance(memoryview(piece).nbytes)
+        return memoryview(piece).nbytes
+    with open(piece.file, "rb") as source:
+        offset, end = piece.offset, piece.offset + piece.length
+        if isinstance(stream, (io.BufferedWriter, io.FileIO)):
+            stream.flush()
+            try:
+                while offset < end:
+                    count = os.copy_file_range(source.fileno(), stream.fileno(), min(end - offset, COPY_BYTES), offset)
+                    if count <= 0:
+                        break
+                    offset += count
+                    if progress is not None:
+                        progress.advance(count)
+            except OSError as exc:  # a kernel or file system without it: copied below instead
+                if exc.errno not in NO_KERNEL_COPY:
+                    raise
+        source.seek(offset)
+        while offset < end:
+            block = source.read(min(end - offset, COPY_BYTES))
+            if not block:
+                raise SerializationError(f"{piece.file} ends before byte {end}")
+            stream.write(block)
+            offset += len(block)
+            if progress is not None:
+                progress.advance(len(block))
+    return piece.length
+
+
+def write_dat(f: BinaryIO, array: Any, progress: "Progress | None" = None) -> int:
     """Write `array` to the binary file `f` as an NNEF tensor file; return the bytes written."""
     data = _dat_array(array)
     f.write(_dat_header(data))
-    f.write(_data_view(data))
+    for piece in _pieces(data):
+        _write(f, piece, progress)
     return HEADER_SIZE + data.nbytes
 
 
@@ -206,9 +319,11 @@ def _deflate_block(data: bytes, code: bool = True, level: int | None = None) -> 
     return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
-def worth_coding(array: np.ndarray) -> bool:
+def worth_coding(array: Stored) -> bool:
     """Tell whether Huffman coding shrinks the array's bytes enough to pay for its time, by coding
     a sample of them (random or trained float weights save ~8 %: not worth it)."""
+    if isinstance(array, MappedArray):  # weights in checkpoints are floats: stored
+        return False
     sample = _data_view(array)[:SAMPLE_BYTES]
     return len(_deflate_block(sample)) < WORTH_CODING * len(sample)
 
@@ -246,9 +361,13 @@ class _GzipWriter(io.RawIOBase):
         view = memoryview(data).cast("B")
         self._crc = zlib.crc32(view, self._crc)
         self._written += view.nbytes
-        self._buffer += view
-        if len(self._buffer) >= GZIP_CHUNK:
-            self._submit()
+        start = 0
+        while start < view.nbytes:  # a big tensor is buffered a chunk at a time, never whole
+            end = min(view.nbytes, start + GZIP_CHUNK - len(self._buffer))
+            self._buffer += view[start:end]
+            start = end
+            if len(self._buffer) >= GZIP_CHUNK:
+                self._submit()
         return view.nbytes
 
     def code(self, on: bool) -> None:
@@ -279,33 +398,6 @@ class _GzipWriter(io.RawIOBase):
         super().close()
 
 
-class _BuffersReader(io.RawIOBase):
-    """A read-only binary stream over a sequence of buffers, consumed without copying them whole."""
-
-    def __init__(self, buffers: Iterable[bytes | memoryview]) -> None:
-        super().__init__()
-        self._buffers = [memoryview(buffer).cast("B") for buffer in buffers]
-        self._index = 0
-        self._offset = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        """Fill `target` from the buffers; return the byte count (0 at the end)."""
-        target = memoryview(target).cast("B")
-        filled = 0
-        while filled < len(target) and self._index < len(self._buffers):
-            current = self._buffers[self._index]
-            count = min(len(target) - filled, len(current) - self._offset)
-            target[filled:filled + count] = current[self._offset:self._offset + count]
-            filled += count
-            self._offset += count
-            if self._offset == len(current):
-                self._index, self._offset = self._index + 1, 0
-        return filled
-
-
 # --------------------------------------------------------------------------------------------
 # Variables
 
@@ -325,18 +417,20 @@ def _check_label(label: Any, tensor: Tensor) -> str:
     return label
 
 
-def _same_data(first: np.ndarray, second: np.ndarray) -> bool:
-    """Tell whether two `_dat_array` results hold the same dtype, shape and bytes."""
+def _same_data(first: Stored, second: Stored) -> bool:
+    """Tell whether two `_dat_array` results hold the same kind, dtype, shape and bytes."""
+    if isinstance(first, MappedArray) or isinstance(second, MappedArray):
+        return first is second or (isinstance(first, MappedArray) and first.same_source(second))
     return (
         first is second
-        or (first.dtype == second.dtype and first.shape == second.shape
+        or (type(first) is type(second) and first.dtype == second.dtype and first.shape == second.shape
             and _data_view(first) == _data_view(second))
     )
 
 
-def variable_arrays(graph: Graph) -> dict[str, np.ndarray]:
-    """Return label -> array for the `variable` operations of `graph`, each label once."""
-    arrays: dict[str, np.ndarray] = {}
+def variable_arrays(graph: Graph) -> dict[str, Stored]:
+    """Return label -> array (or quantized blocks) for the `variable` operations of `graph`, each label once."""
+    arrays: dict[str, Stored] = {}
     for op in graph.operations:
         if op.name != "variable":
             continue
@@ -355,45 +449,114 @@ def variable_arrays(graph: Graph) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------------
+# Progress
+
+
+class Progress:
+    """Reports the writing of tensor files when it takes long: every REPORT_EVERY seconds after the
+    first PROGRESS_AFTER, tensors written, bytes, speed and time left, on one refreshed line of a
+    terminal or as log records otherwise. `current` is the tensor being written."""
+
+    def __init__(self, tensors: int, total: int, stream=None) -> None:
+        self.tensors, self.total = tensors, total
+        self.stream = stream if stream is not None else sys.stderr
+        self.written = self.count = 0
+        self.start = self.last = time.perf_counter()
+        self.shown = False
+        self.current: str | None = None
+
+    @contextlib.contextmanager
+    def tensor(self, label: str) -> Iterator[None]:
+        """Count one tensor file, written within the block."""
+        self.current = label
+        yield
+        self.current = None
+        self.count += 1
+
+    def advance(self, size: int) -> None:
+        """Count `size` more bytes written, and report if it is time to."""
+        self.written += size
+        now = time.perf_counter()
+        if now - self.start >= PROGRESS_AFTER and now - self.last >= REPORT_EVERY:
+            self.last = now
+            self._report(now)
+
+    def _report(self, now: float) -> None:
+        elapsed = now - self.start
+        speed = self.written / max(elapsed, 1e-9)
+        left = (self.total - self.written) / speed if speed > 0 else float("inf")
+        text = (f"wrote {self.count}/{self.tensors} tensors, {self.written / 2**30:.2f}/{self.total / 2**30:.2f} GiB, "
+                f"{speed / 2**20:.0f} MiB/s, about {left:.0f} s left")
+        if getattr(self.stream, "isatty", lambda: False)():
+            self.stream.write("\r" + text)
+            self.stream.flush()
+            self.shown = True
+        else:
+            logger.info("%s", text)
+
+    def done(self) -> None:
+        """End the terminal line, if one was shown."""
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --------------------------------------------------------------------------------------------
 # Containers
 
 
-def _write_directory(root: Path, document: bytes, arrays: dict[str, np.ndarray]) -> None:
-    """Write `graph.nnef` and the `.dat` files into the new directory `root`."""
+def _write_directory(root: Path, document: bytes, quant: bytes, arrays: dict[str, Stored],
+                     progress: "Progress") -> None:
+    """Write `graph.nnef`, `graph.quant` (when not empty) and the `.dat` files into the new directory `root`."""
     root.mkdir()
     (root / "graph.nnef").write_bytes(document)
+    if quant:
+        (root / "graph.quant").write_bytes(quant)
     for label, array in arrays.items():
         path = root / f"{label}.dat"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            write_dat(f, array)
+        with progress.tensor(label), open(path, "wb") as f:
+            write_dat(f, array, progress)
 
 
-def _add_member(tar: tarfile.TarFile, name: str, buffers: list[bytes | memoryview]) -> None:
-    """Stream one regular file made of `buffers` into `tar`."""
+def _add_member(stream: BinaryIO, name: str, size: int, pieces: Iterable[bytes | memoryview | FileRange],
+                progress: "Progress | None" = None) -> int:
+    """Write one regular file of `size` bytes made of `pieces` as a tar member (GNU format): header,
+    data written as it comes, padding to the 512-byte block. Return the bytes written."""
     info = tarfile.TarInfo(name)
-    info.size = sum(memoryview(buffer).nbytes for buffer in buffers)
-    info.mode = 0o644
-    tar.addfile(info, _BuffersReader(buffers))
+    info.size, info.mode = size, 0o644
+    header = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+    stream.write(header)
+    written = 0
+    for piece in pieces:
+        written += _write(stream, piece, progress)
+    if written != size:
+        raise SerializationError(f"{name}: {written} bytes written for a declared size of {size}")
+    stream.write(bytes(-size % tarfile.BLOCKSIZE))
+    return len(header) + size + -size % tarfile.BLOCKSIZE
 
 
-def _write_tar(path: Path, document: bytes, arrays: dict[str, np.ndarray], compress: bool,
-               level: int | None = None) -> None:
-    """Write `graph.nnef` and the `.dat` files as members at the root of a new tar file."""
+def _write_tar(path: Path, document: bytes, quant: bytes, arrays: dict[str, Stored], compress: bool,
+               level: int | None, progress: "Progress") -> None:
+    """Write `graph.nnef`, `graph.quant` (when not empty) and the `.dat` files as members at the root
+    of a new tar file, each tensor streamed from its array (or its checkpoint file) into the archive."""
     with contextlib.ExitStack() as stack:
         stream: BinaryIO = stack.enter_context(open(path, "xb"))
         if compress:  # fixed mtime and no file name: identical inputs give identical bytes
             stream = stack.enter_context(_GzipWriter(stream, level))
-        tar = stack.enter_context(
-            tarfile.open(fileobj=stream, mode="w", format=tarfile.GNU_FORMAT)
-        )
-        _add_member(tar, "graph.nnef", [document])
+        total = _add_member(stream, "graph.nnef", len(document), [document])
+        if quant:
+            total += _add_member(stream, "graph.quant", len(quant), [quant])
         for label, array in arrays.items():
             if compress:
                 stream.code(worth_coding(array))
-            _add_member(tar, f"{label}.dat", [_dat_header(array), _data_view(array)])
+            with progress.tensor(label):
+                total += _add_member(stream, f"{label}.dat", HEADER_SIZE + array.nbytes,
+                                     itertools.chain([_dat_header(array)], _pieces(array)), progress)
         if compress:
-            stream.code(True)  # the tar's end blocks are zeros
+            stream.code(True)  # the tar's end: two zero blocks, then zeros up to a whole record
+        end = 2 * tarfile.BLOCKSIZE
+        stream.write(bytes(end + -(total + end) % tarfile.RECORDSIZE))
 
 
 def container_kind(path: Path) -> str:
@@ -443,19 +606,24 @@ def save(graph: Graph, path: str | os.PathLike[str], compression_level: int | No
     target = Path(path)
     kind = container_kind(target)
     temporary = _sibling(target, ".tmp")
+    progress = None
     try:
         document = format_document(graph).encode("utf-8")
+        quant = format_quant(graph).encode("utf-8")
         arrays = variable_arrays(graph)
+        progress = Progress(len(arrays), sum(array.nbytes for array in arrays.values()))
         if kind == "directory":
-            _write_directory(temporary, document, arrays)
+            _write_directory(temporary, document, quant, arrays, progress)
         else:
-            _write_tar(temporary, document, arrays, compress=kind == "tgz", level=compression_level)
+            _write_tar(temporary, document, quant, arrays, kind == "tgz", compression_level, progress)
+        progress.done()
         move(temporary, target)
     except BaseException as exc:
         remove(temporary)
         if isinstance(exc, FX2NNEFError) or not isinstance(exc, Exception):
             raise
-        raise SerializationError(f"cannot write the NNEF model {target}: {exc}") from exc
+        where = f" (writing the tensor {progress.current})" if progress is not None and progress.current else ""
+        raise SerializationError(f"cannot write the NNEF model {target}{where}: {exc}") from exc
     logger.debug(
         "wrote %s (%s): graph.nnef %d bytes, %d tensor files %d bytes",
         target, kind, len(document), len(arrays),

@@ -1,25 +1,15 @@
 """ATen ops that NNEF + tract cannot express, with the reason an export that meets them fails."""
 from __future__ import annotations
 
-RANDOM = "random sampling: tract has no seeded random generator matching PyTorch's"
-DATA_SHAPE = "data-dependent output shape (NNEF shapes are known before the data)"
+REJECTION = ("random sampling by rejection, a loop that runs until a draw is accepted: tract's loop "
+             "(tract_core_scan) runs a number of steps known when it starts")
 LINALG = "linear-algebra factorization/solver: no NNEF or tract operator (iterative, pivoting)"
-COMPLEX = "complex numbers: tract has no complex dtype"
 SPARSE = "sparse tensors have no NNEF representation"
 TRAINING = "gradient (backward) op: fx2nnef exports inference graphs"
 STRIDES = "reads or writes raw memory strides, which NNEF tensors do not have"
 
 NOT_EXPRESSIBLE: dict[str, str] = {
-    **{f"aten::{op}": RANDOM for op in (
-        "rand", "randn", "randint", "randint.low", "randperm", "rand_like", "randn_like", "randint_like",
-        "randint_like.low_dtype", "bernoulli", "bernoulli.p", "multinomial", "normal.Tensor_Tensor",
-        "normal.Tensor_float", "normal.float_Tensor", "normal_functional", "uniform", "exponential", "cauchy",
-        "geometric", "log_normal", "native_dropout", "poisson", "_standard_gamma", "binomial",
-        "rrelu_with_noise", "rrelu_with_noise_functional")},
-    **{f"aten::{op}": DATA_SHAPE for op in (
-        "nonzero", "masked_select", "unique_consecutive", "unique_dim", "_unique2",
-        "unique_dim_consecutive", "bincount", "repeat_interleave.Tensor",
-        "_local_scalar_dense", "argwhere")},
+    **{f"aten::{op}": REJECTION for op in ("poisson", "_standard_gamma", "binomial")},
     **{f"aten::{op}": LINALG for op in (
         "linalg_cholesky_ex", "cholesky", "cholesky_inverse", "cholesky_solve", "linalg_lu_factor_ex",
         "linalg_lu", "linalg_lu_solve", "lu_unpack", "linalg_qr", "geqrf", "ormqr", "linalg_householder_product",
@@ -27,8 +17,6 @@ NOT_EXPRESSIBLE: dict[str, str] = {
         "_linalg_solve_ex", "linalg_inv_ex", "_linalg_det", "_linalg_slogdet", "linalg_ldl_factor_ex",
         "linalg_ldl_solve", "linalg_matrix_exp", "triangular_solve", "linalg_pinv", "_linalg_check_errors",
         "linalg_lstsq", "linalg_eigvals", "_linalg_eigvals", "logdet", "linalg_eigvalsh")},
-    **{f"aten::{op}": COMPLEX for op in (
-        "_fft_r2c", "_fft_c2r", "_fft_c2c", "view_as_complex", "view_as_real", "complex", "polar")},
     **{f"aten::{op}": SPARSE for op in ("sparse_sampled_addmm", "_sparse_mm_reduce_impl", "to_sparse")},
     **{f"aten::{op}": TRAINING for op in (
         "_adaptive_avg_pool2d_backward", "avg_pool2d_backward", "convolution_backward", "embedding_dense_backward",
@@ -36,12 +24,9 @@ NOT_EXPRESSIBLE: dict[str, str] = {
     "aten::sym_storage_offset": STRIDES,
     "aten::atan2.out": "out= variant: torch.export functionalizes it to aten::atan2, which is lowered",
     "aten::linalg_pinv.atol_rtol_tensor": LINALG,
-    "aten::normal.float_float": RANDOM,
     "aten::_to_sparse": SPARSE,
     "aten::hash_tensor": "bit-level hashing: tract has no bitcast",
     "aten::resize": "resizes storage in place: NNEF tensors have no storage",
-    "aten::fractional_max_pool2d": RANDOM,
-    "aten::fractional_max_pool3d": RANDOM,
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 import networkx as nx
 import numpy as np
 
-from fx2nnef.backends.nnef.graph import Graph, Operation, Tensor
+from fx2nnef.backends.nnef.graph import Graph, Operation, Tensor, block_format
 from fx2nnef.errors import InvalidGraphError
 
 BINARY_OPS = frozenset({
@@ -269,9 +269,19 @@ def _variable_attributes(op: Operation) -> str | None:
     return None
 
 
+def _quantized_operands(op: Operation) -> str | None:
+    """Require the operands of an element-wise binary to share one quantization, if any has one
+    (tract runs binaries on quantized values only between identical types)."""
+    tensors = list(_arguments(op)) if op.name in BROADCAST_OPS else []
+    if any(t.quant is not None for t in tensors) and len({t.quant for t in tensors}) > 1:
+        return "operands of different quantizations: requantize them to one (tract_core_cast) first"
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     _negative_axes, _empty_reduction, _argument_count, _broadcast_ranks, _matmul_ranks, _slice_bounds,
     _gather_bounds, _pool_ranks, _pool_input_rank, _reshape_target, _border, _variable_attributes,
+    _quantized_operands,
 )
 
 
@@ -310,9 +320,10 @@ def _check_acyclic(graph: Graph) -> None:
         raise InvalidGraphError(f"the operations form a cycle: {' -> '.join(cycle + cycle[:1])}")
 
 
-def _check_definition_order(graph: Graph) -> None:
-    """Raise if an operation reads a tensor no earlier operation defined (tract resolves in order)."""
-    defined: set[str] = set()
+def _check_definition_order(graph: Graph, defined: set[str] | None = None) -> None:
+    """Raise if an operation reads a tensor no earlier operation defined (tract resolves in order);
+    `defined` holds the names known before the first operation (a fragment's parameters)."""
+    defined = set(defined or ())
     for op in graph.operations:
         for arg in _arguments(op):
             if arg.name not in defined:
@@ -321,6 +332,23 @@ def _check_definition_order(graph: Graph) -> None:
                     "operation (graph inputs are defined by their external operation)"
                 )
         defined.update(output.name for output in op.outputs)
+
+
+def _check_body(name: str, body: Graph) -> None:
+    """Raise unless a loop body reads only its parameters and earlier results, defines its results
+    and holds no weights (tract passes them as the loop's `full` inputs)."""
+    try:
+        _check_definition_order(body, {t.name for t in body.inputs})
+    except InvalidGraphError as error:
+        raise InvalidGraphError(f"in fragment {name}: {error}") from None
+    defined = {t.name for t in body.inputs} | {t.name for op in body.operations for t in op.outputs}
+    for op in body.operations:
+        if op.name in EXTERNAL_OPS or op.name == "variable":
+            raise InvalidGraphError(f"in fragment {name}: {describe(op)}: a loop body takes its tensors as "
+                                    "parameters")
+    for tensor in body.outputs:
+        if tensor.name not in defined:
+            raise InvalidGraphError(f"in fragment {name}: result {tensor.name!r} is not defined")
 
 
 def _check_interface(graph: Graph) -> None:
@@ -337,6 +365,47 @@ def _check_interface(graph: Graph) -> None:
     for tensor in graph.outputs:
         if tensor.name not in producers:
             raise InvalidGraphError(f"graph output {tensor.name!r} is not defined by any operation")
+
+
+def _block_quantized_use(op: Operation, index: int, derived: bool) -> str | None:
+    """Return why `op` cannot read a block-quantized weight as its argument `index` (`derived`: the
+    weight passed through leading unsqueezes), or None when tract runs it."""
+    if op.name == "matmul" and index == 1 and op.attribs.get("transposeB") and not op.attribs.get("transposeA"):
+        return None
+    if derived:
+        return "a block-quantized weight with leading unit axes can only be the weight of a matmul"
+    if op.name == "conv" and index == 1:
+        return None
+    if op.name == "tract_core_gather" and index == 0:
+        return None if "datum_type" in op.attribs else "a gather from block-quantized data needs `datum_type`"
+    if op.name == "unsqueeze" and list(op.attribs.get("axes", [])) == list(range(len(op.attribs.get("axes", [])))):
+        return None
+    return ("tract runs block-quantized (Q4_0) weights only as the weight of matmul (transposeB), conv "
+            "or tract_core_gather")
+
+
+def _check_block_quantized(graph: Graph) -> None:
+    """Raise unless each block-quantized (Q4_0) variable is read only where tract can use it: as the
+    right operand of `matmul(transposeB = true)` (possibly through leading unsqueezes), the filter of
+    `conv`, or the data of `tract_core_gather(datum_type = ...)`; and is no graph output."""
+    quantized = {op.outputs[0].name for op in graph.operations
+                 if op.name == "variable" and block_format(op.outputs[0].data)}
+    if not quantized:
+        return
+    derived: set[str] = set()
+    for op in graph.operations:
+        for index, arg in enumerate(op.args):
+            for tensor in _tensors(arg):
+                if tensor.name not in quantized and tensor.name not in derived:
+                    continue
+                problem = _block_quantized_use(op, index, tensor.name in derived)
+                if problem:
+                    raise InvalidGraphError(f"{describe(op)} reads the block-quantized weight {tensor.name!r}: {problem}")
+                if op.name == "unsqueeze":
+                    derived.add(op.outputs[0].name)
+    for tensor in graph.outputs:
+        if tensor.name in quantized | derived:
+            raise InvalidGraphError(f"graph output {tensor.name!r} is a block-quantized weight")
 
 
 def _is_property_literal(value: Any) -> bool:
@@ -366,14 +435,29 @@ def validate(graph: Graph) -> None:
     _check_definition_order(graph)
     _check_interface(graph)
     _check_properties(graph)
+    _check_block_quantized(graph)
+    for name, body in graph.bodies.items():
+        _check_body(name, body)
+    operations = graph.operations + [op for body in graph.bodies.values() for op in body.operations]
     problems = [
         f"{describe(op)}: {problem}"
-        for op in graph.operations
+        for op in operations
         for problem in (rule(op) for rule in RULES)
         if problem
     ]
     if problems:
         raise InvalidGraphError("invalid NNEF graph for tract:\n  " + "\n  ".join(problems))
+
+
+RANDOM_OPERATIONS = frozenset({"tract_onnx_random", "tract_onnx_multinomial"})
+
+
+def random_outputs(graph: Graph) -> list[str]:
+    """Return the names of the graph outputs computed from random draws (RANDOM_OPERATIONS)."""
+    dependencies = dependency_graph(graph)
+    drawn = {output.name for op in graph.operations if op.name in RANDOM_OPERATIONS for output in op.outputs}
+    return [t.name for t in graph.outputs
+            if t.name in drawn or t.name in dependencies and drawn & nx.ancestors(dependencies, t.name)]
 
 
 def remove_dead_operations(graph: Graph) -> int:

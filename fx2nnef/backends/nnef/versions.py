@@ -31,6 +31,8 @@ OPERATOR_SINCE: dict[str, str] = {
     "multilinear_upsample": "0.23.3",
     "tract_onnx_non_zero": "0.23.5",
     "tract_core_gru_epilogue": "0.23.6",
+    "tract_core_lstm_epilogue": "0.23.2",   # absent from 0.23.0 (measured); the v0.23.2 tag's sources register it
+    "tract_core_gru_seq": "0.23.9",         # present in 0.23.9, absent from 0.23.0 (measured; releases between unknown)
 }
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,22 +97,28 @@ def compare_outputs(
     expected: Sequence[np.ndarray],
     got: Sequence[np.ndarray],
     tol: ToleranceLike,
+    sampled: Collection[str] = (),
 ) -> list[OutputReport]:
-    """Compare each output of `got` with the one of `expected` at the same position."""
+    """Compare each output of `got` with the one of `expected` at the same position; the outputs
+    named in `sampled` depend on random draws, whose values tract and PyTorch draw from different
+    generators: only their shape and dtype are compared."""
     tolerance = resolve_tolerance(tol)
     count = max(len(names), len(expected), len(got))
-    return [
-        _compare_one(
-            names[index] if index < len(names) else f"output #{index}",
+    reports = []
+    for index in range(count):
+        name = names[index] if index < len(names) else f"output #{index}"
+        reports.append(_compare_one(
+            name,
             np.asarray(expected[index]) if index < len(expected) else None,
             np.asarray(got[index]) if index < len(got) else None,
             tolerance,
-        )
-        for index in range(count)
-    ]
+            name in sampled,
+        ))
+    return reports
 
 
-def _compare_one(name: str, exp: np.ndarray | None, got: np.ndarray | None, tol: Tolerance) -> OutputReport:
+def _compare_one(name: str, exp: np.ndarray | None, got: np.ndarray | None, tol: Tolerance,
+                 sampled: bool = False) -> OutputReport:
     """Compare one output pair; either side may be missing."""
     report = OutputReport(
         name,
@@ -129,11 +135,17 @@ def _compare_one(name: str, exp: np.ndarray | None, got: np.ndarray | None, tol:
         report.message = "tract returned no such output" if got is None else "tract returned an extra output"
     elif exp.shape != got.shape:
         report.message = f"shape differs: expected {list(exp.shape)}, got {list(got.shape)}"
+    elif sampled:
+        report.ok = exp.dtype == got.dtype
+        report.message = RANDOM_NOTE if report.ok else f"dtype differs: expected {exp.dtype}, got {got.dtype}"
     elif _is_exact_kind(exp) or _is_exact_kind(got):
         _compare_exact(report, exp, got)
     else:
         _compare_float(report, exp, got, tol.for_dtype(got.dtype if got.dtype == np.float16 else exp.dtype))
     return report
+
+
+RANDOM_NOTE = "random: values not compared (tract's generator is not PyTorch's); shape and dtype match"
 
 
 def _is_exact_kind(array: np.ndarray) -> bool:
@@ -201,7 +213,7 @@ def _row(report: OutputReport) -> tuple[str, str, str, str, str]:
         shape += f" -> {_shape_text(report.shape_got)}"
     return (
         report.name,
-        "ok" if report.ok else "MISMATCH",
+        ("random" if report.message == RANDOM_NOTE else "ok") if report.ok else "MISMATCH",
         _error_text(report.max_abs),
         _error_text(report.max_rel),
         shape,
@@ -223,10 +235,12 @@ def check_close(
     expected: Sequence[np.ndarray],
     got: Sequence[np.ndarray],
     tol: ToleranceLike,
+    sampled: Collection[str] = (),
 ) -> list[OutputReport]:
-    """Compare the outputs and return the reports; raise TractCheckError naming every failing output."""
+    """Compare the outputs (see compare_outputs) and return the reports; raise TractCheckError naming
+    every failing output."""
     tolerance = resolve_tolerance(tol)
-    reports = compare_outputs(names, expected, got, tolerance)
+    reports = compare_outputs(names, expected, got, tolerance, sampled)
     failing = [report for report in reports if not report.ok]
     if failing:
         lines = [

@@ -2,6 +2,7 @@
 import inspect
 
 import torch
+import torch.ao.quantization.fx._decomposed  # noqa: F401  (defines the quantized_decomposed:: ops lowered too)
 import torch.nn.modules.linear_cross_entropy  # noqa: F401  (defines the torch_nn:: custom ops lowered too)
 import transformers.integrations.moe  # noqa: F401  (defines transformers::grouped_mm_fallback, lowered too)
 

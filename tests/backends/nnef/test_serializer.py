@@ -225,12 +225,15 @@ def test_write_dat_rejects_bfloat16():
         write_dat(io.BytesIO(), np.zeros(2, ml_dtypes.bfloat16))
 
 
-def test_buffers_reader_reads_across_buffer_boundaries():
-    reader = serializer._BuffersReader([b"abc", memoryview(np.arange(4, dtype=np.uint8)), b"", b"z"])
-    assert reader.read(2) == b"ab"
-    assert reader.read(3) == b"c\x00\x01"
-    assert reader.read(10) == b"\x02\x03z"
-    assert reader.read(1) == b""
+def test_tar_member_is_written_from_pieces(tmp_path):
+    with open(tmp_path / "a.tar", "wb") as f:
+        size = serializer._add_member(f, "x.dat", 8, [b"abc", memoryview(np.arange(4, dtype=np.uint8)), b"", b"z"])
+        f.write(bytes(1024))
+    assert size == 1024
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        assert tar.extractfile("x.dat").read() == b"abc\x00\x01\x02\x03z"
+    with open(tmp_path / "b.tar", "wb") as f, pytest.raises(SerializationError, match="declared size of 9"):
+        serializer._add_member(f, "x.dat", 9, [b"abc"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,14 +379,14 @@ def test_failed_directory_save_midway_keeps_previous_target(tmp_path, monkeypatc
                                          (Tensor("v", data=np.ones(2, np.float32)),)))
     calls = []
 
-    def failing_write_dat(f, array):
+    def failing_write_dat(f, array, progress=None):
         calls.append(array)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
-        return write_dat(f, array)
+        return write_dat(f, array, progress)
 
     monkeypatch.setattr(serializer, "write_dat", failing_write_dat)
-    with pytest.raises(SerializationError, match=f"{target}.*No space left"):
+    with pytest.raises(SerializationError, match=f"{target} \\(writing the tensor .*\\): .*No space left"):
         save(graph, target)
     assert len(calls) == 2
     assert leftovers(tmp_path, {"m"}) == []
@@ -394,14 +397,14 @@ def test_failed_directory_save_midway_keeps_previous_target(tmp_path, monkeypatc
 def test_failed_tar_save_midway_keeps_previous_target(tmp_path, monkeypatch, name):
     target = tmp_path / name
     target.write_bytes(b"previous")
-    original = tarfile.TarFile.addfile
+    original = serializer._add_member
 
-    def failing_addfile(self, info, fileobj=None, **kwargs):
-        if info.name.endswith(".dat"):
+    def failing_add_member(stream, name, *args, **kwargs):
+        if name.endswith(".dat"):
             raise OSError(5, "Input/output error")
-        return original(self, info, fileobj, **kwargs)
+        return original(stream, name, *args, **kwargs)
 
-    monkeypatch.setattr(tarfile.TarFile, "addfile", failing_addfile)
+    monkeypatch.setattr(serializer, "_add_member", failing_add_member)
     with pytest.raises(SerializationError, match="Input/output error"):
         save(tiny_graph(), target)
     assert leftovers(tmp_path, {name}) == []

@@ -165,3 +165,16 @@ def test_check_close_names_every_failing_output() -> None:
     assert "- drift: max abs err 0.5, max rel err 0.5" in message
     assert "- ids: max abs err 1, max rel err 1" in message
     assert "- ok_out" not in message
+
+
+def test_sampled_outputs_are_compared_by_shape_and_dtype() -> None:
+    drawn, other = np.array([0.1, 0.9], np.float32), np.array([0.7, 0.2], np.float32)
+    exact, sampled = compare_outputs(["exact", "sampled"], [drawn, drawn], [other, other], "approx",
+                                     sampled={"sampled"})
+    assert not exact.ok and sampled.ok and sampled.message.startswith("random")
+    assert "random" in format_report([sampled])
+    (shape,) = compare_outputs(["s"], [drawn], [other[:1]], "approx", sampled={"s"})
+    (dtype,) = compare_outputs(["s"], [drawn], [other.astype(np.float64)], "approx", sampled={"s"})
+    assert not shape.ok and not dtype.ok and "dtype differs" in dtype.message
+    with pytest.raises(TractCheckError, match="shape differs"):
+        check_close(["s"], [drawn], [other[:1]], "approx", sampled={"s"})

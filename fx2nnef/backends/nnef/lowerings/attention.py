@@ -60,11 +60,21 @@ def _tract_sdpa(b, query, key, value, attn_mask, is_causal: bool, scale):
     attribs = {"datum_type": dtype, "acc_datum_type": "f32", "is_causal": bool(is_causal)}
     if scale is not None:
         attribs["scale"] = float(scale)
+    allowed = attn_mask if attn_mask is not None and attn_mask.dtype == "bool" else None
+    if allowed is not None:  # tract takes an additive float mask
+        attn_mask = b.op("select", allowed, b.const(0.0, dtype, "zero"), b.const(float("-inf"), dtype, "neg_inf"))
     if attn_mask is not None:
-        if attn_mask.dtype == "bool":  # tract takes an additive float mask
-            attn_mask = b.op("select", attn_mask, b.const(0.0, dtype, "zero"), b.const(float("-inf"), dtype, "neg_inf"))
         attribs["mask"] = b.cast(attn_mask, dtype)
-    return b.op("tract_transformers_sdpa", query, key, value, **attribs)
+    return _zero_where_nothing_is_allowed(b, b.op("tract_transformers_sdpa", query, key, value, **attribs), allowed)
+
+
+def _zero_where_nothing_is_allowed(b, out, allowed):
+    """Return the attention output with zeros for the queries whose bool mask allows no key, as torch
+    gives (a softmax over only -inf is NaN; a left-padded batch has such rows at its padding)."""
+    if allowed is None:
+        return out
+    anything = b.op("gt", b.op("max_reduce", b.cast(allowed, "f32"), axes=[allowed.rank - 1]), 0.0)
+    return b.op("select", anything, out, b.const(0.0, out.dtype, "zero"))
 
 
 def _causal_mask(b, rows, cols):
@@ -88,10 +98,10 @@ def _matmul_softmax(b, query, key, value, attn_mask, is_causal: bool, scale):
     scores = b.op("matmul", b.op("mul", query, root), b.op("mul", key, root), transposeB=True)
     if is_causal:
         attn_mask = _causal_mask(b, query.shape[-2], key.shape[-2])
-    if attn_mask is not None:
-        if attn_mask.dtype == "bool":
-            scores = b.op("select", attn_mask, scores, b.const(float("-inf"), scores.dtype, "neg_inf"))
-        else:
-            scores = b.op("add", scores, b.cast(attn_mask, scores.dtype))
+    allowed = attn_mask if attn_mask is not None and attn_mask.dtype == "bool" else None
+    if allowed is not None:
+        scores = b.op("select", allowed, scores, b.const(float("-inf"), scores.dtype, "neg_inf"))
+    elif attn_mask is not None:
+        scores = b.op("add", scores, b.cast(attn_mask, scores.dtype))
     weights = b.op("softmax", scores, axes=[scores.rank - 1])
-    return b.op("matmul", weights, value)
+    return _zero_where_nothing_is_allowed(b, b.op("matmul", weights, value), allowed)

@@ -44,3 +44,32 @@ def extreme(dtype: str, largest: bool) -> float | int | bool:
         return largest
     info = np.iinfo(np.dtype(("uint" if dtype[0] == "u" else "int") + dtype[1:]))
     return int(info.max if largest else info.min)
+
+
+def running_sum(b, flat):
+    """Return the inclusive prefix sums of a 1-D tensor of static length n, as i64 (bools count 1):
+    log2(n) doubling steps, each adding the sums so far shifted by 1, 2, 4, ... (exact, O(n log n))."""
+    n = flat.shape[0]
+    total, shift = b.cast(flat, "i64"), 1
+    while shift < n:
+        head = b.const(np.zeros(shift, np.int64), "i64", "zeros")
+        shifted = b.op("concat", [head, b.op("slice", total, axes=[0], begin=[0], end=[n - shift])], axis=0,
+                       out_shape=(n,))
+        total, shift = b.op("add", total, shifted), shift * 2
+    return total
+
+
+def true_positions(b, keep, size):
+    """Return the positions of the true elements of a 1-D bool tensor, as an i64 tensor of length
+    `size` (the torch size of that count, usually an unbacked symbol): computed now when `keep` is a
+    constant, else by tract's non_zero, whose count symbol tract binds at run time."""
+    if keep.data is not None:
+        found = np.flatnonzero(np.asarray(keep.data))
+        b.bind_size(size, len(found))
+        return b.const(found.astype(np.int64), "i64", "positions")
+    n = b.bind_size(size)
+    if isinstance(n, int):
+        raise NotImplementedError("positions of run-time data counted into a size PyTorch fixed at export time")
+    b.require("tract_onnx")
+    found = b.op("tract_onnx_non_zero", keep, count_symbol=str(n), out_dtype="i64", out_shape=(1, n))
+    return b.op("squeeze", found, axes=[0])

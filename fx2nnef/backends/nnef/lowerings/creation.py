@@ -1,6 +1,8 @@
 """Tensor-creation lowerings whose sizes depend on symbolic dims (static ones are folded before lowering)."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..registry import lower
 
 
@@ -34,12 +36,14 @@ def aten_arange(b, end, dtype=None, layout=None, device=None, pin_memory=None):
 @lower("aten::full", registries=("tract_core",))
 def aten_full(b, size, fill_value, dtype=None, layout=None, device=None, pin_memory=None):
     """full(SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor"""
-    return b.op("tract_core_broadcast", b.const(fill_value, b.out_dtype, "fill"), shape=list(size))
+    return _filled(b, fill_value, list(size))
 
 
 def _filled(b, value, shape):
-    """Return a tensor of the node's dtype and `shape`, every element `value`."""
-    scalar = b.const(value, b.out_dtype, "fill")
+    """Return a tensor of the node's dtype and `shape`, every element `value`: a constant of ones
+    broadcast (of the same rank: tract 0.23.9 fails to optimize a matmul whose operand is a rank-0
+    constant broadcast to a symbolic shape, "Condition failed: ... fact.len() == self.axes.rank")."""
+    scalar = b.const(np.full([1] * len(shape), value), b.out_dtype, "fill")
     if not shape:
         return scalar
     b.require("tract_core")

@@ -7,11 +7,14 @@ import builtins
 import numpy as np
 
 from ..registry import lower
-from .common import literal
+from ..graph import Expr
+from .common import literal, static
 
 
 def _flat(b, x):
-    """Return x as a 1-D tensor."""
+    """Return x as a 1-D tensor (of a symbolic length when x has dynamic axes)."""
+    if not static(x.shape):
+        return b.op("reshape", x, shape=[-1], out_shape=(Expr(" * ".join(f"({d})" for d in x.shape)),))
     count = int(np.prod(x.shape))
     return b.op("reshape", x, shape=[count], out_shape=(count,))
 
@@ -44,7 +47,7 @@ def aten_histc(b, self, bins=100, min=0, max=0):
     bin is trunc((x - min) * bins / (max - min)) in the input dtype, x == max joins the last bin and
     elements outside [min, max] (and NaN) are not counted."""
     dtype = self.dtype
-    if int(np.prod(self.shape)) == 0:
+    if static(self.shape) and int(np.prod(self.shape)) == 0:
         return b.const(np.zeros(bins), dtype, "histc")
     x = _flat(b, self)
     if min == max:
@@ -116,7 +119,7 @@ def aten_histogram_bin_ct(b, self, bins=100, range=None, weight=None, density=Fa
     PyTorch linspace; an element's bin is found among the edges as PyTorch's search does. A NaN in
     the data makes PyTorch raise; the graph then gives NaN edges."""
     edges = _edges(b, _flat(b, self), bins, range, self.dtype)
-    if int(np.prod(self.shape)) == 0:
+    if static(self.shape) and int(np.prod(self.shape)) == 0:
         return b.const(np.full(bins, np.nan if density else 0.0), self.dtype, "hist"), edges
     return _histogram(b, self, edges, bins, weight, density)
 
@@ -125,7 +128,7 @@ def aten_histogram_bin_ct(b, self, bins=100, range=None, weight=None, density=Fa
 def aten_histogram_bins_tensor(b, self, bins, weight=None, density=False):
     """histogram.bins_tensor(Tensor self, Tensor bins, *, Tensor? weight=None, bool density=False) -> (Tensor hist, Tensor bin_edges)"""
     count = bins.shape[0] - 1
-    if int(np.prod(self.shape)) == 0:
+    if static(self.shape) and int(np.prod(self.shape)) == 0:
         return b.const(np.full(count, np.nan if density else 0.0), self.dtype, "hist"), b.op("copy", bins)
     hist, _ = _histogram(b, self, bins, count, weight, density)
     return hist, b.op("copy", bins)

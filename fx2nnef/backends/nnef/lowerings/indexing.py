@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..graph import Expr
 from ..registry import lower
-from .common import axes, axis, extreme, literal
+from .common import axes, axis, extreme, literal, running_sum
 
 
 def _gather(b, x, index: np.ndarray, dim: int):
@@ -130,7 +131,9 @@ def _topk(b, x, k: int, dim: int, largest: bool):
     b.require("tract_core")
     if x.rank == 0:
         return x, b.const(0, "i64", "index")
-    values, indices = b.op("tract_core_topk", x, b.const(k, "i64", "k"), axis=axis(dim, x.rank),
+    k = b.op("tract_core_cast", k, to="i64", out_dtype="i64", out_shape=()) if isinstance(k, Expr) else \
+        b.const(k, "i64", "k")   # a symbolic k (sorting a dynamic axis) is the symbol's value
+    values, indices = b.op("tract_core_topk", x, k, axis=axis(dim, x.rank),
                            largest=largest, outputs=2)
     return values, indices
 
@@ -230,33 +233,6 @@ def aten_index_reduce(b, self, dim, index, source, reduce, include_self=True):
     return _reduce_into(b, self, d, index, source, reduce, include_self)
 
 
-@lower("aten::index_put")
-def aten_index_put(b, self, indices, values, accumulate=False):
-    """index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor"""
-    used = [i for i, t in enumerate(indices) if t is not None]
-    if len(used) == 1 and indices[used[0]].dtype == "bool" and used == [0] \
-            and tuple(indices[0].shape) == tuple(self.shape[:indices[0].rank]) and int(np.prod(values.shape)) == 1:
-        mask = indices[0]
-        if mask.rank < self.rank:
-            mask = b.op("unsqueeze", mask, axes=list(range(mask.rank, self.rank)))
-        fill = b.op("squeeze", values, axes=list(range(values.rank))) if values.rank else values
-        return b.op("select", mask, b.op("add", self, fill) if accumulate else fill, self)
-    if used != list(range(len(used))) or any(indices[i].dtype == "bool" for i in used):
-        raise NotImplementedError("index_put with boolean or non-leading indices")
-    b.require("tract_core")
-    index_shape = list(b.shape_of(b.node.args[1][used[0]].meta["val"]))
-    for i in used[1:]:
-        other = list(b.shape_of(b.node.args[1][i].meta["val"]))
-        index_shape = list(np.broadcast_shapes(tuple(index_shape), tuple(other)))
-    parts = [b.op("unsqueeze", b.op("tract_core_broadcast", b.cast(indices[i], "i64"), shape=index_shape),
-                  axes=[len(index_shape)]) for i in used]
-    stacked = parts[0] if len(parts) == 1 else b.op("concat", parts, axis=len(index_shape))
-    update_shape = index_shape + list(self.shape[len(used):])
-    updates = b.op("tract_core_broadcast", values, shape=update_shape) if tuple(values.shape) != tuple(update_shape) \
-        else values
-    return b.op("tract_core_scatter_nd", self, stacked, updates, reduction="add" if accumulate else "none")
-
-
 @lower("aten::unfold")
 def aten_unfold(b, self, dimension, size, step):
     """unfold(Tensor(a) self, int dimension, int size, int step) -> Tensor(a)"""
@@ -296,11 +272,9 @@ def aten_masked_scatter(b, self, mask, source):
     full = b.op("tract_core_broadcast", mask, shape=shape) if tuple(mask.shape) != tuple(shape) else mask
     flat_mask = b.op("reshape", full, shape=[n], out_shape=(n,))
     # the k-th true element of the mask takes source's k-th element: k = (running count of trues) - 1
-    counts = b.op("matmul", b.op("unsqueeze", b.cast(flat_mask, "f32"), axes=[0]),
-                  b.const(np.triu(np.ones((n, n))), "f32", "triangle"))
-    k = b.op("max", b.op("sub", b.op("squeeze", counts, axes=[0]), 1.0), 0.0)
+    k = b.op("max", b.op("sub", running_sum(b, flat_mask), b.const(1, "i64", "one")), b.const(0, "i64", "zero"))
     flat_source = b.op("reshape", source, shape=[-1], out_shape=(int(np.prod(source.shape)),))
-    picked = b.op("tract_core_gather", flat_source, b.cast(k, "i64"), axis=0, out_shape=(n,))
+    picked = b.op("tract_core_gather", flat_source, k, axis=0, out_shape=(n,))
     values = b.op("reshape", picked, shape=shape, out_shape=tuple(shape))
     return b.op("select", full, values, self)
 

@@ -668,14 +668,16 @@ def transformers_grouped_mm_fallback(b, input, weight, offs):
     every expert's product of every row is computed (the experts' work times their count) and
     each row keeps its expert's."""
     rows, experts = input.shape[0], weight.shape[0]
-    if not isinstance(rows, int):
-        raise NotImplementedError("a grouped product over a dynamic number of rows")
     products = b.op("matmul", b.op("unsqueeze", input, axes=[0]), weight)  # [E, S, M]
     ends = b.op("unsqueeze", b.cast(offs, "i64"), axes=[1])  # [E, 1]
     starts = b.const(np.zeros((1, 1)), "i64", "zero")
     if experts > 1:
         starts = b.op("concat", [starts, b.op("slice", ends, axes=[0], begin=[0], end=[experts - 1])], axis=0)
-    row = b.const(np.arange(rows).reshape(1, rows), "i64", "rows")
+    if isinstance(rows, int):
+        row = b.const(np.arange(rows).reshape(1, rows), "i64", "rows")
+    else:   # as many rows as tokens times experts per token
+        b.require("tract_core")
+        row = b.op("unsqueeze", b.op("tract_core_range", 0, rows, 1, out_dtype="i64", out_shape=(rows,)), axes=[0])
     mine = b.op("and", b.op("ge", row, starts), b.op("lt", row, ends))  # [E, S]
     kept = b.op("select", b.op("unsqueeze", mine, axes=[2]), products, literal(0.0))
     return b.op("squeeze", b.op("sum_reduce", kept, axes=[0]), axes=[0])

@@ -5,8 +5,9 @@ families have closed forms valid for every degree: cos/sin of n acos(x) inside [
 n acosh|x| outside, so n may be a run-time tensor. Hermite polynomials are computed by PyTorch's
 three-term recurrence only up to a degree limit (128 in float32, 512 in float64, 1024 in half; NaN
 above), so the recurrence is unrolled up to that limit and the degree picked per element. Laguerre and
-Legendre polynomials have neither a closed form nor a limit: their degree must be known at export time
-(a Python number or a constant tensor), and the recurrence is unrolled up to it.
+Legendre polynomials have neither a closed form nor a limit: a degree known at export time (a Python
+number or a constant tensor) unrolls the recurrence up to it; run-time degrees run it in a
+tract_core_scan over k = 1 .. max(n) - 1, a range as long as the data says.
 
 Where a Chebyshev value exceeds the float range, PyTorch's recurrence gives +-inf for two degrees
 and then NaN (inf - inf); the lowering reproduces this from the closed form's logarithm, which can
@@ -186,17 +187,15 @@ def _unrolled(b, n, first: tuple, step, top: int):
 def _recurrence(b, x, n, first, step, limit: int | None, special=None):
     """Emit an orthogonal polynomial by unrolling its recurrence up to the largest degree needed.
 
-    `first(x)` is P1 (P0 is 1); `limit` is PyTorch's degree cap (NaN above it), or None when it has
-    none, and then the degree must be known at export time; `special(x, parity, out)` gives the
+    `first(x)` is P1 (P0 is 1); `step(b, x, k, p, q)` is P(k+1) from P(k-1) = p and P(k) = q;
+    `limit` is PyTorch's degree cap (NaN above it), or None when it has none, and then a run-time
+    degree runs the recurrence in a loop (_scanned_recurrence); `special(x, parity, out)` gives the
     values PyTorch returns at special points ((-1)^n is `parity`)."""
     dtype = b.out_dtype
     x = _tensor(b, x, dtype)
     known = _constant_degrees(n)
     if known is None and limit is None:
-        raise UnsupportedOpError(
-            f"{b.node.target.name()} with a run-time degree n is not expressible in NNEF: PyTorch runs "
-            "its recurrence n times, and NNEF has no loop with a data-dependent trip count. Pass n as a "
-            "Python number (or a constant tensor) so that the recurrence is unrolled at export time.")
+        return _scanned_recurrence(b, x, n, first, step, special, dtype)
     finite = np.trunc(known[np.isfinite(known) & (np.abs(known) < INT64_RANGE)]) if known is not None else None
     top = limit if finite is None else int(finite.max(initial=0))
     top = min(top, limit) if limit is not None else top
@@ -208,10 +207,10 @@ def _recurrence(b, x, n, first, step, limit: int | None, special=None):
         degree = int(finite[0]) if finite.size else -1
         if degree <= 0 or limit is not None and degree > limit:
             return _full(b, x, 0.0 if degree < 0 else 1.0 if degree == 0 else float("nan"), dtype)
-        out = _unrolled(b, degree, first, lambda k, p, q: step(x, k, p, q), degree)
+        out = _unrolled(b, degree, first, lambda k, p, q: step(b, x, k, p, q), degree)
         return special(x, float((-1) ** degree), out) if special else out
     n, valid = _degree(b, _tensor(b, n, dtype), dtype)
-    out = first[1] if top < 2 else _unrolled(b, n, first, lambda k, p, q: step(x, k, p, q), top)
+    out = first[1] if top < 2 else _unrolled(b, n, first, lambda k, p, q: step(b, x, k, p, q), top)
     out = b.op("select", b.op("eq", n, 1.0), first[1], out)
     if limit is not None:
         out = _select(b, b.op("gt", n, literal(limit)), float("nan"), out, dtype)
@@ -219,6 +218,60 @@ def _recurrence(b, x, n, first, step, limit: int | None, special=None):
         out = special(x, _parity(b, n), out)
     out = _select(b, b.op("eq", n, 0.0), 1.0, out, dtype)
     return _select(b, b.op("not", valid), 0.0, out, dtype)
+
+
+def _scanned_recurrence(b, x, n, first, step, special, dtype: str):
+    """Emit an orthogonal polynomial of run-time degrees n: a tract_core_scan runs its recurrence over
+    k = 1 .. max(n) - 1, a range whose length tract takes from the data (PyTorch loops n times too);
+    the loop's states are P(k-1), P(k) and, per element, P(n) once k + 1 reaches n."""
+    shape = b.shape_of(b.out)
+    if not all(isinstance(d, int) for d in shape):
+        raise NotImplementedError("a run-time degree on a tensor of dynamic shape")
+    count = int(np.prod(shape))
+    if count == 0:
+        return b.const(np.zeros(shape), dtype, "empty")
+    b.require("tract_core")
+    xs, degrees = (b.op("reshape", b.op("tract_core_broadcast", t, shape=list(shape), out_shape=shape)
+                        if t.shape != shape else t, shape=[count], out_shape=(count,)) for t in (x, _tensor(b, n, dtype)))
+    degrees, valid = _degree(b, degrees, dtype)
+    top = b.op("squeeze", b.op("max_reduce", b.op("select", valid, degrees, b.const(0.0, dtype, "zero")), axes=[0]),
+               axes=[0])
+    one = b.const(1.0, dtype, "one")
+    steps = b.op("tract_core_range", one, top, one, out_dtype=dtype, out_shape=(None,))
+    name = f"{b.node.target._schema.name.split('::')[1]}_step_{dtype}"
+    if name not in b.graph.bodies:
+        body = b.body(name)
+        body.names.update({"p_next", "q_next", "picked_next"})
+        k = body.param("k", dtype, (1,))
+        p, q, picked, x_in, n_in = (body.param(name, dtype, (count,)) for name in ("p", "q", "picked", "x", "n"))
+        q_next = step(body, x_in, k, p, q)
+        picked_next = body.op("select", body.op("eq", n_in, body.op("add", k, 1.0)), q_next, picked)
+        p_next = body.op("copy", q)
+        for tensor, result in ((p_next, "p_next"), (q_next, "q_next"), (picked_next, "picked_next")):
+            tensor.name = result
+        body.graph.outputs = [p_next, q_next, picked_next]
+    params = [t.name for t in b.graph.bodies[name].inputs]
+    p0, q0 = b.op("add", b.op("mul", xs, 0.0), 1.0), first(xs)
+    picked = b.op("tract_core_scan", body=name, scan=[(params[0], steps, 0, 1)],
+                  full=[(params[4], xs), (params[5], degrees)],
+                  state=[(params[1], p0, "p_next"), (params[2], q0, "q_next"), (params[3], q0, "picked_next")],
+                  output=[("picked_next", "last", 0, 1)], out_dtype=dtype, out_shape=(count,))
+    out = b.op("reshape", picked, shape=list(shape), out_shape=shape) if shape else b.op("squeeze", picked, axes=[0])
+    n, valid = _degree(b, _tensor(b, n, dtype), dtype)
+    out = b.op("select", b.op("eq", n, 1.0), first(x), out)
+    if special:
+        out = special(x, _parity(b, n), out)
+    out = _select(b, b.op("eq", n, 0.0), 1.0, out, dtype)
+    return _select(b, b.op("not", valid), 0.0, out, dtype)
+
+
+def _k(b, k, scale: int, offset: int):
+    """Return k * scale + offset: a literal when k is the int of an unrolled step, ops on the loop's
+    k tensor in a scan body."""
+    if isinstance(k, int):
+        return literal(k * scale + offset)
+    scaled = b.op("mul", k, literal(scale)) if scale != 1 else k
+    return b.op("add", scaled, literal(offset)) if offset else scaled
 
 
 def _hermite_h_step(b, x, k, p, q):
@@ -233,14 +286,14 @@ def _hermite_he_step(b, x, k, p, q):
 
 def _laguerre_step(b, x, k, p, q):
     """L(k+1) = ((2k + (1 - x)) L(k) - k L(k-1)) / (k + 1)."""
-    grown = b.op("mul", b.op("add", b.op("sub", 1.0, x), literal(2 * k)), q)
-    return b.op("div", b.op("sub", grown, b.op("mul", p, literal(k))), literal(k + 1))
+    grown = b.op("mul", b.op("add", b.op("sub", 1.0, x), _k(b, k, 2, 0)), q)
+    return b.op("div", b.op("sub", grown, b.op("mul", p, _k(b, k, 1, 0))), _k(b, k, 1, 1))
 
 
 def _legendre_step(b, x, k, p, q):
     """P(k+1) = ((2k + 1) x P(k) - k P(k-1)) / (k + 1)."""
-    grown = b.op("mul", b.op("mul", x, literal(2 * k + 1)), q)
-    return b.op("div", b.op("sub", grown, b.op("mul", p, literal(k))), literal(k + 1))
+    grown = b.op("mul", b.op("mul", x, _k(b, k, 2, 1)), q)
+    return b.op("div", b.op("sub", grown, b.op("mul", p, _k(b, k, 1, 0))), _k(b, k, 1, 1))
 
 
 def _legendre_special(b, x, parity, out):
@@ -253,7 +306,7 @@ def _legendre_special(b, x, parity, out):
         "aten::special_hermite_polynomial_h.n_scalar"))
 def aten_special_hermite_polynomial_h(b, x, n):
     """special_hermite_polynomial_h(Tensor x, Tensor n) -> Tensor"""
-    return _recurrence(b, x, n, lambda x: b.op("add", x, x), lambda *a: _hermite_h_step(b, *a),
+    return _recurrence(b, x, n, lambda x: b.op("add", x, x), _hermite_h_step,
                        HERMITE_LIMIT.get(b.out_dtype, 1024))
 
 
@@ -261,14 +314,14 @@ def aten_special_hermite_polynomial_h(b, x, n):
         "aten::special_hermite_polynomial_he.n_scalar"))
 def aten_special_hermite_polynomial_he(b, x, n):
     """special_hermite_polynomial_he(Tensor x, Tensor n) -> Tensor"""
-    return _recurrence(b, x, n, lambda x: x, lambda *a: _hermite_he_step(b, *a), HERMITE_LIMIT.get(b.out_dtype, 1024))
+    return _recurrence(b, x, n, lambda x: x, _hermite_he_step, HERMITE_LIMIT.get(b.out_dtype, 1024))
 
 
 @lower(("aten::special_laguerre_polynomial_l", "aten::special_laguerre_polynomial_l.x_scalar",
         "aten::special_laguerre_polynomial_l.n_scalar"))
 def aten_special_laguerre_polynomial_l(b, x, n):
     """special_laguerre_polynomial_l(Tensor x, Tensor n) -> Tensor"""
-    return _recurrence(b, x, n, lambda x: b.op("sub", 1.0, x), lambda *a: _laguerre_step(b, *a), None,
+    return _recurrence(b, x, n, lambda x: b.op("sub", 1.0, x), _laguerre_step, None,
                        lambda x, parity, out: _select(b, b.op("eq", x, 0.0), 1.0, out, b.out_dtype))
 
 
@@ -276,5 +329,5 @@ def aten_special_laguerre_polynomial_l(b, x, n):
         "aten::special_legendre_polynomial_p.n_scalar"))
 def aten_special_legendre_polynomial_p(b, x, n):
     """special_legendre_polynomial_p(Tensor x, Tensor n) -> Tensor"""
-    return _recurrence(b, x, n, lambda x: x, lambda *a: _legendre_step(b, *a), None,
+    return _recurrence(b, x, n, lambda x: x, _legendre_step, None,
                        lambda x, parity, out: _legendre_special(b, x, parity, out))

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import Expr
+from ..graph import Expr, block_format
 from ..registry import lower
-from .common import INT64_SENTINEL, axes, axis, static
+from .common import INT64_SENTINEL, axes, axis, static, true_positions
 
 
 @lower(("aten::view", "aten::_unsafe_view", "aten::view_copy"))
@@ -100,6 +100,8 @@ def aten_slice(b, self, dim=0, start=None, end=None, step=1):
     """slice.Tensor(Tensor(a) self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor(a)"""
     d = axis(dim, self.rank)
     size = self.shape[d]
+    if hasattr(start, "name") or hasattr(end, "name"):
+        return _slice_at_run_time(b, self, d, start, end, step)
     begin = _bound(start, size, 0)
     stop = _bound(end, size, size)
     if isinstance(begin, int) and isinstance(stop, int):
@@ -110,6 +112,34 @@ def aten_slice(b, self, dim=0, start=None, end=None, step=1):
             # optimizer pulls over a reshape ("Invalid axis"), e.g. x.view(B, H, W, C)[:, ::2]
             return _gather(b, self, b.const(np.arange(begin, stop, step), "i64", "strided"), d)
     return b.op("slice", self, axes=[d], begin=[begin], end=[stop], stride=[step])
+
+
+def _slice_at_run_time(b, self, d: int, start, end, step):
+    """A slice with a bound read from tensor data (`x[:t.item()]`): non_zero of the mask of the kept
+    positions gives them, and their count is the size symbol PyTorch made for the result."""
+    n = self.shape[d]
+    if not isinstance(n, int):
+        raise NotImplementedError("a slice bound read from tensor data along a dynamic axis")
+    positions = b.const(np.arange(n), "i64", "positions")
+
+    def bound(value, default):
+        if value is None or isinstance(value, int) and value >= INT64_SENTINEL:
+            return b.const(default, "i64", "bound")
+        if isinstance(value, int):
+            return b.const(min(max(value + n if value < 0 else value, 0), n), "i64", "bound")
+        value = b.cast(value, "i64")
+        value = b.op("select", b.op("lt", value, b.const(0, "i64", "zero")), b.op("add", value, b.const(n, "i64", "n")),
+                     value)
+        return b.op("min", b.op("max", value, b.const(0, "i64", "zero")), b.const(n, "i64", "n"))
+
+    low, high = bound(start, 0), bound(end, n)
+    keep = b.op("and", b.op("ge", positions, low), b.op("lt", positions, high))
+    if step != 1:
+        offset = b.op("sub", positions, low)
+        rest = b.op("sub", offset, b.op("mul", b.op("div", offset, b.const(step, "i64", "step")),
+                                        b.const(step, "i64", "step")))
+        keep = b.op("and", keep, b.op("eq", rest, b.const(0, "i64", "zero")))
+    return _gather(b, self, true_positions(b, keep, b.out.shape[d]), d)
 
 
 @lower(("aten::split_with_sizes", "aten::split_with_sizes_copy"))
@@ -138,6 +168,8 @@ def aten_select(b, self, dim, index):
     """select.int(Tensor(a) self, int dim, SymInt index) -> Tensor(a)"""
     d = axis(dim, self.rank)
     size = self.shape[d]
+    if hasattr(index, "name"):  # read from tensor data (`x[:, t]` with a 0-d t): a gather, negatives included
+        return _gather(b, self, b.cast(index, "i64"), d)
     if isinstance(index, int) and index < 0:
         index = index + size if isinstance(size, int) else Expr(f"{size} - {-index}")
     end = index + 1 if isinstance(index, int) else Expr(f"{index} + 1")
@@ -177,6 +209,9 @@ def aten__to_copy(b, self, dtype=None, layout=None, device=None, pin_memory=None
 @lower("aten::embedding")
 def aten_embedding(b, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
     """embedding(Tensor weight, Tensor indices, SymInt padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False) -> Tensor"""
+    if block_format(weight.data):  # tract asks the output type of a gather from compressed data
+        b.require("tract_core")
+        return b.op("tract_core_gather", weight, indices, axis=0, datum_type=b.out_dtype)
     return _gather(b, weight, indices, 0)
 
 
@@ -206,51 +241,6 @@ def aten_gather(b, self, dim, index, sparse_grad=False):
         return b.op("squeeze", b.op("tract_core_gather_elements", b.op("reshape", self, shape=[1], out_shape=(1,)),
                                     b.op("reshape", index, shape=[1], out_shape=(1,)), axis=0), axes=[0])
     return b.op("tract_core_gather_elements", self, index, axis=axis(dim, self.rank))
-
-
-def _constant_index(b, x, indices, first: int):
-    """Emit x[..., i0, i1, ...] for adjacent constant index tensors as one standard `gather` over the
-    indexed dims merged into one (the flat indices are computed now)."""
-    if any(t.data is None for t in indices):
-        raise b.not_standard("advanced indexing with several run-time index tensors needs tract's gather_nd")
-    dims = list(x.shape[first:first + len(indices)])
-    if not static(x.shape):
-        raise b.not_standard("standard NNEF shapes are static")
-    arrays = np.broadcast_arrays(*(np.asarray(t.data) % d for t, d in zip(indices, dims)))
-    flat = np.ravel_multi_index(arrays, dims)
-    merged = list(x.shape[:first]) + [int(np.prod(dims))] + list(x.shape[first + len(indices):])
-    return b.op("gather", b.op("reshape", x, shape=merged), b.const(flat, "i64", "index"), axis=first)
-
-
-@lower("aten::index.Tensor")
-def aten_index(b, self, indices):
-    """index.Tensor(Tensor self, Tensor?[] indices) -> Tensor"""
-    used = [i for i, t in enumerate(indices) if t is not None]
-    if any(indices[i].dtype == "bool" for i in used):
-        raise NotImplementedError("boolean mask indexing has a data-dependent shape")
-    if len(used) == 1:
-        return _gather(b, self, indices[used[0]], used[0])
-    if used != list(range(used[0], used[0] + len(used))):
-        raise NotImplementedError("non-adjacent advanced indices")
-    if b.khronos:
-        return _constant_index(b, self, [indices[i] for i in used], used[0])
-    b.require("tract_core")
-    first = used[0]
-    x = self
-    if first:  # move the indexed dims to the front for gather_nd, then the result's leading dims are the index dims
-        perm = list(range(first, first + len(used))) + list(range(first)) + list(range(first + len(used), self.rank))
-        x = b.op("transpose", self, axes=perm)
-    out_shape = list(b.shape_of(b.out))
-    index_shape = out_shape[first:first + (len(out_shape) - (self.rank - len(used)))]
-    parts = [b.op("unsqueeze", b.op("tract_core_broadcast", indices[i], shape=index_shape), axes=[len(index_shape)])
-             for i in used]
-    stacked = b.op("concat", parts, axis=len(index_shape))
-    out = b.op("tract_core_gather_nd", x, b.cast(stacked, "i64"), batch_dims=0)
-    if first:
-        k = len(index_shape)
-        perm = list(range(k, k + first)) + list(range(k)) + list(range(k + first, len(out_shape)))
-        out = b.op("transpose", out, axes=perm)
-    return out
 
 
 @lower("aten::narrow_copy")
