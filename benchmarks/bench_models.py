@@ -10,6 +10,9 @@ interleaved and their paired latency ratio.
     python benchmarks/bench_models.py albert-base llama    # chosen models
     python benchmarks/bench_models.py --big-llama 1.1      # a ~1.1 B parameter Llama, export only
     python benchmarks/bench_models.py bloom --budget 30    # 30 s of latency rounds instead of 4
+    python benchmarks/bench_models.py --depth-sweep        # ALBERT-base's load time at 2..32 layers, both paths
+
+Load times are tract's load + optimize + runnable, the best of three, for both paths in one process.
 """
 from __future__ import annotations
 
@@ -131,12 +134,20 @@ def bench_onnx(model, inputs, directory: Path) -> dict:
             "load": (lambda: prepare_onnx(path, arrays), arrays)}
 
 
+def best_load(prepare, repeats: int = 3) -> tuple:
+    """Return (the runnable `prepare()` makes, the best of `repeats` timings of it in seconds)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        runnable = prepare()
+        times.append(time.perf_counter() - start)
+    return runnable, min(times)
+
+
 def load_and_count(row: dict) -> tuple:
     """Load and optimize a path's model in tract (timing it, counting its ops); return (runnable, inputs)."""
     prepare, arrays = row.pop("load")
-    start = time.perf_counter()
-    runnable = prepare()
-    row["load_s"] = time.perf_counter() - start
+    runnable, row["load_s"] = best_load(prepare)
     row["tract_ops"] = op_counts(runnable, arrays)
     return runnable, arrays
 
@@ -227,7 +238,8 @@ def table(rows: list[dict]) -> str:
     head = ("| model | params (M) | capture s | decompose s | other passes s | lower s | serialize s | check s "
             "| export s (no check) | peak MiB "
             "| weights MiB | archive MiB | tract ops | tract latency ms | onnx export s | onnx peak MiB "
-            "| onnx MiB | onnx tract ops | onnx latency ms | NNEF/ONNX latency (paired) |")
+            "| onnx MiB | onnx tract ops | onnx latency ms | NNEF/ONNX latency (paired) | tract load s "
+            "| onnx load s | NNEF/ONNX load |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
         if "error" in row:
@@ -240,14 +252,42 @@ def table(rows: list[dict]) -> str:
         onnx_cells = ([f"{o['export_s']:.2f}", f"{o['peak_mib']:.0f}", f"{o['size_mib']:.2f}",
                        total_ops(o["tract_ops"]), f"{o['latency_ms']:.3f}", f"{n['latency_vs_onnx']:.3f}"]
                       if "latency_ms" in o else [o.get("error", "-")] + ["-"] * 5)
+        load_cells = [f"{n['load_s']:.3f}" if "load_s" in n else "-", f"{o['load_s']:.3f}" if "load_s" in o else "-",
+                      f"{n['load_s'] / o['load_s']:.2f}" if "load_s" in n and "load_s" in o else "-"]
         cells = [row["model"], f"{row['params_m']:.1f}", f"{stages.get('capture', 0):.2f}",
                  f"{stages.get('DecomposePass', 0):.2f}", f"{passes:.2f}",
                  f"{stages.get('lower', 0):.2f}", f"{stages.get('serialize', 0):.2f}",
                  f"{stages['check']:.2f}" if "check" in stages else "-",
                  f"{n['export_s'] - stages.get('check', 0):.2f}",
                  f"{n['peak_mib']:.0f}", f"{row['weights_mib']:.0f}", f"{n['size_mib']:.2f}",
-                 total_ops(n.get("tract_ops")), f"{n['latency_ms']:.3f}" if "latency_ms" in n else "-", *onnx_cells]
+                 total_ops(n.get("tract_ops")), f"{n['latency_ms']:.3f}" if "latency_ms" in n else "-", *onnx_cells,
+                 *load_cells]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def depth_sweep(depths: list[int]) -> str:
+    """Export ALBERT-base (random weights, its layers sharing one set) at each depth with fx2nnef and
+    torch.onnx.export; return a markdown table of tract's load time for both paths and their ratio."""
+    import torch
+    import transformers
+    warnings.simplefilter("ignore")
+    lines = ["| layers | NNEF ops | tract load s (NNEF) | tract load s (ONNX) | NNEF/ONNX |", "|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory(prefix="fx2nnef-depth-") as tmp:
+        for depth in depths:
+            torch.manual_seed(0)
+            config = transformers.AlbertConfig(hidden_size=768, num_attention_heads=12, intermediate_size=3072,
+                                               embedding_size=128, vocab_size=30000, num_hidden_layers=depth)
+            model = transformers.AlbertModel(config).eval()
+            ids = torch.randint(5, 1000, (1, 16))
+            inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+            directory = Path(tmp) / str(depth)
+            directory.mkdir()
+            with contextlib.redirect_stdout(io.StringIO()):
+                nnef, onnx = bench_nnef(model, inputs, directory, False), bench_onnx(model, inputs, directory)
+            nnef_s, onnx_s = best_load(nnef["load"][0])[1], best_load(onnx["load"][0])[1]
+            lines.append(f"| {depth} | {nnef['nnef_ops']} | {nnef_s:.3f} | {onnx_s:.3f} | {nnef_s / onnx_s:.2f} |")
+            print(lines[-1], file=sys.stderr, flush=True)
     return "\n".join(lines)
 
 
@@ -262,8 +302,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     parser.add_argument("--budget", type=float, default=4.0, help="seconds of latency rounds per model (default 4)")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--depth-sweep", nargs="*", type=int, metavar="LAYERS",
+                        help="ALBERT-base's tract load time at these depths (default 2 4 8 16 32), NNEF and ONNX")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.depth_sweep is not None:
+        print(depth_sweep(args.depth_sweep or [2, 4, 8, 16, 32]))
+        return
     if args.child:
         print(json.dumps(child(args.child, args.check, not args.no_onnx, args.big_llama, args.suffix, args.budget)))
         return

@@ -37,11 +37,11 @@ from .backends.nnef.graph import NUMPY_DTYPES, Graph
 from .backends.nnef.lower import lower_program
 from .backends.nnef.registry import LoweringRegistry
 from .backends.nnef.validate import RANDOM_OPERATIONS, random_outputs, remove_dead_operations, validate
-from .backends.tract import (OutputReport, check_close, compare_outputs, format_report, resolve_tolerance, run,
+from .backends.tract import (OutputReport, check_close, compare_outputs, format_report, resolve_tolerance,
                              run_isolated, tract_version, write_debug_bundle)
 from .backends.tract.cli import cli_version, run_cli
 from .backends.tract.pulse import PulseReport, check_pulse, refuse_reverse_loops
-from .backends.tract.runner import release_python
+from .backends.tract.runner import LoadedArchive, release_python
 from .compiler.dynamic import DynamicAxes
 from .compiler.frontend import bind_inputs, eval_mode
 from .compiler.pass_base import PassLike, PassRecord
@@ -414,7 +414,8 @@ class Export:
                         "virtualenv with tract==%s at $FX2NNEF_TRACT_ENVS/%s to check with that release)",
                         target.version, installed, target.version, target.version)
         self.checked_with = f"tract {installed} (package)"
-        return lambda fed: run(self.temporary, list(fed.values()), graph.registries)
+        archive = LoadedArchive(self.temporary, graph.registries)  # loaded once for every check size
+        return lambda fed: archive.run(list(fed.values()))
 
     def _float_check(self, label: str, args: tuple, kwargs: dict) -> None:
         """Record (and log) how far tract's outputs are from the float model's: what quantization costs

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fx2nnef.backends.tract.runner import input_facts, load, run, run_isolated, tract_version
+from fx2nnef.backends.tract import runner
+from fx2nnef.backends.tract.runner import LoadedArchive, input_facts, load, run, run_isolated, tract_version
 from fx2nnef.errors import TractCheckError
 
 ADD_ONE = """version 1.0;
@@ -112,6 +113,19 @@ def test_symbolic_dim_runs_at_several_sizes(tmp_path: Path, size: int) -> None:
     (y,) = run(archive, [a, b])
     assert y.shape == (1, size)
     np.testing.assert_allclose(y, a * b)
+
+
+def test_loaded_archive_loads_once_for_every_size(tmp_path: Path, monkeypatch) -> None:
+    archive = LoadedArchive(write_archive(tmp_path / "sym", SYMBOLIC))
+    loads = []
+    monkeypatch.setattr(runner, "load", lambda *args: loads.append(args) or load(*args))
+    for size in (3, 17, 5):
+        a = np.linspace(-1, 1, size, dtype=np.float32)[None]
+        (y,) = archive.run([a, np.full((1, size), 3.0, dtype=np.float32)])
+        np.testing.assert_allclose(y, a * 3.0)
+    assert len(loads) == 1
+    with pytest.raises(TractCheckError, match=r"axis 1 is S, which input 'a' axis 1 set to 3"):
+        archive.run([np.zeros((1, 3), dtype=np.float32), np.zeros((1, 4), dtype=np.float32)])
 
 
 def test_wrong_input_count_lists_the_expected_inputs(tmp_path: Path) -> None:

@@ -426,7 +426,17 @@ def aten_adaptive_max_pool2d(b, self, output_size):
 @lower("aten::native_layer_norm")
 def aten_native_layer_norm(b, input, normalized_shape, weight, bias, eps):
     """native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)"""
-    out, mean, rstd = _moments(b, input, list(range(input.rank - len(normalized_shape), input.rank)), eps)
+    ax = list(range(input.rank - len(normalized_shape), input.rank))
+    if b.khronos or len(ax) != 1 or input.dtype == "f16":  # f16: statistics in f32 (_moments)
+        out, mean, rstd = _moments(b, input, ax, eps)
+    else:  # what tract's optimizer makes of the moments anyway, in one operation to read
+        b.require("tract_core")
+        mean = b.op("mean_reduce", input, axes=ax)
+        centered = b.op("sub", input, mean)
+        out = b.op("tract_core_rms_norm", centered, axis=ax[0], eps=literal(eps), out_dtype=centered.dtype,
+                   out_shape=centered.shape)
+        # dead, and dropped, unless a user reads it
+        rstd = b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", centered), axes=ax), literal(eps)))
     if weight is not None:
         out = b.op("mul", out, weight)
     if bias is not None:
