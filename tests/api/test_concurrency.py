@@ -56,7 +56,7 @@ def test_keyboard_interrupt_leaves_nothing(tmp_path, monkeypatch, stage, suffix)
     elif stage == "serialize":
         monkeypatch.setattr(serializer, "write_dat" if suffix == ".nnef" else "_add_member", _interrupt)
     else:
-        monkeypatch.setattr("fx2nnef.stages.run", _interrupt)
+        monkeypatch.setattr("fx2nnef.stages.LoadedArchive.run", _interrupt)
     with pytest.raises(KeyboardInterrupt):
         export_model_to_nnef(small_model(), [torch.randn(2, 8)], tmp_path / f"m{suffix}", TractNNEF())
     assert list(tmp_path.iterdir()) == []
