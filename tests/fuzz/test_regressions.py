@@ -61,6 +61,12 @@ CASES = {
     # f16 group norm statistics computed in f16: the squares of |x| ~ 300 overflow to inf
     "group_norm_f16_statistics": Program((((2, 4, 64), F16),), (
         step("mul", 0, scalar=300.0), step("group_norm", 1, groups=2, channels=4)), (2,)),
+    # sdpa of rank-2 matrices with one query row went to tract's fused operator, which takes ranks 3 and 4
+    "sdpa_rank_2": Program((((1, 2), F32),), (step("sdpa", 0, 0, causal=True),), (1,)),
+    # sdpa with an empty head (E = 0): 1 / sqrt(0) in the lowering; torch averages the values
+    "sdpa_empty_head": Program((((1, 3, 0), F32),), (step("sdpa", 0, 0, causal=False),), (1,)),
+    # atan2 of signed zeros (round(-0.3) is -0): atan2(-0, -0) is -pi in torch, was 0
+    "atan2_signed_zeros": Program((((8,), F32),), (step("round", 0), step("atan2", 1, 1)), (2,)),
 }
 
 

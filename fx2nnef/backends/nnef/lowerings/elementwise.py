@@ -478,11 +478,13 @@ def aten_threshold(b, self, threshold, value):
 def aten_atan2(b, self, other):
     """atan2(Tensor self, Tensor other) -> Tensor"""
     y, x = self, other
+    # signs read through 1/v, which is -inf for -0: atan2(-0, -0) is -pi and atan2(0, -0) is pi, as torch
+    x_negative, y_negative = (b.op("lt", b.op("recip", v), 0.0) for v in (x, y))
     base = b.op("atan", b.op("div", y, x))
-    pi = b.op("select", b.op("ge", y, 0.0), b.const(math.pi, b.out_dtype, "pi"), b.const(-math.pi, b.out_dtype, "pi"))
-    out = b.op("select", b.op("lt", x, 0.0), b.op("add", base, pi), base)
+    pi = b.op("select", y_negative, b.const(-math.pi, b.out_dtype, "pi"), b.const(math.pi, b.out_dtype, "pi"))
+    out = b.op("select", x_negative, b.op("add", base, pi), base)
     both_zero = b.op("and", b.op("eq", x, 0.0), b.op("eq", y, 0.0))
-    return b.op("select", both_zero, b.op("mul", y, 0.0), out)
+    return b.op("select", both_zero, b.op("select", x_negative, pi, b.op("mul", y, 0.0)), out)
 
 
 def _float_floor_div(b, a, c):
