@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import threading
 import traceback
 import types
 import warnings
@@ -22,6 +23,11 @@ from ..errors import CaptureError, ExportInputError, FX2NNEFError
 log = logging.getLogger("fx2nnef")
 
 PRIMITIVES = (bool, int, float, str, type(None))
+# torch.export keeps process-wide state (its mode stacks, patchers, module hierarchy), so two captures
+# in two threads break each other ("Trying to pop empty mode stack"); and a model's training flags are
+# shared. Capture, the passes and every eager run of a model under `eval_mode` hold this lock: exports
+# in parallel threads are safe (their serialization and tract checks still run in parallel).
+TORCH_LOCK = threading.RLock()
 # torch.ao's eager / FX quantization: modules torch.export cannot capture (packed weights, observers)
 TORCH_AO_QUANTIZATION = {
     "torch.ao.nn.quantized.dynamic": "dynamically quantized (torch.ao.quantization.quantize_dynamic)",
@@ -45,6 +51,9 @@ class TraceConstantWarning(UserWarning):
 def _normalize(value: Any, path: str) -> Any:
     """Turn mappings (BatchEncoding, ...) into dicts and check every leaf is exportable."""
     if isinstance(value, torch.Tensor):
+        problem = _unsupported_tensor(value)
+        if problem:
+            raise ExportInputError(f"input '{path}' is {problem}")
         return value
     if isinstance(value, Mapping):
         return {k: _normalize(v, f"{path}.{k}") for k, v in value.items()}
@@ -60,6 +69,21 @@ def _normalize(value: Any, path: str) -> Any:
                                "and has no names: pass a list/tuple, or the mapping itself")
     raise ExportInputError(f"input '{path}' has type {type(value).__name__}; fx2nnef takes tensors, "
                            "lists/tuples/dicts of tensors and Python scalars")
+
+
+def _unsupported_tensor(t: torch.Tensor) -> str | None:
+    """Say why an example input tensor cannot be exported, or return None when it can."""
+    if t.is_nested:
+        return ("a nested tensor: NNEF tensors are dense with one shape; pass a padded tensor (t.to_padded_tensor(0)) "
+                "and a mask")
+    if t.layout != torch.strided:
+        return (f"a sparse tensor ({t.layout}): NNEF has no sparse tensors; pass t.to_dense()")
+    if t.is_quantized:
+        return (f"a quantized tensor ({t.dtype}): pass the float tensor (t.dequantize()); quantized weights are "
+                "exported from the model, not from its inputs")
+    if t.is_meta:
+        return "on the meta device (it has no data to trace and check with): pass a CPU tensor with values"
+    return None
 
 
 def bind_inputs(model: torch.nn.Module, args: Any, kwargs: Mapping[str, Any] | None = None
@@ -126,18 +150,20 @@ def _returns_a_cache(model: torch.nn.Module, signature: inspect.Signature, args:
 
 @contextlib.contextmanager
 def eval_mode(model: torch.nn.Module, warn: bool = True):
-    """Put every submodule in eval mode for the duration, then restore each training flag. The flags
-    are set directly: a PT2E-converted module refuses `eval()`."""
-    flags = [(m, m.training) for m in model.modules()]
-    if model.training and warn and not _is_pt2e(model):
-        log.warning("model is in training mode: exporting it in eval mode (its flag is restored after)")
-    for m, _ in flags:
-        m.training = False
-    try:
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
+    """Put every submodule in eval mode for the duration, then restore each training flag (holding
+    TORCH_LOCK, so that no other thread sees or restores the flags meanwhile). The flags are set
+    directly: a PT2E-converted module refuses `eval()`."""
+    with TORCH_LOCK:
+        flags = [(m, m.training) for m in model.modules()]
+        if model.training and warn and not _is_pt2e(model):
+            log.warning("model is in training mode: exporting it in eval mode (its flag is restored after)")
+        for m, _ in flags:
+            m.training = False
+        try:
+            yield
+        finally:
+            for m, flag in flags:
+                m.training = flag
 
 
 def _is_pt2e(model: torch.nn.Module) -> bool:

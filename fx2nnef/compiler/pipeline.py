@@ -23,7 +23,7 @@ from ..passes.legalize_complex import LegalizeComplexPass
 from ..passes.legalize_dtypes import LegalizeDtypesPass
 from ..passes.quantize_weights import QuantizeWeightsPass
 from ..passes.roll_cell_loops import RollCellLoopsPass
-from .frontend import bind_inputs, capture
+from .frontend import TORCH_LOCK, bind_inputs, capture
 from .recurrent import keep_recurrences_whole
 from .pass_base import PassLike, PassManager, PassRecord, format_ir
 from .program import OUTPUT_NAMES, input_name, output_node, user_inputs
@@ -126,7 +126,7 @@ def compile_bound(model: torch.nn.Module, args: tuple, kwargs: dict, *, passes: 
     whole (one node each, time axis symbolic) through the capture and the passes."""
     records = [] if records is None else records
     record_ir = record_ir or bool(dump_dir)
-    with keep_recurrences_whole(model):
+    with TORCH_LOCK, keep_recurrences_whole(model):  # torch.export and the passes' re-tracing are not thread-safe
         return _compile_bound(model, args, kwargs, passes, dynamic_shapes, dump_dir, records, record_ir,
                               record_stack_traces)
 

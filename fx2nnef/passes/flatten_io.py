@@ -73,8 +73,9 @@ def _reject_side_effects(program: ExportedProgram) -> None:
 
 class FlattenIOPass(Pass):
     """After it, the program takes a flat tuple of tensors and returns a flat tuple of tensors;
-    each user-input placeholder's meta[INPUT_NAME] is its NNEF name, non-tensor inputs are gone
-    (they are trace constants), and the output node's meta[OUTPUT_NAMES] names every output. An
+    each user-input placeholder's meta[INPUT_NAME] is its NNEF name (every tensor input stays, used
+    or not: the archive takes what the user declared), non-tensor inputs are gone (they are trace
+    constants), and the output node's meta[OUTPUT_NAMES] names every output (at least one). An
     output may share an input's name only with `allow_same_io_names` and only when it returns that
     very input (NNEF names each tensor once)."""
 
@@ -100,6 +101,9 @@ class FlattenIOPass(Pass):
         names = self._input_names([n.name for n in tensor_inputs])
         for node, name in zip(tensor_inputs, names):
             node.meta[INPUT_NAME] = name
+            if not node.users:
+                warnings.warn(f"input {name} is not used by the model: it stays an input of the archive (a "
+                              "runtime feeds every declared input)")
 
         out = output_node(program)
         values, out_specs = list(out.args[0]), program.graph_signature.output_specs
@@ -112,6 +116,9 @@ class FlattenIOPass(Pass):
                 if isinstance(v, torch.fx.Node) and isinstance(v.meta.get("val"), torch.Tensor)]
         for i in set(range(len(values))) - set(keep):
             warnings.warn(f"output {paths[i] or i} = {values[i]!r} is not a tensor: it is left out of the NNEF graph")
+        if not keep:
+            raise ExportInputError(f"the model returns no tensor (its outputs: {values!r}): an NNEF graph needs at "
+                                   "least one output tensor")
         out_names = name_outputs([paths[i] for i in keep], self.output_names)
         check_names("output", out_names)
         clash = set(out_names) & set(names)

@@ -76,13 +76,26 @@ def _is_foldable(node: torch.fx.Node, constant: set[torch.fx.Node]) -> bool:
     return True
 
 
+def _is_empty(node: torch.fx.Node) -> bool:
+    """Tell whether a node's value is a tensor of static shape with no elements."""
+    val = node.meta.get("val")
+    return isinstance(val, torch.Tensor) and all(isinstance(d, int) for d in val.shape) and val.numel() == 0
+
+
+def _mutates(node: torch.fx.Node) -> bool:
+    """Tell whether a call writes into one of its arguments."""
+    return isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable
+
+
 class FoldPrimitivesPass(Pass):
     """After it, no node computes a value that is known at export time: assertions are gone, no-op
     clones/casts/views/dropouts are bypassed, and every subgraph computed only from constants,
     buffers, parameters and Python scalars is replaced by a lifted constant tensor (parameters
-    read as they are stay parameters, with their module-path labels). Anything that depends on a
-    user input or a symbolic dimension stays in the graph, and so do dequantizations of quantized
-    constants (PT2E's int8 weights stay int8)."""
+    read as they are stay parameters, with their module-path labels). A tensor with no elements (a
+    static size-0 dim) is known too, whatever it is computed from: no op computes on or produces
+    one (a user input stays an input). Anything else that depends on a user input or a symbolic
+    dimension stays in the graph, and so do dequantizations of quantized constants (PT2E's int8
+    weights stay int8)."""
 
     def call(self, program: ExportedProgram) -> PassResult:
         graph = program.graph
@@ -100,7 +113,9 @@ class FoldPrimitivesPass(Pass):
         values: dict[torch.fx.Node, object] = {node: value for node, spec in placeholders(program)
                                                if (value := known_value(program, spec)) is not None}
         for node in graph.nodes:
-            if _is_foldable(node, values.keys()):
+            if node.op in ("placeholder", "call_function") and node not in values and _is_empty(node):
+                values[node] = torch.empty(node.meta["val"].shape, dtype=node.meta["val"].dtype)
+            elif _is_foldable(node, values.keys()):
                 args = torch.fx.node.map_arg(node.args, lambda n: values[n])
                 kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: values[n])
                 try:  # views as reshapes: the bypassed no-op clones leave some inputs non-contiguous
@@ -115,6 +130,10 @@ class FoldPrimitivesPass(Pass):
             if first_user_input is not None else len(specs)
         for node in list(graph.nodes):
             if node.op != "call_function" or node not in values or not isinstance(values[node], torch.Tensor):
+                continue
+            if not node.users and not _mutates(node):
+                graph.erase_node(node)  # dead, and known: dead code elimination keeps seeded ops (sdpa)
+                modified = True
                 continue
             if all(u in values for u in node.users):
                 continue  # an inner node of a larger constant subgraph

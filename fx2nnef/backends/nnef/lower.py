@@ -111,6 +111,9 @@ class Builder:
             args = _integer_literals(args)
         if name in BROADCASTING:
             args = self._equal_ranks(args)
+        if name == "reshape" and not list(attribs["shape"]) and isinstance(args[0], Tensor) and args[0].shape:
+            # tract refuses reshape(shape = []) (its shape concat has no input): squeeze the unit axes
+            name, attribs = "squeeze", {"axes": list(range(args[0].rank))}
         if self.khronos:
             self._check_standard(name, args)
         if outputs == 1:
@@ -229,11 +232,14 @@ class Builder:
     def variable(self, array: np.ndarray, name: str, label: str) -> Tensor:
         """Append a `variable` reading `array` from `<label>.dat` and return its tensor. Khronos:
         typed `variable<integer>`; a bool array is stored as scalar and compared with 0 (the
-        Khronos reader wants 1-bit bools)."""
+        Khronos reader wants 1-bit bools). An empty bool array is stored as u8 and cast: tract
+        0.23.9 refuses to load an empty bool .dat ("Shape and len mismatch ... bytes:0")."""
         dtype = NUMPY_DTYPE_NAMES[array.dtype.name]
         if self.khronos and dtype == "bool":
             stored = self.variable(array.astype(np.float32), name, label)
             return self.op("ne", stored, 0.0, out_dtype="bool")
+        if dtype == "bool" and array.size == 0:
+            return self.cast(self.variable(array.astype(np.uint8), name, label), "bool")
         generic = khronos_type(dtype) if self.khronos and khronos_type(dtype) != "scalar" else None
         t = Tensor(name, dtype, tuple(array.shape), data=array, label=label)
         self.graph.operations.append(Operation("variable", (), {"shape": list(array.shape), "label": label},
@@ -511,7 +517,7 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
     for node in program.graph.nodes:
         b.node = node
         if node.op == "placeholder":
-            if not node.users:
+            if not node.users and specs[node].kind != InputKind.USER_INPUT:
                 continue
             env[node] = _placeholder(b, program, node, specs[node], storages)
         elif node.op == "call_function":
@@ -531,10 +537,52 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
         t.name = name
         used.add(name)
         graph.outputs.append(t)
+    if not b.khronos:
+        _materialize_contracted_broadcasts(b, graph)
     share_constant_expressions(graph)
     store_variables_at_use_rank(graph)
     naming.rename(graph, naming_scheme)
     return graph
+
+
+# ops that tract 0.23.9 moves a broadcast through (element-wise and layout ops)
+BROADCAST_TRANSPARENT = UNARY_OPS | BROADCASTING | {"transpose", "reshape", "squeeze", "unsqueeze", "slice",
+                                                    "tract_core_broadcast"}
+
+
+def _materialize_contracted_broadcasts(b: Builder, graph: Graph) -> None:
+    """Rewrite each static `tract_core_broadcast` that reaches a matmul through element-wise and
+    layout ops as `add(x, zeros)` (`or(x, false)` for bools): tract 0.23.9 folds a broadcast into
+    the einsum it feeds, and when the broadcast axis is the contraction axis it computes as if
+    K were 1 (or aborts) - `x.expand(3, 4) @ w` silently gives `x * w[0]`."""
+    producers = {t.name: op for op in graph.operations for t in op.outputs}
+    found: dict[int, Operation] = {}
+    for op in graph.operations:
+        if op.name != "matmul":
+            continue
+        stack, seen = [a for a in op.args if isinstance(a, Tensor)], set()
+        while stack:
+            producer = producers.get(stack.pop().name)
+            if producer is None or id(producer) in seen or producer.name not in BROADCAST_TRANSPARENT:
+                continue
+            seen.add(id(producer))
+            if producer.name == "tract_core_broadcast":
+                found[id(producer)] = producer
+            stack.extend(a for a in producer.args if isinstance(a, Tensor))
+    for op in found.values():
+        x, shape = op.args[0], list(op.attribs["shape"])
+        if x.shape is None or not static(shape) or not static(x.shape):
+            continue
+        start = len(graph.operations)
+        if x.rank < len(shape):
+            x = b.op("unsqueeze", x, axes=list(range(len(shape) - x.rank)))
+        dtype = op.outputs[0].dtype or x.dtype
+        zeros = b.const(np.zeros([n if d == 1 else 1 for n, d in zip(shape, x.shape)]), dtype, "broadcast")
+        new = graph.operations[start:]
+        del graph.operations[start:]
+        at = graph.operations.index(op)
+        graph.operations[at:at] = new
+        op.name, op.args, op.attribs = ("or" if dtype == "bool" else "add"), (x, zeros), {}
 
 
 def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec, storages) -> Tensor:

@@ -219,6 +219,30 @@ def _pool_ranks(op: Operation) -> str | None:
     return None
 
 
+def _pool_input_rank(op: Operation) -> str | None:
+    """Require a pooling input of rank 3 or more (tract reads axes 0 and 1 as N and C)."""
+    rank = _rank(_operand(op, 0, "input"))
+    if op.name not in POOL_OPS or rank is None or rank >= 3:
+        return None
+    return (f"the input has rank {rank}: tract's pools read axes 0 and 1 as batch and channel and abort the "
+            "process on an input without a spatial axis; unsqueeze an unbatched input to (1, C, L)")
+
+
+def _reshape_target(op: Operation) -> str | None:
+    """Reject a `reshape` to no shape (tract refuses it) or to a size-0 dim written as 0 (NNEF
+    reads 0 as "copy the input's dim": tract then computes another shape, or refuses it)."""
+    if op.name != "reshape" or "shape" not in op.attribs:
+        return None
+    shape, out = list(op.attribs["shape"]), op.outputs[0].shape
+    if not shape and _rank(_operand(op, 0, "input")):
+        return "shape = [] (a 0-d result): tract refuses it at load; squeeze the unit axes instead"
+    zeros = [i for i, d in enumerate(shape) if _is_int(d) and d == 0 and out is not None and i < len(out) and out[i] == 0]
+    if zeros:
+        return (f"shape {shape} writes the size-0 dim(s) {zeros} as 0, which NNEF reads as a copy of the input's "
+                "dim: an empty tensor is a constant (fold it)")
+    return None
+
+
 def _border(op: Operation) -> str | None:
     """Reject a `border` value that tract does not implement for the op."""
     allowed = BORDERS.get(op.name)
@@ -256,7 +280,8 @@ def _quantized_operands(op: Operation) -> str | None:
 
 RULES: tuple[Rule, ...] = (
     _negative_axes, _empty_reduction, _argument_count, _broadcast_ranks, _matmul_ranks, _slice_bounds,
-    _gather_bounds, _pool_ranks, _border, _variable_attributes, _quantized_operands,
+    _gather_bounds, _pool_ranks, _pool_input_rank, _reshape_target, _border, _variable_attributes,
+    _quantized_operands,
 )
 
 

@@ -256,15 +256,17 @@ def run_isolated(
     registries: Iterable[str] = (),
     timeout: float | None = 600.0,
     python: str | os.PathLike | None = None,
+    onnx: bool = False,
 ) -> list[np.ndarray]:
     """Do what `run` does in a child process, so that a tract abort raises TractCheckError here.
     `python` is the interpreter of the child (default: this one); it needs only numpy and tract,
-    so another virtualenv runs the archive in another tract release."""
+    so another virtualenv runs the archive in another tract release. With `onnx`, `path` is an
+    ONNX model run by tract's ONNX loader (`onnx_runner.run_onnx`) instead."""
     with tempfile.TemporaryDirectory(prefix="fx2nnef-tract-") as tmp:
         request = Path(tmp)
         np.savez(request / "inputs.npz", **_numbered("input", inputs))
         (request / "request.json").write_text(
-            json.dumps({"archive": str(path), "registries": sorted(set(registries))})
+            json.dumps({"archive": str(path), "registries": sorted(set(registries)), "onnx": onnx})
         )
         child = _spawn(request, path, timeout, python or sys.executable)
         if (request / "error.txt").exists():
@@ -340,7 +342,12 @@ def serve_request(request_dir: str) -> None:
     with np.load(request / "inputs.npz") as stored:
         inputs = [stored[key] for key in stored.files]
     try:
-        outputs = LoadedArchive(spec["archive"], spec["registries"]).run(inputs, _announce)
+        if spec.get("onnx"):
+            from fx2nnef.backends.tract.onnx_runner import run_onnx
+            _announce("running")
+            outputs = run_onnx(spec["archive"], inputs)
+        else:
+            outputs = LoadedArchive(spec["archive"], spec["registries"]).run(inputs, _announce)
     except TractCheckError as exc:
         (request / "error.txt").write_text(str(exc))
         return

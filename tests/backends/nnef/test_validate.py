@@ -130,6 +130,15 @@ def test_pool_lists_must_be_full_rank(name):
     validate(single(name, size=[1, 1, 2, 2], padding=[]))   # empty list: not given
 
 
+@pytest.mark.parametrize("name", ["max_pool", "avg_pool", "box"])
+def test_pool_input_needs_a_spatial_axis(name):
+    # shrunk by the fuzzer: F.adaptive_avg_pool1d(F.adaptive_avg_pool1d(x, 2), 2) on an unbatched (3, 3)
+    # x was written as avg_pool(size = [1, 1]) on a rank-2 tensor, which aborts tract's run (SIGSEGV)
+    assert_invalid(single(name, shape=(3, 4), size=[1, 1], stride=[1, 1], padding=[(0, 0)] * 2, border="ignore"),
+                   f"y = {name}(...)", "rank 2", "abort")
+    validate(single(name, shape=(1, 3, 4), size=[1, 1, 1], stride=[1, 1, 1], padding=[(0, 0)] * 3, border="ignore"))
+
+
 def test_pool_rank_from_size_when_input_rank_unknown():
     x = external("x", (2, 3, 4, 5))
     x.outputs[0].shape = None

@@ -22,8 +22,9 @@ def aten_scaled_dot_product_attention(b, query, key, value, attn_mask=None, drop
         if query.shape[:-2] != key.shape[:-2]:
             raise b.not_standard("grouped-query attention (fewer key/value heads) has no standard form here")
         return _matmul_softmax(b, query, key, value, attn_mask, is_causal, scale)
-    plain = query.shape[:-2] == key.shape[:-2] and isinstance(query.shape[-1], int) and query.shape[-2] != 1
-    if plain and not b.fused_attention:
+    plain = query.shape[:-2] == key.shape[:-2] and isinstance(query.shape[-1], int)
+    fusable = query.rank in (3, 4) and query.shape[-1] != 0  # what tract's fused operator takes
+    if plain and (not fusable or query.shape[-2] != 1 and not b.fused_attention):
         return _matmul_softmax(b, query, key, value, attn_mask, is_causal, scale)
     if not b.supports("tract_transformers_sdpa") and isinstance(query.shape[-1], int):
         key, value = _repeat_heads(b, key, query), _repeat_heads(b, value, query)
@@ -93,7 +94,8 @@ def _matmul_softmax(b, query, key, value, attn_mask, is_causal: bool, scale):
     equal heads), scaled as torch's math attention does. Scaling q and k rather than the scores
     also keeps tract from splitting q @ k^T in two where q and k are concatenations (partial
     rotary embeddings: GPT-NeoX ran 2 % slower than its ONNX path that way)."""
-    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    if scale is None:  # an empty head (size 0) scores 0 whatever the scale: torch averages the values
+        scale = 1 / math.sqrt(query.shape[-1]) if query.shape[-1] else 1.0
     root = literal(math.sqrt(scale))
     scores = b.op("matmul", b.op("mul", query, root), b.op("mul", key, root), transposeB=True)
     if is_causal:

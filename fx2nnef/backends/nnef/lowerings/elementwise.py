@@ -144,7 +144,15 @@ def aten_mul(b, self, other):
     """mul.Tensor(Tensor self, Tensor other) -> Tensor"""
     if b.out_dtype == "bool":
         return _logical(b, "and", self, other)
+    if self is other and not b.out_dtype.startswith("f"):
+        return _integer_square(b, self)
     return b.op("mul", _operand(self), _operand(other))
+
+
+def _integer_square(b, x):
+    """Return x * x for an integer x as -(x * -x): tract rewrites mul(x, x) (and pow(x, 2)) into its
+    Square op, which has no integer kernel ("Square does not support I64" at run time)."""
+    return b.op("neg", b.op("mul", x, b.op("neg", x)))
 
 
 @lower(("aten::div.Tensor", "aten::div.Scalar"))
@@ -163,7 +171,7 @@ def aten_div_mode(b, self, other, rounding_mode=None):
     if rounding_mode == "trunc":
         return b.op("mul", b.op("sign", q), b.op("floor", b.op("abs", q))) if is_float else q
     if is_float:
-        return b.op("floor", q)
+        return _float_floor_div(b, _operand(self), _operand(other))
     # integer floor division: tract truncates, so step down where the remainder's sign differs
     r = b.op("sub", _operand(self), b.op("mul", q, _operand(other)))
     if hasattr(other, "name"):
@@ -181,7 +189,7 @@ def aten_pow(b, self, exponent):
         if exponent == 1:
             return self
         if exponent == 2:
-            return b.op("sqr", self)
+            return b.op("sqr", self) if b.out_dtype.startswith("f") else _integer_square(b, self)
         if exponent == 0.5:
             return b.op("sqrt", self)
     return b.op("pow", self, _operand(exponent))
@@ -470,18 +478,39 @@ def aten_threshold(b, self, threshold, value):
 def aten_atan2(b, self, other):
     """atan2(Tensor self, Tensor other) -> Tensor"""
     y, x = self, other
+    # signs read through 1/v, which is -inf for -0: atan2(-0, -0) is -pi and atan2(0, -0) is pi, as torch
+    x_negative, y_negative = (b.op("lt", b.op("recip", v), 0.0) for v in (x, y))
     base = b.op("atan", b.op("div", y, x))
-    pi = b.op("select", b.op("ge", y, 0.0), b.const(math.pi, b.out_dtype, "pi"), b.const(-math.pi, b.out_dtype, "pi"))
-    out = b.op("select", b.op("lt", x, 0.0), b.op("add", base, pi), base)
+    pi = b.op("select", y_negative, b.const(-math.pi, b.out_dtype, "pi"), b.const(math.pi, b.out_dtype, "pi"))
+    out = b.op("select", x_negative, b.op("add", base, pi), base)
     both_zero = b.op("and", b.op("eq", x, 0.0), b.op("eq", y, 0.0))
-    return b.op("select", both_zero, b.op("mul", y, 0.0), out)
+    return b.op("select", both_zero, b.op("select", x_negative, pi, b.op("mul", y, 0.0)), out)
+
+
+def _float_floor_div(b, a, c):
+    """Return floor(a / c) for float operands. tract's f32 div is not correctly rounded (x / x is
+    1 - 2^-24 for ~14 % of x), so floor(div(a, c)) can be one off where a / c is an integer: q is
+    stepped down where a - q * c has not c's sign, up where it is as large as |c| (a - q * c is
+    then in c's half-open range, as torch's remainder). f16 is computed in f32, as torch does (an
+    f16 a - q * c rounds onto |c|)."""
+    half = b.out_dtype == "f16"
+    if half:
+        a, c = (b.cast(x, "f32") if hasattr(x, "name") else x for x in (a, c))
+    divisor = c if hasattr(c, "name") else b.const(c, "f32" if half else b.out_dtype, "divisor")
+    q = b.op("floor", b.op("div", a, divisor))
+    zero = _zero(b, q)
+    r = b.op("sub", a, b.op("mul", q, divisor))
+    wrong_sign = b.op("and", b.op("ne", r, zero), _xor(b, b.op("lt", r, zero), b.op("lt", divisor, zero)))
+    too_far = b.op("ge", b.op("abs", r), b.op("abs", divisor))  # |r| == |c| when a / c rounded down to an integer
+    q = b.op("select", too_far, b.op("add", q, 1.0), b.op("select", wrong_sign, b.op("sub", q, 1.0), q))
+    return b.cast(q, "f16") if half else q
 
 
 def _floor_div(b, a, c, dtype: str):
     """a // c rounded toward minus infinity, for float or integer operands."""
-    q = b.op("div", a, c)
     if dtype.startswith("f"):
-        return b.op("floor", q)
+        return _float_floor_div(b, a, c)
+    q = b.op("div", a, c)
     # tract's integer division truncates: step down where the remainder's sign differs from the divisor's
     r = b.op("sub", a, b.op("mul", q, c))
     zero = _zero(b, r)

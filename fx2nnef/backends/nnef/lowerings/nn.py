@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 
@@ -95,10 +96,16 @@ def aten_layer_norm(b, input, normalized_shape, weight=None, bias=None, eps=1e-5
 
 
 def _moments(b, x, ax, eps):
-    """Return (x - mean, mean, 1 / sqrt(var + eps)) of x over the axes `ax` (biased variance)."""
+    """Return ((x - mean) / sqrt(var + eps), mean, 1 / sqrt(var + eps)) of x over the axes `ax`
+    (biased variance), in x's dtype. f16 statistics are computed in f32, as torch does: the
+    squares of f16 values overflow f16 from |x - mean| > 256 (a group norm of f16 activations
+    of magnitude ~300 gave zeros)."""
+    dtype = x.dtype
+    x = b.cast(x, "f32") if dtype == "f16" else x
     mean = b.op("mean_reduce", x, axes=ax)
     centered = b.op("sub", x, mean)
-    return centered, mean, b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", centered), axes=ax), literal(eps)))
+    rstd = b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", centered), axes=ax), literal(eps)))
+    return tuple(b.cast(t, dtype) for t in (b.op("mul", centered, rstd), mean, rstd))
 
 
 @lower(("aten::softmax.int", "aten::_softmax"))
@@ -168,38 +175,59 @@ def _expand(value, n):
     return value * (n // len(value)) if value else []
 
 
+def _spatial_rank(b) -> int:
+    """Return how many spatial axes the current pooling node has (1, 2 or 3: its name says)."""
+    return int(re.search(r"pool(\d)d", b.node.target.name()).group(1))
+
+
+def _batched(b, x, spatial: int):
+    """Return x with leading unit axes up to rank spatial + 2, and how many were added: tract's
+    pools read axes 0 and 1 as N and C (an unbatched (C, L) input is not (N, C): a pool on a rank-2
+    tensor aborts tract's run)."""
+    missing = spatial + 2 - x.rank
+    return (b.op("unsqueeze", x, axes=list(range(missing))), missing) if missing > 0 else (x, 0)
+
+
+def _unbatched(b, y, added: int):
+    """Undo `_batched` on a pool's result."""
+    return b.op("squeeze", y, axes=list(range(added))) if added else y
+
+
 @lower(("aten::max_pool2d", "aten::max_pool1d", "aten::max_pool3d"))
 def aten_max_pool2d(b, self, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
     """max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor"""
-    n = self.rank - 2
+    n = _spatial_rank(b)
+    x, added = _batched(b, self, n)
     kernel = _expand(kernel_size, n)
     stride = _expand(stride, n) or kernel
     padding, dilation = _expand(padding, n), _expand(dilation, n)
-    pads = _pool_padding(self, kernel, stride, padding, dilation, ceil_mode)
-    return b.op("max_pool", self, size=[1, 1] + kernel, border="ignore", padding=pads,
-                stride=[1, 1] + stride, dilation=[1, 1] + dilation)
+    pads = _pool_padding(x, kernel, stride, padding, dilation, ceil_mode)
+    return _unbatched(b, b.op("max_pool", x, size=[1, 1] + kernel, border="ignore", padding=pads,
+                              stride=[1, 1] + stride, dilation=[1, 1] + dilation), added)
 
 
 @lower(("aten::avg_pool2d", "aten::avg_pool1d", "aten::avg_pool3d"))
 def aten_avg_pool2d(b, self, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
                     divisor_override=None):
     """avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor"""
-    n = self.rank - 2
+    n = _spatial_rank(b)
+    x, added = _batched(b, self, n)
     kernel = _expand(kernel_size, n)
     stride = _expand(stride, n) or kernel
     padding = _expand(padding, n)
-    pads = _pool_padding(self, kernel, stride, padding, [1] * n, ceil_mode)
+    pads = _pool_padding(x, kernel, stride, padding, [1] * n, ceil_mode)
+    out_shape = (1,) * added + b.shape_of(b.out)
     if divisor_override:
-        total = b.op("box", self, size=[1, 1] + kernel, border="constant", padding=pads, stride=[1, 1] + stride,
-                     out_shape=b.shape_of(b.out))
-        return b.op("div", total, literal(divisor_override))
+        total = b.op("box", x, size=[1, 1] + kernel, border="constant", padding=pads, stride=[1, 1] + stride,
+                     out_shape=out_shape)
+        return _unbatched(b, b.op("div", total, literal(divisor_override)), added)
     if count_include_pad and any(p[1] != p[0] for p in pads):  # windows past the padding count only the padding
-        total = b.op("box", self, size=[1, 1] + kernel, border="constant", padding=pads, stride=[1, 1] + stride,
-                     out_shape=b.shape_of(b.out))
-        return b.op("div", total, b.const(_ceil_mode_divisors(b.shape_of(b.out)[2:], self.shape[2:], kernel, stride,
-                                                              padding), self.dtype, "pool_divisors"))
-    return b.op("avg_pool", self, size=[1, 1] + kernel, border="constant" if count_include_pad else "ignore",
-                padding=pads, stride=[1, 1] + stride)
+        total = b.op("box", x, size=[1, 1] + kernel, border="constant", padding=pads, stride=[1, 1] + stride,
+                     out_shape=out_shape)
+        divisors = _ceil_mode_divisors(out_shape[2:], x.shape[2:], kernel, stride, padding)
+        return _unbatched(b, b.op("div", total, b.const(divisors, self.dtype, "pool_divisors")), added)
+    return _unbatched(b, b.op("avg_pool", x, size=[1, 1] + kernel, border="constant" if count_include_pad else "ignore",
+                              padding=pads, stride=[1, 1] + stride), added)
 
 
 def _ceil_mode_divisors(out, size, kernel, stride, padding) -> np.ndarray:
@@ -222,10 +250,14 @@ def aten_adaptive_avg_pool2d(b, self, output_size):
     out = [s if o is None else o for s, o in zip(spatial, output_size)]
     if all(o == 1 for o in out):
         return b.op("mean_reduce", self, axes=list(range(first, self.rank)))
+    if spatial == out:
+        return self
     if not any(s % o for s, o in zip(spatial, out)):
         kernel = [s // o for s, o in zip(spatial, out)]
-        return b.op("avg_pool", self, size=[1] * first + kernel, border="constant", padding=[(0, 0)] * self.rank,
-                    stride=[1] * first + kernel)
+        x, added = _batched(b, self, n)
+        first = x.rank - n
+        return _unbatched(b, b.op("avg_pool", x, size=[1] * first + kernel, border="constant",
+                                  padding=[(0, 0)] * x.rank, stride=[1] * first + kernel), added)
     x = self
     for i, (size, o) in enumerate(zip(spatial, out)):  # uneven windows: one averaging matrix per axis
         x = _average_axis(b, x, first + i, _window_matrix(size, o))
@@ -311,8 +343,7 @@ def aten_batch_norm(b, input, weight, bias, running_mean, running_var, training,
 def _batch_statistics_norm(b, input, weight, bias, eps):
     """Return (normalized input, mean, 1 / std) with statistics over the batch and spatial axes,
     the statistics keeping unit axes."""
-    centered, mean, rstd = _moments(b, input, [0] + list(range(2, input.rank)), eps)
-    out = b.op("mul", centered, rstd)
+    out, mean, rstd = _moments(b, input, [0] + list(range(2, input.rank)), eps)
     per_channel = [input.shape[1]] + [1] * (input.rank - 2)
     if weight is not None:
         out = b.op("mul", out, b.op("reshape", weight, shape=per_channel))
@@ -396,13 +427,16 @@ def aten_adaptive_max_pool2d(b, self, output_size):
 def aten_native_layer_norm(b, input, normalized_shape, weight, bias, eps):
     """native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)"""
     ax = list(range(input.rank - len(normalized_shape), input.rank))
-    centered, mean, rstd = _moments(b, input, ax, eps)  # rstd is dead (and dropped) unless a user reads it
-    if b.khronos or len(ax) != 1:
-        out = b.op("mul", centered, rstd)
+    if b.khronos or len(ax) != 1 or input.dtype == "f16":  # f16: statistics in f32 (_moments)
+        out, mean, rstd = _moments(b, input, ax, eps)
     else:  # what tract's optimizer makes of the moments anyway, in one operation to read
         b.require("tract_core")
+        mean = b.op("mean_reduce", input, axes=ax)
+        centered = b.op("sub", input, mean)
         out = b.op("tract_core_rms_norm", centered, axis=ax[0], eps=literal(eps), out_dtype=centered.dtype,
                    out_shape=centered.shape)
+        # dead, and dropped, unless a user reads it
+        rstd = b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", centered), axes=ax), literal(eps)))
     if weight is not None:
         out = b.op("mul", out, weight)
     if bias is not None:
@@ -418,8 +452,8 @@ def aten_native_group_norm(b, input, weight, bias, N, C, HxW, group, eps):
     shape = [input.shape[0], group, C // group, *input.shape[2:]]
     grouped = b.op("reshape", input, shape=shape, out_shape=tuple(shape))
     reduced = list(range(2, len(shape)))
-    centered, mean, rstd = _moments(b, grouped, reduced, eps)
-    out = b.op("reshape", b.op("mul", centered, rstd), shape=list(input.shape), out_shape=tuple(input.shape))
+    normalized, mean, rstd = _moments(b, grouped, reduced, eps)
+    out = b.op("reshape", normalized, shape=list(input.shape), out_shape=tuple(input.shape))
     per_channel = [C] + [1] * (input.rank - 2)
     if weight is not None:
         out = b.op("mul", out, b.op("reshape", weight, shape=per_channel, out_shape=tuple(per_channel)))
@@ -452,10 +486,17 @@ def aten_upsample_bilinear2d(b, input, output_size, align_corners, scale_factors
     if scale_factors and not align_corners:  # torch maps coordinates with the given factors, not out / in
         b.require("tract_core")
         return b.op("tract_core_resize", input, scales=b.const([1.0, 1.0] + list(scale_factors), "f32", "scales"),
-                    coord_transformer="pytorch_half_pixel", interpolator="cubic" if cubic else "linear",
+                    coord_transformer=_half_pixel(b), interpolator="cubic" if cubic else "linear",
                     nearest_mode="floor")
-    return _resize(b, input, b.shape_of(b.out)[2:], "align_corners" if align_corners else "pytorch_half_pixel",
+    return _resize(b, input, b.shape_of(b.out)[2:], "align_corners" if align_corners else _half_pixel(b),
                    "cubic" if cubic else "linear")
+
+
+def _half_pixel(b) -> str:
+    """Return the coordinate transformer of torch's align_corners=False resize: tract's
+    `pytorch_half_pixel` samples index 0 for an output length of 1 where torch samples
+    0.5 * in - 0.5 (ONNX's rule), and `half_pixel` (the same elsewhere) samples what torch does."""
+    return "half_pixel" if 1 in b.shape_of(b.out)[2:] else "pytorch_half_pixel"
 
 
 @lower(("aten::grid_sampler_2d", "aten::grid_sampler_3d"))
