@@ -81,7 +81,7 @@ def export_llm(model: torch.nn.Module | str | os.PathLike, export_dir: str | os.
                  shape.layers, shape.kv_heads, shape.head_dim, dtype, f" with {compression}" if compression else "")
         with export.guard():
             export.build()
-            export.graph.assertions += _contract(shape.max_positions)
+            export.graph.assertions = _contract(export.graph.assertions, shape.max_positions)
             export.write()
             generation = _verify(export, wrapper, dtype, generation_steps) if verify else None
             report = export.commit()
@@ -176,10 +176,13 @@ def _dynamic_axes(wrapper: CausalLMWithCache, batch: bool) -> dict:
     return axes
 
 
-def _contract(max_positions: int) -> list[str]:
-    """Return the tract_assert rules of the reference's LLM archives beyond the symbols' ranges: the
-    context bound and the two modes (tg: one new token; pp: an empty cache)."""
-    return [f"S + P < {max_positions}", "tg: S == 1", "pp: P == 0"]
+def _contract(ranges: list[str], max_positions: int) -> list[str]:
+    """Return the tract_assert rules of the reference's LLM archives: the symbols' lower bounds (from
+    `ranges`, the rules of the symbols' ranges), the context bound and the two modes (tg: one new
+    token; pp: an empty cache). The upper bounds of S and P are left out: the context bound implies
+    them, and under the modes every rule slows tract's load (docs/llm.md)."""
+    lower = [rule for rule in ranges if not rule.startswith(("S <=", "P <="))]
+    return lower + [f"S + P < {max_positions}", "tg: S == 1", "pp: P == 0"]
 
 
 def _verify(export: Export, wrapper: CausalLMWithCache, dtype: str, steps: int) -> GenerationReport:
