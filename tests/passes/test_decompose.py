@@ -115,3 +115,34 @@ def test_observable_mutation_is_functionalized_by_torch(monkeypatch):
     ops = count_ops(result.program)
     assert "aten::glu" not in ops and "aten::mul_.Tensor" not in ops
     assert_same_numerics(captured(ThroughAView(), x, decompose=False), result.program, x)
+
+
+class Converts(torch.nn.Module):
+    def forward(self, x):
+        return torch.nn.functional.silu(x.to(torch.float32)) * 2
+
+
+def _symbolic(module, x):
+    """Capture `module` with its input's first axis symbolic."""
+    from fx2nnef.compiler.frontend import capture
+    return capture(module, (x,), {}, {"x": {0: torch.export.Dim("B", min=2, max=64)}})
+
+
+def test_symbolic_graph_with_only_conversions_to_decompose_needs_no_retrace(monkeypatch):
+    x = torch.randn(4, 8)
+    raw = _symbolic(Converts(), x)
+    assert "aten::to.dtype" in count_ops(raw)
+    monkeypatch.setattr(type(raw), "run_decompositions", lambda *a, **k: pytest.fail("retraced the program"))
+    result = DecomposePass()(raw)
+    assert "aten::to.dtype" not in count_ops(result.program)
+    monkeypatch.undo()
+    assert_same_numerics(_symbolic(Converts(), x), result.program, x)
+
+
+def test_symbolic_graph_with_other_ops_to_decompose_is_retraced(monkeypatch):
+    raw = _symbolic(Converts(), torch.randn(4, 8))
+    calls = []
+    retrace = type(raw).run_decompositions
+    monkeypatch.setattr(type(raw), "run_decompositions", lambda *a, **k: calls.append(1) or retrace(*a, **k))
+    result = DecomposePass(registry_without("aten::silu"))(raw)   # silu's trace could guard on B
+    assert calls == [1] and "aten::silu" not in count_ops(result.program)
