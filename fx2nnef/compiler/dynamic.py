@@ -247,7 +247,7 @@ class DynamicAxes:
         """Say which declared axes the model forced to a constant, and where."""
         sources = self._source_names(model, args, kwargs)
         flat = pytree.tree_leaves((args, kwargs))
-        lines, forced = [], set()
+        lines, forced, loop = [], set(), False
         for kind, shape_env, symbol, value, where in self.events:
             names = [s.name if isinstance(s.name, str) else s.name() for s in shape_env.var_to_sources.get(symbol, [])]
             hit = next((sources[n] for n in names if n in sources), None)
@@ -255,6 +255,7 @@ class DynamicAxes:
                 continue
             leaf, axis = hit
             forced.add(int(value))
+            loop = loop or f" {where.split(': ', 1)[-1]}".startswith(" for ")  # `for t in range(x.shape[0])`
             lines.append(f"  input '{leaf.name}' axis {axis} ({leaf.axes[axis]}) is forced to {value} by the model"
                          + (f"\n    at {where}" if where else ""))
         if not lines:
@@ -265,6 +266,9 @@ class DynamicAxes:
                 "(step 1/5: capture):\n" + "\n".join(dict.fromkeys(lines)) +
                 "\nRemove these axes from dynamic_axes, or change the code so it does not fix their size "
                 "(e.g. use x.shape[i] or -1 instead of a literal size)." +
+                ("\nA Python loop over a dynamic axis is unrolled at its example length by torch.export: "
+                 "loop with nn.LSTM / nn.GRU / nn.RNN instead, which export as tract loops at any length "
+                 "(docs/speech.md)." if loop else "") +
                 (f"\nIf another input shares the dimension, declare it too; static axes of that size: "
                  f"{', '.join(static)}." if static else ""))
 
