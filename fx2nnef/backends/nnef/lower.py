@@ -547,14 +547,15 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
 
 # ops that tract 0.23.9 moves a broadcast through (element-wise and layout ops)
 BROADCAST_TRANSPARENT = UNARY_OPS | BROADCASTING | {"transpose", "reshape", "squeeze", "unsqueeze", "slice",
-                                                    "tract_core_broadcast"}
+                                                    "tract_core_broadcast", "tile"}
 
 
 def _materialize_contracted_broadcasts(b: Builder, graph: Graph) -> None:
-    """Rewrite each static `tract_core_broadcast` that reaches a matmul through element-wise and
-    layout ops as `add(x, zeros)` (`or(x, false)` for bools): tract 0.23.9 folds a broadcast into
-    the einsum it feeds, and when the broadcast axis is the contraction axis it computes as if
-    K were 1 (or aborts) - `x.expand(3, 4) @ w` silently gives `x * w[0]`."""
+    """Rewrite each static `tract_core_broadcast`, and each `tile` that only repeats size-1 axes (a
+    broadcast too: `x.repeat(2)` of a 0-d x), that reaches a matmul through element-wise and layout
+    ops as `add(x, zeros)` (`or(x, false)` for bools): tract 0.23.9 folds a broadcast into the
+    einsum it feeds, and when the broadcast axis is the contraction axis it computes as if K were 1
+    (or aborts) - `x.expand(3, 4) @ w` silently gives `x * w[0]`."""
     producers = {t.name: op for op in graph.operations for t in op.outputs}
     found: dict[int, Operation] = {}
     for op in graph.operations:
@@ -566,13 +567,22 @@ def _materialize_contracted_broadcasts(b: Builder, graph: Graph) -> None:
             if producer is None or id(producer) in seen or producer.name not in BROADCAST_TRANSPARENT:
                 continue
             seen.add(id(producer))
-            if producer.name == "tract_core_broadcast":
+            if producer.name in ("tract_core_broadcast", "tile"):
                 found[id(producer)] = producer
             stack.extend(a for a in producer.args if isinstance(a, Tensor))
     for op in found.values():
-        x, shape = op.args[0], list(op.attribs["shape"])
-        if x.shape is None or not static(shape) or not static(x.shape):
+        x = op.args[0]
+        if x.shape is None or not static(x.shape):
             continue
+        if op.name == "tile":
+            repeats = list(op.attribs["repeats"])
+            if not static(repeats) or any(r != 1 and d != 1 for d, r in zip(x.shape, repeats)):
+                continue  # a true tile (of axes longer than 1): no broadcast to fold
+            shape = [d * r for d, r in zip(x.shape, repeats)]
+        else:
+            shape = list(op.attribs["shape"])
+            if not static(shape):
+                continue
         start = len(graph.operations)
         if x.rank < len(shape):
             x = b.op("unsqueeze", x, axes=list(range(len(shape) - x.rank)))
