@@ -7,7 +7,9 @@ Three graphs of N chained `matmul`s, for N = 8 .. 64, loaded with `tract.nnef().
 a `transpose` of one shared weight per use (tract folds each into an equal constant: quadratic), one
 shared `transpose` (linear), and a `transpose` of a distinct weight per use (unequal constants: linear).
 Then, for scale, a chain of N `add`s written in both formats (NNEF by hand, ONNX with onnx.helper):
-tract's NNEF loader costs more per operation than its ONNX loader on the same graph.
+tract's NNEF loader costs more per operation than its ONNX loader on the same graph. Last, the
+parser: 20 statements each carrying a literal nested D deep (`relu(y, unused = [[1]])` for D = 2),
+whose parse time doubles with each level of D.
 Written with numpy, onnx and tract only; no fx2nnef graph is involved.
 """
 from __future__ import annotations
@@ -70,6 +72,16 @@ def add_chain(directory: Path, n: int) -> tuple[Path, Path]:
     return directory, directory / "chain.onnx"
 
 
+def nested_literals(directory: Path, depth: int) -> Path:
+    """Write 20 chained `relu`s, each with an ignored argument holding a literal nested `depth` deep."""
+    literal = "[" * depth + "1" + "]" * depth
+    lines = ["version 1.0;", "", "graph G(x) -> (y)", "{", "  x = external<scalar>(shape = [1]);"]
+    lines += [f"  r{i} = relu({f'r{i - 1}' if i else 'x'}, unused = {literal});" for i in range(20)]
+    lines += ["  y = copy(r19);", "}"]
+    (directory / "graph.nnef").write_text("\n".join(lines) + "\n")
+    return directory
+
+
 def best_ms(fn, repeats: int = 5) -> float:
     """Return the best of `repeats` wall times of fn(), in milliseconds."""
     times = []
@@ -96,6 +108,11 @@ def main() -> None:
         print(f"| {n} | {best_ms(lambda: loader.load(str(nnef))):.1f} ms "
               f"| {best_ms(lambda: loader.load(str(nnef)).into_runnable()):.1f} ms "
               f"| {best_ms(lambda: tract.onnx().load(str(onnx_path)).into_model().into_runnable()):.1f} ms |", flush=True)
+    depths = range(0, 9, 2)
+    print("\n| literal depth | " + " | ".join(str(d) for d in depths) + " |\n|---|" + "---|" * len(depths))
+    directories = [nested_literals(Path(tempfile.mkdtemp(prefix="tract-nested-")), d) for d in depths]
+    cells = [f"{best_ms(lambda: loader.load(str(directory)), 15):.2f} ms" for directory in directories]
+    print("| 20 statements, NNEF load | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

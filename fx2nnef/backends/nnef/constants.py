@@ -63,7 +63,7 @@ def store_variables_at_use_rank(graph: Graph) -> int:
     outputs = {id(t) for t in graph.outputs}
     uses: dict[int, list[Operation]] = {}
     for op in graph.operations:
-        for tensor in {id(t): t for t in _tensors((op.args, op.attribs))}.values():
+        for tensor in {id(t): t for t in op.reads()}.values():
             uses.setdefault(id(tensor), []).append(op)
     labels: dict[str, int] = {}
     for op in graph.operations:
@@ -106,7 +106,7 @@ def _constant_key(op: Operation, constant: set[int]) -> Hashable | None:
         return ("variable", op.generic, op.attribs.get("label"), tensor.quant)
     if op.name in IMPURE_OPS or not op.outputs:
         return None
-    if any(id(t) not in constant for t in _tensors((op.args, op.attribs))):
+    if any(id(t) not in constant for t in op.reads()):
         return None
     return (op.name, op.generic, len(op.outputs), _frozen(op.args), _frozen(op.attribs))
 
@@ -124,18 +124,6 @@ def _frozen(value: Any) -> Hashable:
     if isinstance(value, np.ndarray):
         return ("array", value.dtype.str, value.shape, value.tobytes())
     return (type(value).__name__, repr(value))
-
-
-def _tensors(value: Any):
-    """Yield the tensors in an argument (nested in lists, tuples and dicts)."""
-    if isinstance(value, Tensor):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _tensors(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _tensors(item)
 
 
 def _substitute(value: Any, replaced: dict[int, Tensor]) -> Any:

@@ -131,6 +131,22 @@ class Operation:
     generic: str | None = None         # standard NNEF type argument: 'scalar', 'integer', 'logical'
     origin: str = ""                   # what emitted it, for messages: "aten::mean.dim in module enc (Encoder)"
 
+    def reads(self) -> list[Tensor]:
+        """Return every tensor the operation reads, positional arguments then attributes."""
+        return list(tensors_in((self.args, self.attribs)))
+
+
+def tensors_in(value: Arg):
+    """Yield the tensors in an argument, looking inside lists, tuples and dicts."""
+    if isinstance(value, Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from tensors_in(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from tensors_in(item)
+
 
 @dataclasses.dataclass(eq=False)
 class Graph:

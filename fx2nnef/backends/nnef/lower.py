@@ -22,6 +22,7 @@ from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import LITERAL_PREFIX, NUMPY_DTYPES, Expr, Graph, Operation, Tensor
 from . import naming, versions
 from .constants import share_constant_expressions, store_variables_at_use_rank
+from .pads import fold_zero_pads_into_convs
 from .lowerings.common import static
 from .older_forms import OLDER_FORMS
 from .registry import LoweringRegistry
@@ -541,6 +542,7 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
         _materialize_contracted_broadcasts(b, graph)
     share_constant_expressions(graph)
     store_variables_at_use_rank(graph)
+    fold_zero_pads_into_convs(graph)
     naming.rename(graph, naming_scheme)
     return graph
 

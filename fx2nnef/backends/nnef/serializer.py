@@ -58,6 +58,16 @@ INDENT = "  "
 PROPERTIES_SIGNATURE = (
     "fragment tract_core_properties() -> (properties: (string, tensor<scalar>)[])"
 )
+# Attributes left out when they hold their NNEF standard-library default (a stride or dilation of
+# ones means what the default [] means): tract's reader parses each literal of an invocation at a
+# cost that doubles with its nesting depth, a large part of a small model's load time
+# (benchmarks/README.md "Load time").
+DEFAULT_ATTRIBUTES = {
+    **{name: {"border": "constant", "groups": 1} for name in ("conv", "deconv")},
+    **{name: {"border": "constant"} for name in ("box", "avg_pool", "max_pool")},
+}
+_NO_DEFAULT = object()
+UNIT_LIST_ATTRIBUTES = {name: ("stride", "dilation") for name in ("conv", "deconv", "box", "avg_pool", "max_pool")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,10 +131,18 @@ def format_invocation(op: Operation) -> str:
     arguments = [format_argument(arg) for arg in op.args]
     arguments += [
         f"{_identifier(key, 'attribute name')} = {format_argument(value)}"
-        for key, value in op.attribs.items()
+        for key, value in op.attribs.items() if not _is_default(op.name, key, value)
     ]
     generic = f"<{_identifier(op.generic, 'type argument')}>" if op.generic else ""
     return f"{target} = {_identifier(op.name, 'operation name')}{generic}({', '.join(arguments)});"
+
+
+def _is_default(op_name: str, key: str, value: Any) -> bool:
+    """Tell whether attribute `key` of an `op_name` holds the NNEF standard library's default."""
+    if key in UNIT_LIST_ATTRIBUTES.get(op_name, ()):
+        return isinstance(value, list) and all(isinstance(v, (int, np.integer)) and v == 1 for v in value)
+    default = DEFAULT_ATTRIBUTES.get(op_name, {}).get(key, _NO_DEFAULT)
+    return type(value) is type(default) and value == default
 
 
 def format_properties(properties: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 import networkx as nx
 import numpy as np
 
-from fx2nnef.backends.nnef.graph import Graph, Operation, Tensor, block_format
+from fx2nnef.backends.nnef.graph import Graph, Operation, Tensor, block_format, tensors_in
 from fx2nnef.errors import InvalidGraphError
 
 BINARY_OPS = frozenset({
@@ -74,18 +74,9 @@ def _static_dim(tensor: Any, axis: Any) -> int | None:
     return int(dim) if _is_int(dim) else None
 
 
-def _tensors(value: Any) -> Iterator[Tensor]:
-    """Yield the tensors referenced by an argument value, looking inside lists and tuples."""
-    if isinstance(value, Tensor):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _tensors(item)
-
-
 def _arguments(op: Operation) -> Iterator[Tensor]:
     """Yield every tensor an operation reads, positional arguments then attributes."""
-    yield from _tensors(list(op.args) + list(op.attribs.values()))
+    yield from op.reads()
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,7 +386,7 @@ def _check_block_quantized(graph: Graph) -> None:
     derived: set[str] = set()
     for op in graph.operations:
         for index, arg in enumerate(op.args):
-            for tensor in _tensors(arg):
+            for tensor in tensors_in(arg):
                 if tensor.name not in quantized and tensor.name not in derived:
                     continue
                 problem = _block_quantized_use(op, index, tensor.name in derived)
