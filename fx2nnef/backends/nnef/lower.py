@@ -554,24 +554,29 @@ BROADCAST_TRANSPARENT = UNARY_OPS | BROADCASTING | {"transpose", "reshape", "squ
 
 def _materialize_contracted_broadcasts(b: Builder, graph: Graph) -> None:
     """Rewrite each static `tract_core_broadcast`, and each `tile` that only repeats size-1 axes (a
-    broadcast too: `x.repeat(2)` of a 0-d x), that reaches a matmul through element-wise and layout
-    ops as `add(x, zeros)` (`or(x, false)` for bools): tract 0.23.9 folds a broadcast into the
-    einsum it feeds, and when the broadcast axis is the contraction axis it computes as if K were 1
-    (or aborts) - `x.expand(3, 4) @ w` silently gives `x * w[0]`."""
+    broadcast too: `x.repeat(2)` of a 0-d x), whose broadcast axes reach a matmul's matrix axes
+    through element-wise and layout ops as `add(x, zeros)` (`or(x, false)` for bools): tract 0.23.9
+    folds a broadcast into the einsum it feeds, and when the broadcast axis is the contraction axis
+    it computes as if K were 1 (or aborts) - `x.expand(3, 4) @ w` silently gives `x * w[0]`. A
+    broadcast onto the matmul's batch axes (grouped-query attention repeating its key/value heads)
+    stays one: tract computes it right, without a copy."""
     producers = {t.name: op for op in graph.operations for t in op.outputs}
     found: dict[int, Operation] = {}
     for op in graph.operations:
         if op.name != "matmul":
             continue
-        stack, seen = [a for a in op.args if isinstance(a, Tensor)], set()
+        stack = [(a, _matrix_axes(a)) for a in op.args if isinstance(a, Tensor)]
+        seen: set[tuple] = set()
         while stack:
-            producer = producers.get(stack.pop().name)
-            if producer is None or id(producer) in seen or producer.name not in BROADCAST_TRANSPARENT:
+            tensor, axes = stack.pop()
+            producer = producers.get(tensor.name)
+            key = (id(producer), None if axes is None else frozenset(axes))
+            if producer is None or key in seen or producer.name not in BROADCAST_TRANSPARENT:
                 continue
-            seen.add(id(producer))
-            if producer.name in ("tract_core_broadcast", "tile"):
+            seen.add(key)
+            if producer.name in ("tract_core_broadcast", "tile") and _broadcasts_onto(producer, axes):
                 found[id(producer)] = producer
-            stack.extend(a for a in producer.args if isinstance(a, Tensor))
+            stack.extend((arg, _input_axes(producer, arg, axes)) for arg in producer.args if isinstance(arg, Tensor))
     for op in found.values():
         x = op.args[0]
         if x.shape is None or not static(x.shape):
@@ -595,6 +600,67 @@ def _materialize_contracted_broadcasts(b: Builder, graph: Graph) -> None:
         at = graph.operations.index(op)
         graph.operations[at:at] = new
         op.name, op.args, op.attribs = ("or" if dtype == "bool" else "add"), (x, zeros), {}
+
+
+def _matrix_axes(tensor: Tensor) -> set[int] | None:
+    """Return the matrix (last two) axes of a matmul operand, or None when its rank is unknown."""
+    return None if tensor.shape is None else {len(tensor.shape) - 1, len(tensor.shape) - 2} - {-1, -2}
+
+
+def _broadcasts_onto(op: Operation, axes: set[int] | None) -> bool:
+    """Tell whether broadcast (or tile) `op` stretches a size-1 axis onto one of `axes` of its
+    output (all axes when None)."""
+    x, out = op.args[0], op.outputs[0]
+    if x.shape is None or out.shape is None:
+        return True
+    padded = (1,) * (len(out.shape) - len(x.shape)) + tuple(x.shape)
+    return any(d == 1 and n != 1 for i, (d, n) in enumerate(zip(padded, out.shape)) if axes is None or i in axes)
+
+
+def _input_axes(op: Operation, arg: Tensor, axes: set[int] | None) -> set[int] | None:
+    """Map `axes` of `op`'s output back to the axes of its operand `arg` they come from (None: any)."""
+    out = op.outputs[0]
+    if axes is None or arg.shape is None or out.shape is None:
+        return None
+    rank, out_rank = len(arg.shape), len(out.shape)
+    if op.name == "transpose":
+        perm = list(op.attribs["axes"]) + list(range(len(op.attribs["axes"]), rank))
+        return {perm[a] for a in axes}
+    if op.name == "unsqueeze":
+        kept = [a for a in range(out_rank) if a not in set(op.attribs["axes"])]
+        return {kept.index(a) for a in axes if a in kept}
+    if op.name == "squeeze":
+        kept = [a for a in range(rank) if a not in set(op.attribs["axes"])]
+        return {kept[a] for a in axes}
+    if op.name == "reshape":
+        groups = _reshape_groups(arg.shape, out.shape)
+        return None if groups is None else {i for ins, outs in groups if axes & set(outs) for i in ins}
+    return {a - (out_rank - rank) for a in axes if a >= out_rank - rank}  # element-wise, slice, broadcast
+
+
+def _reshape_groups(source: tuple, target: tuple) -> list[tuple[list[int], list[int]]] | None:
+    """Pair the axes of a reshape from `source` to `target` shape into (input axes, output axes)
+    groups of equal size, or return None when a size is symbolic or the sizes do not pair up."""
+    if not (static(source) and static(target)):
+        return None
+    groups, i, j = [], 0, 0
+    while i < len(source) or j < len(target):
+        ins, outs, p, q = [], [], 1, 1
+        if i < len(source):
+            ins, p, i = [i], source[i], i + 1
+        if j < len(target):
+            outs, q, j = [j], target[j], j + 1
+        while p != q:
+            if p < q and i < len(source):
+                ins.append(i)
+                p, i = p * source[i], i + 1
+            elif q < p and j < len(target):
+                outs.append(j)
+                q, j = q * target[j], j + 1
+            else:
+                return None
+        groups.append((ins, outs))
+    return groups
 
 
 def _placeholder(b: Builder, program: ExportedProgram, node: torch.fx.Node, spec, storages) -> Tensor:
