@@ -8,7 +8,9 @@ see benchmarks/README.md "Load time"). A weight used by many operations through 
 one zero tensor) then makes N equal copies compared pairwise: load time grows with the square of
 the depth. Two rewrites of the finished graph avoid it:
 
-- `share_constant_expressions`: each constant expression is computed once and its uses share it;
+- `share_expressions`: each expression is computed once and its uses share it (constant ones, and
+  as well the computations lowerings repeat per call, such as the attention's test for fully masked
+  query rows in every layer);
 - `store_variables_at_use_rank`: a weight whose only use is an `unsqueeze` is stored at the
   unsqueezed shape, so tract has nothing to fold for it.
 
@@ -28,13 +30,12 @@ IMPURE_OPS = frozenset({"external", "tract_core_external", "tract_onnx_random", 
 SMALL_VARIABLE_BYTES = 1024
 
 
-def share_constant_expressions(graph: Graph) -> int:
-    """Leave each constant expression once in `graph`: a variable (by label, or by data when small)
-    or an operation whose tensor operands are all constant expressions. A later duplicate (same
-    operation, operands and attributes) is dropped and its uses read the first; an operation that
-    defines a graph output is kept. Return how many operations were dropped."""
+def share_expressions(graph: Graph) -> int:
+    """Leave each expression once in `graph`: a variable (by label, or by data when small) or a pure
+    operation. A later duplicate (same operation, operands, attributes and output types) is dropped
+    and its uses read the first; an operation that defines a graph output is kept. Return how many
+    operations were dropped."""
     outputs = {id(t) for t in graph.outputs}
-    constant: set[int] = set()
     first: dict[Hashable, Operation] = {}
     replaced: dict[int, Tensor] = {}
     kept: list[Operation] = []
@@ -42,11 +43,10 @@ def share_constant_expressions(graph: Graph) -> int:
         if replaced:
             op.args = _substitute(op.args, replaced)
             op.attribs = _substitute(op.attribs, replaced)
-        key = _constant_key(op, constant)
+        key = _expression_key(op)
         if key is None:
             kept.append(op)
             continue
-        constant.update(id(t) for t in op.outputs)
         earlier = first.setdefault(key, op)
         if earlier is op or any(id(t) in outputs for t in op.outputs):
             kept.append(op)
@@ -96,8 +96,8 @@ def store_variables_at_use_rank(graph: Graph) -> int:
     return len(dropped)
 
 
-def _constant_key(op: Operation, constant: set[int]) -> Hashable | None:
-    """Return what identifies `op` among constant expressions, or None when it is not one."""
+def _expression_key(op: Operation) -> Hashable | None:
+    """Return what identifies `op` among expressions, or None when it is impure."""
     if op.name == "variable":
         tensor = op.outputs[0]
         data = tensor.data
@@ -106,9 +106,7 @@ def _constant_key(op: Operation, constant: set[int]) -> Hashable | None:
         return ("variable", op.generic, op.attribs.get("label"), tensor.quant)
     if op.name in IMPURE_OPS or not op.outputs:
         return None
-    if any(id(t) not in constant for t in op.reads()):
-        return None
-    return (op.name, op.generic, len(op.outputs), _frozen(op.args), _frozen(op.attribs))
+    return (op.name, op.generic, tuple((t.dtype, t.quant) for t in op.outputs), _frozen(op.args), _frozen(op.attribs))
 
 
 def _frozen(value: Any) -> Hashable:

@@ -21,7 +21,7 @@ from ...errors import FX2NNEFError, LoweringError, UnsupportedOpError
 from .graph import DTYPES as NUMPY_DTYPE_NAMES
 from .graph import LITERAL_PREFIX, NUMPY_DTYPES, Expr, Graph, Operation, Tensor
 from . import naming, versions
-from .constants import share_constant_expressions, store_variables_at_use_rank
+from .constants import share_expressions, store_variables_at_use_rank
 from .pads import fold_zero_pads_into_convs
 from .lowerings.common import static
 from .older_forms import OLDER_FORMS
@@ -540,7 +540,7 @@ def lower_program(program: ExportedProgram, registry: LoweringRegistry,
         graph.outputs.append(t)
     if not b.khronos:
         _materialize_contracted_broadcasts(b, graph)
-    share_constant_expressions(graph)
+    share_expressions(graph)
     store_variables_at_use_rank(graph)
     fold_zero_pads_into_convs(graph)
     naming.rename(graph, naming_scheme)

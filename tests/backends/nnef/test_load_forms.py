@@ -1,5 +1,5 @@
 """Tests of the forms written for tract's reader to load fast: zero pads folded into convolutions,
-attributes at their NNEF default left out (benchmarks/README.md "Load time")."""
+attributes at their NNEF default left out, repeated expressions computed once (benchmarks/README.md "Load time")."""
 from __future__ import annotations
 
 import pytest
@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from fx2nnef import TractNNEF, export_model_to_nnef
 from fx2nnef.backends.nnef.graph import Graph, Operation, QuantParams, Tensor
+from fx2nnef.backends.nnef.constants import share_expressions
 from fx2nnef.backends.nnef.pads import fold_zero_pads_into_convs
 from fx2nnef.backends.nnef.serializer import format_invocation
 
@@ -87,3 +88,25 @@ def test_same_padding_conv_matches_in_tract(tmp_path, value, reuse, pads):
     report = export_model_to_nnef(SamePadConv(value, reuse).eval(), torch.randn(1, 3, 9, 9), path, TractNNEF())
     assert [op.name for op in report.graph.operations].count("pad") == pads
     assert "stride = [2, 2]" in (path / "graph.nnef").read_text()
+
+
+def test_repeated_expressions_are_computed_once():
+    x = Tensor("x", "f32", (2, 3))
+    first, again, noise, other = (Tensor(name, "f32", (2, 3)) for name in ("first", "again", "noise", "other"))
+    y, z = Tensor("y", "f32", (2, 3)), Tensor("z", "f32", (2, 3))
+    graph = Graph(inputs=[x], outputs=[y, z], operations=[
+        Operation("max_reduce", (x,), {"axes": [1]}, (first,)),
+        Operation("max_reduce", (x,), {"axes": [1]}, (again,)),
+        Operation("tract_onnx_random", (), {"shape": [2, 3]}, (noise,)),
+        Operation("tract_onnx_random", (), {"shape": [2, 3]}, (other,)),
+        Operation("add", (first, noise), {}, (y,)),
+        Operation("add", (again, other), {}, (z,)),
+    ])
+    assert share_expressions(graph) == 1
+    assert [op.name for op in graph.operations].count("max_reduce") == 1
+    assert graph.operations[-1].args == (first, other)   # random draws stay two
+    quantized = Graph(inputs=[x], outputs=[y], operations=[
+        Operation("copy", (x,), {}, (Tensor("a", "u8", (2, 3), quant=QuantParams(0.1, 3)),)),
+        Operation("copy", (x,), {}, (Tensor("b", "u8", (2, 3), quant=QuantParams(0.2, 3)),)),
+    ])
+    assert share_expressions(quantized) == 0
