@@ -58,6 +58,10 @@ CASES = {
         step("expand", 0, shape=(2, 3, 4)), step("einsum", 2, 1, equation="...ij,jk->...ik")), (3,)),
     "tile_broadcast_contraction": Program(((((), F32),)), (
         step("repeat", 0, repeats=(2,)), step("abs", 1), step("matmul", 2, 1)), (3,)),   # x.repeat(2): a tile of size 1
+    # a rank-raising broadcast kept (no size-1 axis stretched) and folded by tract into the pooling
+    # matmul with the wrong rank: "Condition failed" at load (found by the 3,000-program run)
+    "rank_raising_broadcast_into_matmul": Program((((2,), F32),), (
+        step("expand", 0, shape=(1, 2)), step("adaptive_avg_pool", 1, spatial=1, size=3)), (2,)),
     # a 0-d result written as reshape(shape = []): tract refuses it at load
     "reshape_to_0d": Program((((1,), F32),), (step("reshape", 0, shape=()), step("exp", 1)), (2,)),
     # f16 group norm statistics computed in f16: the squares of |x| ~ 300 overflow to inf

@@ -609,12 +609,12 @@ def _matrix_axes(tensor: Tensor) -> set[int] | None:
 
 def _broadcasts_onto(op: Operation, axes: set[int] | None) -> bool:
     """Tell whether broadcast (or tile) `op` stretches a size-1 axis onto one of `axes` of its
-    output (all axes when None)."""
+    output (all axes when None), or adds axes (tract 0.23.9 folds a rank-raising broadcast into an
+    einsum with the wrong rank and fails to load)."""
     x, out = op.args[0], op.outputs[0]
-    if x.shape is None or out.shape is None:
+    if x.shape is None or out.shape is None or len(x.shape) != len(out.shape):
         return True
-    padded = (1,) * (len(out.shape) - len(x.shape)) + tuple(x.shape)
-    return any(d == 1 and n != 1 for i, (d, n) in enumerate(zip(padded, out.shape)) if axes is None or i in axes)
+    return any(d == 1 and n != 1 for i, (d, n) in enumerate(zip(x.shape, out.shape)) if axes is None or i in axes)
 
 
 def _input_axes(op: Operation, arg: Tensor, axes: set[int] | None) -> set[int] | None:
