@@ -307,6 +307,8 @@ DEFAULT_EXTENDED = {"add", "mul", "exp", "sigmoid", "where", "sum", "cat", "soft
 DTYPE_XFAIL = {
     ("linalg.vector_norm", F16): "tract sums the squares in f16 and overflows to inf where PyTorch accumulates "
                                  "in f32",
+    ("matrix_exp", F16): "PyTorch's own f16 matrix_exp overflows to nan on the first sample (|x| up to 8.5); "
+                         "fx2nnef gives 2462 where the f64 result is 2454",
 }
 
 

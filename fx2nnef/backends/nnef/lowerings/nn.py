@@ -320,12 +320,12 @@ def aten_rms_norm(b, input, normalized_shape, weight=None, eps=None):
     if eps is None:
         eps = float(np.finfo(np.float16 if input.dtype == "f16" else np.float32).eps)
     ax = list(range(input.rank - len(normalized_shape), input.rank))
+    x = b.cast(input, "f32") if input.dtype == "f16" else input  # as torch: squares of f16 overflow from 256
     if b.khronos or len(ax) != 1:
-        out = b.op("mul", input, b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", input), axes=ax),
-                                                       literal(eps))))
+        out = b.op("mul", x, b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", x), axes=ax), literal(eps))))
     else:
-        out = b.op("tract_core_rms_norm", input, axis=ax[0], eps=literal(eps), out_dtype=input.dtype,
-                   out_shape=input.shape)
+        out = b.op("tract_core_rms_norm", x, axis=ax[0], eps=literal(eps), out_dtype=x.dtype, out_shape=x.shape)
+    out = b.cast(out, input.dtype)
     return out if weight is None else b.op("mul", out, weight)
 
 
