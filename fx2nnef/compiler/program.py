@@ -153,6 +153,11 @@ def propagate_meta(ep: ExportedProgram, nodes=None) -> None:
             node.meta["val"] = node.target(*args, **kwargs)
 
 
+def mutates(target: Any) -> bool:
+    """Tell whether a call target is an ATen op that writes into one of its arguments."""
+    return isinstance(target, torch._ops.OpOverload) and target._schema.is_mutable
+
+
 def source_line(node: torch.fx.Node) -> str:
     """Return the user's source line that created a node ("file:line in fn: code"), or ''."""
     trace = node.meta.get("stack_trace") or ""

@@ -13,7 +13,7 @@ from torch.utils import _pytree as pytree
 
 from ..backends.nnef.registry import LoweringRegistry
 from ..compiler.pass_base import Pass, PassResult, count_ops
-from ..compiler.program import fake_mode, renamed_outputs, replace
+from ..compiler.program import fake_mode, mutates, renamed_outputs, replace
 
 # ops whose decomposition reads no size (a conversion: `_to_copy` or the input itself), so tracing them
 # on symbolic shapes adds no guard; any other op of a symbolic graph is decomposed by torch's retrace
@@ -64,7 +64,7 @@ def _needs_functionalization(program: ExportedProgram) -> bool:
         if node.op == "call_function":
             if isinstance(node.target, torch._ops.HigherOrderOperator):
                 return True
-            if isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable:
+            if mutates(node.target):
                 return True
             if node.target is torch.ops.aten.batch_norm.default and node.args[5] and node.args[3] is not None:
                 return True  # training with running statistics: updates them, though its schema says no
@@ -90,7 +90,7 @@ def _functional_variant(op: torch._ops.OpOverload) -> torch._ops.OpOverload | No
         return None
     packet = getattr(torch.ops.aten, name[:-1], None)
     overload = getattr(packet, op._overloadname, None) if packet is not None else None
-    return overload if isinstance(overload, torch._ops.OpOverload) and not overload._schema.is_mutable else None
+    return overload if isinstance(overload, torch._ops.OpOverload) and not mutates(overload) else None
 
 
 def _functionalize_private_in_place(graph: torch.fx.Graph) -> bool:
@@ -100,8 +100,7 @@ def _functionalize_private_in_place(graph: torch.fx.Graph) -> bool:
     order = {n: i for i, n in enumerate(graph.nodes)}
     replaced = False
     for node in list(graph.nodes):
-        if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload) \
-                or not node.target._schema.is_mutable:
+        if node.op != "call_function" or not mutates(node.target):
             continue
         functional, written = _functional_variant(node.target), node.args[0] if node.args else None
         if functional is None or not isinstance(written, torch.fx.Node) or _aliases(written) or any(
@@ -180,7 +179,7 @@ def _inlinable(node: torch.fx.Node, sub: torch.fx.GraphModule, registry: Lowerin
         if sub_node.op == "get_attr":
             return False
         if sub_node.op == "call_function" and sub_node.target is not operator.getitem and not (
-                isinstance(sub_node.target, torch._ops.OpOverload) and not sub_node.target._schema.is_mutable
+                isinstance(sub_node.target, torch._ops.OpOverload) and not mutates(sub_node.target)
                 and (sub_node.target.name() in registry or not sub_node.target._schema.returns)):
             return False
     return not isinstance(node.meta.get("val"), (list, tuple)) or all(

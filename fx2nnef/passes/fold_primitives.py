@@ -8,7 +8,7 @@ from torch.export import ExportedProgram
 from torch.export.graph_signature import ExportGraphSignature, InputKind, InputSpec, TensorArgument
 
 from ..compiler.pass_base import Pass, PassResult
-from ..compiler.program import known_value, output_specs, placeholders, replace
+from ..compiler.program import known_value, mutates, output_specs, placeholders, replace
 
 aten = torch.ops.aten
 log = logging.getLogger("fx2nnef")
@@ -82,11 +82,6 @@ def _is_empty(node: torch.fx.Node) -> bool:
     return isinstance(val, torch.Tensor) and all(isinstance(d, int) for d in val.shape) and val.numel() == 0
 
 
-def _mutates(node: torch.fx.Node) -> bool:
-    """Tell whether a call writes into one of its arguments."""
-    return isinstance(node.target, torch._ops.OpOverload) and node.target._schema.is_mutable
-
-
 class FoldPrimitivesPass(Pass):
     """After it, no node computes a value that is known at export time: assertions are gone, no-op
     clones/casts/views/dropouts are bypassed, and every subgraph computed only from constants,
@@ -131,7 +126,7 @@ class FoldPrimitivesPass(Pass):
         for node in list(graph.nodes):
             if node.op != "call_function" or node not in values or not isinstance(values[node], torch.Tensor):
                 continue
-            if not node.users and not _mutates(node):
+            if not node.users and not mutates(node.target):
                 graph.erase_node(node)  # dead, and known: dead code elimination keeps seeded ops (sdpa)
                 modified = True
                 continue

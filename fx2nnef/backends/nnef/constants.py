@@ -61,10 +61,7 @@ def store_variables_at_use_rank(graph: Graph) -> int:
     """Store each plain weight whose only use is an `unsqueeze` at the unsqueezed shape (a view of
     its data, the same bytes) and drop the `unsqueeze`. Return how many weights changed shape."""
     outputs = {id(t) for t in graph.outputs}
-    uses: dict[int, list[Operation]] = {}
-    for op in graph.operations:
-        for tensor in {id(t): t for t in op.reads()}.values():
-            uses.setdefault(id(tensor), []).append(op)
+    uses = graph.uses()
     labels: dict[str, int] = {}
     for op in graph.operations:
         if op.name == "variable":

@@ -170,6 +170,14 @@ class Graph:
         """Return the tensors defined by `variable` operations, in graph order."""
         return [op.outputs[0] for op in self.operations if op.name == "variable"]
 
+    def uses(self) -> dict[int, list[Operation]]:
+        """Return, by tensor id, the operations that read each tensor (each listed once), in graph order."""
+        uses: dict[int, list[Operation]] = {}
+        for op in self.operations:
+            for tensor in {id(t): t for t in op.reads()}.values():
+                uses.setdefault(id(tensor), []).append(op)
+        return uses
+
 
 def datum_type(array: Any) -> str:
     """Return the tract datum type string of a numpy-convertible array."""

@@ -604,7 +604,7 @@ def _materialize_contracted_broadcasts(b: Builder, graph: Graph) -> None:
 
 def _matrix_axes(tensor: Tensor) -> set[int] | None:
     """Return the matrix (last two) axes of a matmul operand, or None when its rank is unknown."""
-    return None if tensor.shape is None else {len(tensor.shape) - 1, len(tensor.shape) - 2} - {-1, -2}
+    return None if tensor.shape is None else set(range(max(len(tensor.shape) - 2, 0), len(tensor.shape)))
 
 
 def _broadcasts_onto(op: Operation, axes: set[int] | None) -> bool:

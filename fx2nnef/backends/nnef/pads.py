@@ -18,10 +18,7 @@ def fold_zero_pads_into_convs(graph: Graph) -> int:
     input of a `conv` with explicit constant padding into those convolutions' padding, and drop the
     `pad`. Return how many pads were folded."""
     outputs = {id(t) for t in graph.outputs}
-    uses: dict[int, list[Operation]] = {}
-    for op in graph.operations:
-        for tensor in {id(t): t for t in op.reads()}.values():
-            uses.setdefault(id(tensor), []).append(op)
+    uses = graph.uses()
     folded: set[int] = set()
     for op in graph.operations:
         padded = op.outputs[0] if op.name == "pad" and len(op.outputs) == 1 else None
@@ -44,13 +41,11 @@ def _is_zero_spatial_pad(op: Operation) -> bool:
     """Tell whether `op` pads a float tensor with zeros on its spatial axes only (no crop)."""
     source = op.args[0] if op.args else None
     padding = op.attribs.get("padding")
-    if (not isinstance(source, Tensor) or source.dtype not in FLOAT_DTYPES or source.quant is not None
-            or op.attribs.get("border", "constant") != "constant" or op.attribs.get("value", 0.0) != 0
-            or not isinstance(padding, list) or len(padding) < 3):
-        return False
-    pairs = [pair for pair in padding if isinstance(pair, tuple) and len(pair) == 2
-             and all(isinstance(p, int) and p >= 0 for p in pair)]
-    return len(pairs) == len(padding) and pairs[0] == pairs[1] == (0, 0)
+    return (isinstance(source, Tensor) and source.dtype in FLOAT_DTYPES and source.quant is None
+            and op.attribs.get("border", "constant") == "constant" and op.attribs.get("value", 0.0) == 0
+            and isinstance(padding, list) and len(padding) >= 3 and padding[0] == padding[1] == (0, 0)
+            and all(isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(p, int) and p >= 0 for p in pair)
+                    for pair in padding))
 
 
 def _takes_as_input_only(conv: Operation, tensor: Tensor) -> bool:

@@ -66,7 +66,6 @@ DEFAULT_ATTRIBUTES = {
     **{name: {"border": "constant", "groups": 1} for name in ("conv", "deconv")},
     **{name: {"border": "constant"} for name in ("box", "avg_pool", "max_pool")},
 }
-_NO_DEFAULT = object()
 UNIT_LIST_ATTRIBUTES = {name: ("stride", "dilation") for name in ("conv", "deconv", "box", "avg_pool", "max_pool")}
 
 
@@ -141,8 +140,8 @@ def _is_default(op_name: str, key: str, value: Any) -> bool:
     """Tell whether attribute `key` of an `op_name` holds the NNEF standard library's default."""
     if key in UNIT_LIST_ATTRIBUTES.get(op_name, ()):
         return isinstance(value, list) and all(isinstance(v, (int, np.integer)) and v == 1 for v in value)
-    default = DEFAULT_ATTRIBUTES.get(op_name, {}).get(key, _NO_DEFAULT)
-    return type(value) is type(default) and value == default
+    defaults = DEFAULT_ATTRIBUTES.get(op_name, {})
+    return key in defaults and type(value) is type(defaults[key]) and value == defaults[key]
 
 
 def format_properties(properties: dict[str, Any]) -> str:

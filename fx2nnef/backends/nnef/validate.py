@@ -6,7 +6,7 @@ rejects them with an InvalidGraphError that names the operation and the broken r
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import networkx as nx
 import numpy as np
@@ -72,11 +72,6 @@ def _static_dim(tensor: Any, axis: Any) -> int | None:
         return None
     dim = tensor.shape[axis]
     return int(dim) if _is_int(dim) else None
-
-
-def _arguments(op: Operation) -> Iterator[Tensor]:
-    """Yield every tensor an operation reads, positional arguments then attributes."""
-    yield from op.reads()
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +258,7 @@ def _variable_attributes(op: Operation) -> str | None:
 def _quantized_operands(op: Operation) -> str | None:
     """Require the operands of an element-wise binary to share one quantization, if any has one
     (tract runs binaries on quantized values only between identical types)."""
-    tensors = list(_arguments(op)) if op.name in BROADCAST_OPS else []
+    tensors = op.reads() if op.name in BROADCAST_OPS else []
     if any(t.quant is not None for t in tensors) and len({t.quant for t in tensors}) > 1:
         return "operands of different quantizations: requantize them to one (tract_core_cast) first"
     return None
@@ -286,7 +281,7 @@ def dependency_graph(graph: Graph) -> nx.DiGraph:
     for op in graph.operations:
         for output in op.outputs:
             dependencies.add_node(output.name)
-            dependencies.add_edges_from((arg.name, output.name) for arg in _arguments(op))
+            dependencies.add_edges_from((arg.name, output.name) for arg in op.reads())
     return dependencies
 
 
@@ -316,7 +311,7 @@ def _check_definition_order(graph: Graph, defined: set[str] | None = None) -> No
     `defined` holds the names known before the first operation (a fragment's parameters)."""
     defined = set(defined or ())
     for op in graph.operations:
-        for arg in _arguments(op):
+        for arg in op.reads():
             if arg.name not in defined:
                 raise InvalidGraphError(
                     f"{describe(op)}: argument {arg.name!r} is not defined by an earlier "

@@ -36,6 +36,12 @@ def static(dims: Iterable) -> bool:
     return all(isinstance(d, int) for d in dims)
 
 
+def lift(b, x, rank: int):
+    """Prepend unit axes to x up to `rank` (tract's matmul needs operands of equal rank; batch dims
+    of 1 broadcast)."""
+    return x if x.rank >= rank else b.op("unsqueeze", x, axes=list(range(rank - x.rank)))
+
+
 def extreme(dtype: str, largest: bool) -> float | int | bool:
     """Return the largest (or smallest) value of a tract dtype: +-inf for floats."""
     if dtype.startswith("f"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import lower
-from .common import literal, static
+from .common import lift, literal, static
 
 # torch uses the matmul expansion |a|^2 - 2 a.b + |b|^2 for p = 2 in mode 1 ('use_mm_for_euclid_dist'),
 # and in mode 0 ('..._if_necessary', the default) when either side has more than this many rows
@@ -22,11 +22,6 @@ def _euclidean_by_matmul(b, x1, x2):
     return b.op("sqrt", b.op("max", b.op("matmul", left, right, transposeB=True), 0.0))
 
 
-def _same_rank(b, x, rank: int):
-    """Prepend unit axes to x up to `rank` (matmul needs equal ranks; batch dims of 1 broadcast)."""
-    return x if x.rank >= rank else b.op("unsqueeze", x, axes=list(range(rank - x.rank)))
-
-
 @lower("aten::_cdist_forward")
 def aten__cdist_forward(b, x1, x2, p, compute_mode=None):
     """_cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor"""
@@ -35,7 +30,7 @@ def aten__cdist_forward(b, x1, x2, p, compute_mode=None):
     if static(out_shape) and (0 in out_shape or features == 0):  # no pair, or distances over no feature
         return b.const(np.zeros(out_shape), b.out_dtype, "cdist")
     rank = max(x1.rank, x2.rank)
-    x1, x2 = _same_rank(b, x1, rank), _same_rank(b, x2, rank)
+    x1, x2 = lift(b, x1, rank), lift(b, x2, rank)
     rows = (x1.shape[-2], x2.shape[-2])
     by_matmul = compute_mode == 1 or compute_mode in (None, 0) and any(
         not isinstance(r, int) or r > MM_THRESHOLD for r in rows)

@@ -19,8 +19,9 @@ import math
 import numpy as np
 
 from ..registry import lower
+from .common import lift
 from .householder import _apply_q, _geqrf
-from .matrix import (check_size, cols, const, diagonal, empty, eye, folded, join_cols, lift, matmul, positions,
+from .matrix import (check_size, cols, const, diagonal, empty, eye, folded, join_cols, matmul, positions,
                      transpose, triangle, zero_output)
 
 EPSILON = {"f16": 2.0 ** -10, "f32": 2.0 ** -23, "f64": 2.0 ** -52}

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ....errors import UnsupportedOpError
-from .common import static
+from .common import lift, static
 
 # the largest matrix the unrolled algorithms accept: LU of a 64 x 64 matrix is ~2000 NNEF ops, a
 # Jacobi eigendecomposition ~10000 (graph size and tract's load time grow with n^2 or more)
@@ -113,11 +113,6 @@ def transpose(b, x):
     perm = list(range(x.rank))
     perm[-2:] = perm[-1], perm[-2]
     return b.op("transpose", x, axes=perm)
-
-
-def lift(b, x, rank: int):
-    """Prepend unit axes to x up to `rank`."""
-    return x if x.rank >= rank else b.op("unsqueeze", x, axes=list(range(rank - x.rank)))
 
 
 def matmul(b, x, y, transpose_a: bool = False, transpose_b: bool = False):

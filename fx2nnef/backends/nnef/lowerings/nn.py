@@ -7,14 +7,7 @@ import re
 import numpy as np
 
 from ..registry import lower
-from .common import axis, extreme, literal
-
-
-def _same_rank(b, x, rank: int):
-    """Prepend unit axes to x up to `rank` (tract's matmul needs operands of equal rank)."""
-    if x.rank >= rank:
-        return x
-    return b.op("unsqueeze", x, axes=list(range(rank - x.rank)))
+from .common import axis, extreme, lift, literal
 
 
 def _matmul(b, a, w, transpose_b: bool = False):
@@ -27,7 +20,7 @@ def _matmul(b, a, w, transpose_b: bool = False):
         w = b.op("unsqueeze", w, axes=[1])
         squeeze.append(-1)
     rank = max(a.rank, w.rank)
-    out = b.op("matmul", _same_rank(b, a, rank), _same_rank(b, w, rank), transposeB=transpose_b)
+    out = b.op("matmul", lift(b, a, rank), lift(b, w, rank), transposeB=transpose_b)
     if squeeze:
         out = b.op("squeeze", out, axes=sorted(axis(d, rank) for d in squeeze))
     return out
@@ -39,7 +32,7 @@ def aten_linear(b, input, weight, bias=None):
     if input.rank == 1:
         out = _matmul(b, input, b.op("transpose", weight, axes=[1, 0]) if weight.rank == 2 else weight)
     else:
-        out = b.op("matmul", input, _same_rank(b, weight, input.rank), transposeB=True)
+        out = b.op("matmul", input, lift(b, weight, input.rank), transposeB=True)
     return b.op("add", out, bias) if bias is not None else out
 
 
@@ -104,8 +97,13 @@ def _moments(b, x, ax, eps):
     x = b.cast(x, "f32") if dtype == "f16" else x
     mean = b.op("mean_reduce", x, axes=ax)
     centered = b.op("sub", x, mean)
-    rstd = b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", centered), axes=ax), literal(eps)))
+    rstd = _rsqrt_mean_square(b, centered, ax, eps)
     return tuple(b.cast(t, dtype) for t in (b.op("mul", centered, rstd), mean, rstd))
+
+
+def _rsqrt_mean_square(b, x, ax, eps):
+    """Return 1 / sqrt(mean(x², ax) + eps), keeping the reduced axes."""
+    return b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", x), axes=ax), literal(eps)))
 
 
 @lower(("aten::softmax.int", "aten::_softmax"))
@@ -184,8 +182,7 @@ def _batched(b, x, spatial: int):
     """Return x with leading unit axes up to rank spatial + 2, and how many were added: tract's
     pools read axes 0 and 1 as N and C (an unbatched (C, L) input is not (N, C): a pool on a rank-2
     tensor aborts tract's run)."""
-    missing = spatial + 2 - x.rank
-    return (b.op("unsqueeze", x, axes=list(range(missing))), missing) if missing > 0 else (x, 0)
+    return lift(b, x, spatial + 2), max(spatial + 2 - x.rank, 0)
 
 
 def _unbatched(b, y, added: int):
@@ -322,7 +319,7 @@ def aten_rms_norm(b, input, normalized_shape, weight=None, eps=None):
     ax = list(range(input.rank - len(normalized_shape), input.rank))
     x = b.cast(input, "f32") if input.dtype == "f16" else input  # as torch: squares of f16 overflow from 256
     if b.khronos or len(ax) != 1:
-        out = b.op("mul", x, b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", x), axes=ax), literal(eps))))
+        out = b.op("mul", x, _rsqrt_mean_square(b, x, ax, eps))
     else:
         out = b.op("tract_core_rms_norm", x, axis=ax[0], eps=literal(eps), out_dtype=x.dtype, out_shape=x.shape)
     out = b.cast(out, input.dtype)
@@ -436,7 +433,7 @@ def aten_native_layer_norm(b, input, normalized_shape, weight, bias, eps):
         out = b.op("tract_core_rms_norm", centered, axis=ax[0], eps=literal(eps), out_dtype=centered.dtype,
                    out_shape=centered.shape)
         # dead, and dropped, unless a user reads it
-        rstd = b.op("rsqrt", b.op("add", b.op("mean_reduce", b.op("sqr", centered), axes=ax), literal(eps)))
+        rstd = _rsqrt_mean_square(b, centered, ax, eps)
     if weight is not None:
         out = b.op("mul", out, weight)
     if bias is not None:
